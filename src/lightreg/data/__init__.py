@@ -1,0 +1,18 @@
+"""LightningDataModules; every one works offline."""
+
+from lightreg.data.csv import CSVDataModule, read_csv_table
+from lightreg.data.loader import TensorBatches
+from lightreg.data.sklearn_sets import SklearnDataModule
+from lightreg.data.synthetic import SyntheticDataModule, make_synthetic
+from lightreg.data.tabular import TabularData, TabularDataModule
+
+__all__ = [
+    "CSVDataModule",
+    "SklearnDataModule",
+    "SyntheticDataModule",
+    "TabularData",
+    "TabularDataModule",
+    "TensorBatches",
+    "make_synthetic",
+    "read_csv_table",
+]

@@ -1,0 +1,158 @@
+"""The base LightningModule: data loss, metrics, epoch aggregation, optimizer, and the extra-loss point."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics import MeanMetric
+
+from lightreg.models import tasks
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+SchedulerFactory = Callable[[Optimizer], Any]
+
+
+class LightregModule(L.LightningModule):
+    """Base class of every lightreg model: subclasses only build ``self.net``.
+
+    The training objective of one step is
+
+        objective = data_loss(net(x), y) + Σ extra loss terms + Σ reported penalties
+
+    where ``data_loss`` is the batch mean (cross entropy, BCE-with-logits or MSE, chosen by ``task``),
+    extra loss terms come from :meth:`extra_loss_terms` (override it to add your own, differentiable
+    terms) and reported penalties are the λ·R values that gradient/proximal regularization callbacks
+    apply outside the loss and announce through :meth:`report_penalty`. Logged per epoch (sample-
+    weighted means, so a short last batch counts for what it holds): ``train/loss`` (data loss only),
+    ``train/acc`` (or ``train/mae``, ``train/r2``), ``train/penalty`` and ``train/objective`` when a
+    penalty exists, ``val/loss``, ``val/acc``. The validation loss is the data loss only: penalties are
+    a training device, not part of the model's fit.
+
+    Args:
+        input_shape: shape of one sample, e.g. ``(64,)`` or ``(1, 28, 28)``.
+        num_classes: number of classes (``None`` for regression).
+        task: ``binary`` | ``multiclass`` | ``regression``.
+        optimizer: ``params -> Optimizer`` (a Hydra ``_partial_`` config), needed for training only.
+        scheduler: optional ``optimizer -> LRScheduler`` partial, stepped every epoch.
+        print_epochs: print one summary line per epoch.
+    """
+
+    net: nn.Module
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...] | list[int],
+        num_classes: int | None,
+        task: str = "multiclass",
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        print_epochs: bool = True,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.num_inputs = math.prod(self.input_shape)
+        self.task = task
+        self.num_outputs = tasks.num_outputs(task, num_classes)
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.print_epochs = print_epochs
+        self.train_metrics = tasks.task_metrics(task, num_classes).clone(prefix="train/")
+        self.val_metrics = tasks.task_metrics(task, num_classes).clone(prefix="val/")
+        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
+        self.train_penalty, self.train_objective = MeanMetric(), MeanMetric()
+        self._reported_penalties: dict[str, Tensor] = {}
+        self._has_penalty = False
+        self._last_val: dict[str, float] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    # -- extension point -------------------------------------------------------------------------------
+    def extra_loss_terms(self, batch: Any, output: Tensor) -> Mapping[str, Tensor]:
+        """Named scalar terms added to the training loss (never to the validation loss).
+
+        Override to regularize by hand, e.g. ``{"l1_first": 1e-3 * self.net.fc1.weight.abs().sum()}``.
+        Each term must be a non-negative tensor that depends on parameters through autograd.
+        """
+        return {}
+
+    def report_penalty(self, name: str, value: Tensor) -> None:
+        """Announce a penalty λ·R that a callback applies outside the loss (as gradients or proximal steps).
+
+        Called once per batch before ``training_step``; the value is only logged (``train/penalty``,
+        ``train/objective``), never back-propagated.
+        """
+        self._reported_penalties[name] = value.detach()
+
+    # -- steps -------------------------------------------------------------------------------------------
+    def _shared_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        x, y = batch
+        output = self(x)
+        return output, tasks.data_loss(self.task, output, y), y
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        output, loss, y = self._shared_step(batch)
+        terms = dict(self.extra_loss_terms(batch, output))
+        penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
+        penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
+        total = loss + sum(terms.values()) if terms else loss
+        n = y.shape[0]
+        self.train_loss.update(loss.detach(), weight=n)
+        self.train_metrics.update(tasks.predictions(self.task, output.detach()), tasks.target_for_metrics(self.task, y))
+        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=n)
+        if terms or self._reported_penalties:
+            self._has_penalty = True
+            objective = loss.detach() + penalty
+            self.train_penalty.update(penalty, weight=n)
+            self.train_objective.update(objective, weight=n)
+            for name, value in {**{k: v.detach() for k, v in terms.items()}, **self._reported_penalties}.items():
+                self.log(f"train/penalty/{name}", value, on_step=True, on_epoch=False, batch_size=n)
+            self.log("train/penalty_step", penalty, on_step=True, on_epoch=False, batch_size=n)
+            self.log("train/objective_step", objective, on_step=True, on_epoch=False, batch_size=n)
+        return {"loss": total, "data_loss": loss.detach(), "output": output.detach()}
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        output, loss, y = self._shared_step(batch)
+        self.val_loss.update(loss, weight=y.shape[0])
+        self.val_metrics.update(tasks.predictions(self.task, output), tasks.target_for_metrics(self.task, y))
+        return {"loss": loss, "output": output}
+
+    # -- epoch-end aggregation ----------------------------------------------------------------------------
+    def on_validation_epoch_end(self) -> None:
+        figures = {"val/loss": self.val_loss.compute(), **self.val_metrics.compute()}
+        self.val_loss.reset()
+        self.val_metrics.reset()
+        self.log_dict(figures)
+        if not self.trainer.sanity_checking:
+            self._last_val = {k: float(v) for k, v in figures.items()}
+
+    def on_train_epoch_end(self) -> None:
+        figures = {"train/loss": self.train_loss.compute(), **self.train_metrics.compute()}
+        if self._has_penalty:
+            figures["train/penalty"] = self.train_penalty.compute()
+            figures["train/objective"] = self.train_objective.compute()
+        for metric in (self.train_loss, self.train_metrics, self.train_penalty, self.train_objective):
+            metric.reset()
+        self.log_dict(figures)
+        if self.print_epochs:
+            shown = {**{k: float(v) for k, v in figures.items()}, **self._last_val}
+            self.print(f"Epoch [{self.current_epoch}] " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+
+    # -- optimization ---------------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError(
+                f"{type(self).__name__} has no optimizer: pass optimizer=functools.partial(torch.optim.SGD, lr=0.1) "
+                "(the CLI passes the `optimizer` config group)"
+            )
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "epoch"}}

@@ -1,0 +1,115 @@
+"""``train(cfg)``: instantiate data, model, callbacks, loggers and trainer from a Hydra config; fit; report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from lightreg.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def _build(node: Any, what: str, **kwargs: Any) -> Any:
+    """Instantiate a config node; a constructor's ``ValueError`` becomes a one-line :class:`UserError`."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if isinstance(cause, (ValueError, TypeError)):
+            raise UserError(f"bad {what} config: {cause}") from None
+        raise
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject values that would silently train something else than asked, before any work starts."""
+    strength = cfg.get("lambda", 0.0)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+        raise UserError(f"lambda must be a number, got {strength!r}")
+    if not math.isfinite(strength) or strength < 0:
+        raise UserError(
+            f"lambda must be a finite number >= 0, got {strength}: a penalty is added to the loss, never subtracted"
+        )
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and max_epochs < -1:
+        raise UserError(f"trainer.max_epochs must be >= 0 (or -1 for no limit), got {max_epochs}")
+
+
+def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The configured penalties: ``penalty`` (from ``+penalty=...``) and every entry of ``extra_penalties``."""
+    found: dict[str, DictConfig] = {}
+    if cfg.get("penalty") is not None:
+        found["penalty"] = cfg.penalty
+    for name, node in (cfg.get("extra_penalties") or {}).items():
+        found[f"extra_penalties.{name}"] = node
+    return found
+
+
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    callbacks = [_build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    for where, node in penalty_configs(cfg).items():
+        callbacks.append(_build(node, where))
+    return callbacks
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Run one training job described by ``cfg`` and return the figures written to ``metrics.json``."""
+    check_config(cfg)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = _build(cfg.data, "data")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    model = _build(
+        cfg.model,
+        "model",
+        input_shape=datamodule.input_shape,
+        num_classes=datamodule.num_classes,
+        task=datamodule.task,
+        optimizer=_build(cfg.optimizer, "optimizer"),
+    )
+    callbacks = build_callbacks(cfg)
+    loggers = [_build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+    trainer: L.Trainer = _build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    started = time.perf_counter()
+    status = "failed"
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        status = "interrupted" if trainer.interrupted else "completed"
+    finally:
+        metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
+        if trainer.is_global_zero:
+            (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    return metrics
+
+
+def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: float) -> dict[str, Any]:
+    """Final epoch-level figures (``train/*``, ``val/*``, penalties, sparsity) plus run facts."""
+    figures: dict[str, Any] = {
+        name: float(value)
+        for name, value in trainer.callback_metrics.items()
+        if not name.endswith("_step") and "/penalty/" not in name and value.numel() == 1
+    }
+    figures.update(
+        status=status,
+        epochs=trainer.current_epoch,
+        global_step=trainer.global_step,
+        seed=cfg.seed,
+        fit_seconds=round(seconds, 3),
+    )
+    return figures

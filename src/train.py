@@ -1,0 +1,34 @@
+"""Command line entry point: ``python -m train [overrides]`` (Hydra)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+
+import hydra
+from omegaconf import DictConfig
+
+from lightreg.errors import UserError
+
+# Lightning 2.6 on torch >= 2.10 warns about its own pytree use on every run; nothing a user can act on.
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
+# ... and advertises a cloud logger at every start.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
+
+
+@hydra.main(version_base="1.3", config_path="pkg://lightreg.conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    """Train one model; returns the final ``val/loss`` so Hydra sweepers can optimize it."""
+    from lightreg.pipeline import train
+
+    try:
+        metrics = train(cfg)
+    except UserError as exc:
+        print(f"lightreg: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    return metrics.get("val/loss")
+
+
+if __name__ == "__main__":
+    main()
