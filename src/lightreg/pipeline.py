@@ -58,7 +58,9 @@ def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
     callbacks = [_build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
     for where, node in penalty_configs(cfg).items():
-        callbacks.append(_build(node, where))
+        # extra penalties are named after their key, so their logs (sparsity/<name>, ...) never collide
+        name = {"name": where.split(".", 1)[1]} if where.startswith("extra_penalties.") else {}
+        callbacks.append(_build(node, where, **name))
     return callbacks
 
 
