@@ -1,0 +1,262 @@
+"""RegularizationCallback: gradient mode equals autograd of loss + λR, proximal mode gives exact zeros."""
+
+from __future__ import annotations
+
+import functools
+from types import SimpleNamespace
+
+import lightning as L
+import pytest
+import torch
+
+from lightreg.callbacks import RegularizationCallback, regularizer
+from lightreg.data import SyntheticDataModule
+from lightreg.errors import LightregWarning, UserError
+from lightreg.models import MLP, LogisticRegression
+from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, soft_threshold_
+
+PENALTIES = [L1(), L2(), ElasticNet(0.3), GroupLasso("rows"), GroupLasso("columns")]
+
+
+def _data(batch_size: int | None = 32, n_samples: int = 200) -> SyntheticDataModule:
+    dm = SyntheticDataModule(n_samples=n_samples, batch_size=batch_size, seed=0)
+    dm.setup("fit")
+    return dm
+
+
+def _mlp(dm: SyntheticDataModule, optimizer, cls=MLP, seed: int = 0) -> MLP:
+    torch.manual_seed(seed)
+    return cls(
+        hidden_sizes=[8, 6], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
+        optimizer=optimizer, print_epochs=False,
+    )
+
+
+def _trainer(callbacks=(), **kwargs) -> L.Trainer:
+    options = dict(
+        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, max_epochs=1,
+    )
+    options.update(kwargs)
+    return L.Trainer(callbacks=list(callbacks), **options)
+
+
+def _penalized_in_loss(penalty: Penalty, strength: float) -> type[MLP]:
+    class PenaltyInLoss(MLP):
+        def extra_loss_terms(self, batch, output):
+            weights = [p for p in self.parameters() if p.ndim >= 2]
+            return {"by_hand": strength * sum(penalty.value(w) for w in weights)}
+
+    return PenaltyInLoss
+
+
+@pytest.mark.parametrize("penalty", PENALTIES, ids=repr)
+def test_grad_mode_equals_autograd_of_penalized_loss(penalty: Penalty) -> None:
+    """Same init, same batches, accumulation 2 and clipping on: λ∇R added to .grad == λR added to the loss."""
+    strength, dm = 0.05, _data(batch_size=40)  # 160 training rows: 4 batches, 2 full accumulation windows
+    sgd = functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9)
+    steps = dict(max_epochs=3, accumulate_grad_batches=2, gradient_clip_val=0.05)
+
+    by_callback = _mlp(dm, sgd)
+    _trainer([RegularizationCallback(penalty, strength, mode="grad")], **steps).fit(by_callback, datamodule=dm)
+    in_loss = _mlp(dm, sgd, cls=_penalized_in_loss(penalty, strength))
+    _trainer(**steps).fit(in_loss, datamodule=dm)
+    untouched = _mlp(dm, sgd)
+    _trainer(**steps).fit(untouched, datamodule=dm)
+
+    for (name, a), b, c in zip(by_callback.named_parameters(), in_loss.parameters(), untouched.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+        if a.ndim >= 2:
+            assert not torch.allclose(a, c, atol=1e-6), f"{name}: the penalty changed nothing"
+
+
+@pytest.mark.parametrize("penalty", [L1(), ElasticNet(0.5), GroupLasso("columns")], ids=repr)
+def test_prox_mode_is_the_closed_form_prox_after_each_sgd_step(penalty: Penalty) -> None:
+    """One full-batch plain-SGD step: w1 = prox_{lr·λ·R}(w0 − lr·∇f(w0)), with exact zeros."""
+    lr, strength, dm = 0.5, 0.4, _data(batch_size=None)
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=lr))
+    x, y = dm.x_train, dm.y_train
+    model.zero_grad()
+    model._shared_step((x, y))[1].backward()
+    expected = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            w = p - lr * p.grad
+            expected[name] = penalty.prox_(w.clone(), lr * strength) if p.ndim >= 2 else w
+    model.zero_grad()
+
+    _trainer([RegularizationCallback(penalty, strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert (model.net.fc1.weight == 0).any(), "a threshold this large must zero some entries exactly"
+
+
+def test_prox_uses_the_lr_of_the_step_before_a_step_scheduler_moves_it() -> None:
+    lr, strength, dm = 0.5, 0.2, _data(batch_size=None)
+
+    class Halving(MLP):
+        def configure_optimizers(self):
+            opt = torch.optim.SGD(self.parameters(), lr=lr)
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.01)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    model = _mlp(dm, None, cls=Halving)
+    w0 = model.net.fc1.weight.detach().clone()
+    model.zero_grad()
+    model._shared_step((dm.x_train, dm.y_train))[1].backward()
+    expected = soft_threshold_(w0 - lr * model.net.fc1.weight.grad, lr * strength)
+    model.zero_grad()
+    _trainer([RegularizationCallback(L1(), strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    torch.testing.assert_close(model.net.fc1.weight.detach(), expected)
+
+
+def test_prox_skips_accumulation_micro_batches() -> None:
+    """With accumulate_grad_batches=4, 8 batches are 2 optimizer steps: the prox runs exactly twice."""
+    dm, calls = _data(batch_size=25), []
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1))
+    callback = RegularizationCallback(L1(), 0.01)
+    original = callback._after_optimizer_step
+    callback._after_optimizer_step = lambda *a: (calls.append(1), original(*a))
+    _trainer([callback], max_epochs=1, accumulate_grad_batches=4, limit_val_batches=0).fit(model, datamodule=dm)
+    assert len(calls) == 2
+
+
+def test_penalty_is_logged_and_objective_is_loss_plus_penalty() -> None:
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.Adam, lr=1e-2))
+    trainer = _trainer([RegularizationCallback(L1(), 1e-3)], max_epochs=2)
+    trainer.fit(model, datamodule=dm)
+    m = trainer.callback_metrics
+    assert float(m["train/penalty"]) > 0
+    torch.testing.assert_close(m["train/objective"], m["train/loss"] + m["train/penalty"])
+    assert 0 < float(m["sparsity/l1"]) < 1
+    # val/loss is the data loss only
+    model.eval()
+    with torch.no_grad():
+        val = model._shared_step((dm.x_val, dm.y_val))[1]
+    torch.testing.assert_close(m["val/loss"], val, rtol=1e-5, atol=1e-6)
+
+
+def test_only_weights_are_penalized_by_default() -> None:
+    dm = _data(batch_size=None)
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
+    biases = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim == 1}
+    bias_only_sgd = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
+    _trainer([RegularizationCallback(L1(), 10.0)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    _trainer(max_steps=1, limit_val_batches=0).fit(bias_only_sgd, datamodule=dm)
+    for name, p in model.named_parameters():
+        if name in biases:
+            torch.testing.assert_close(p, dict(bias_only_sgd.named_parameters())[name], msg=name)
+        else:
+            assert (p == 0).all(), f"{name} should be zeroed by a huge L1"
+
+
+def test_include_exclude_select_parameters() -> None:
+    dm = _data(batch_size=None)
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
+    callback = RegularizationCallback(L1(), 10.0, include=["net.fc1.weight"])
+    _trainer([callback], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    assert list(callback.params) == ["net.fc1.weight"]
+    assert (model.net.fc1.weight == 0).all() and (model.net.fc2.weight != 0).any()
+    with pytest.raises(UserError, match="available"):
+        RegularizationCallback(L1(), 1.0, include="net.nope*").setup(SimpleNamespace(strategy=object()), model, "fit")
+
+
+def test_two_callbacks_coexist_with_their_own_strength() -> None:
+    first = RegularizationCallback(L1(), 1e-2, include="net.fc1.weight")
+    rest = RegularizationCallback(L2(), 1e-4, exclude="net.fc1.weight", name="l2_rest")
+    assert first.state_key != rest.state_key
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1))
+    trainer = _trainer([first, rest], max_epochs=1)
+    trainer.fit(model, datamodule=dm)
+    assert "net.fc1.weight" in first.params and "net.fc1.weight" not in rest.params
+    assert {"sparsity/l1", "sparsity/l2_rest"} <= set(trainer.callback_metrics)
+
+
+def test_warmup_ramps_strength_linearly() -> None:
+    callback = RegularizationCallback(L1(), 0.1, warmup_epochs=4)
+    assert [callback.current_strength(e) for e in (0, 1, 2, 4, 9)] == pytest.approx([0, 0.025, 0.05, 0.1, 0.1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(strength=-0.1), "-0.1"),
+        (dict(strength=float("nan")), "nan"),
+        (dict(strength=float("inf")), "inf"),
+        (dict(strength=1.0, mode="loss"), "'loss'"),
+        (dict(strength=1.0, warmup_epochs=-2), "-2"),
+    ],
+)
+def test_bad_arguments_name_the_value(kwargs: dict, message: str) -> None:
+    with pytest.raises(UserError, match=message):
+        RegularizationCallback(L1(), **kwargs)
+
+
+def test_zero_strength_warns_that_nothing_is_regularized() -> None:
+    with pytest.warns(LightregWarning, match="NO regularization"):
+        RegularizationCallback(L1(), 0.0)
+
+
+def test_group_penalty_is_refused_on_sharded_strategies() -> None:
+    class FSDPStrategy:
+        pass
+
+    dm = _data()
+    model = _mlp(dm, None)
+    with pytest.raises(UserError, match="shards parameters"):
+        RegularizationCallback(GroupLasso("rows"), 1e-3).setup(SimpleNamespace(strategy=FSDPStrategy()), model, "fit")
+    RegularizationCallback(L1(), 1e-3).setup(SimpleNamespace(strategy=FSDPStrategy()), model, "fit")  # elementwise: fine
+
+
+def test_fused_optimizer_under_grad_scaler_is_refused() -> None:
+    dm = _data()
+    model = _mlp(dm, None)
+    callback = RegularizationCallback(L1(), 1e-3)
+    callback.setup(SimpleNamespace(strategy=object()), model, "fit")
+    fused = torch.optim.Adam(model.parameters(), fused=True)
+    trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=object(), precision="16-mixed"), optimizers=[fused])
+    with pytest.raises(UserError, match="fused=True"):
+        callback.on_fit_start(trainer, model)
+
+
+def test_weight_decay_with_l2_penalty_warns_of_double_counting() -> None:
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1, weight_decay=1e-3))
+    with pytest.warns(LightregWarning, match="regularized twice"):
+        _trainer([RegularizationCallback(L2(), 1e-3)], max_steps=1).fit(model, datamodule=dm)
+
+
+def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
+    dm = _data(batch_size=None)
+    torch.manual_seed(0)
+    model = LogisticRegression(
+        input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5), print_epochs=False,
+    )
+    with pytest.warns(LightregWarning, match=r"lambda_max = ([0-9.e-]+)") as record:
+        _trainer([RegularizationCallback(L1(), 5.0)], max_epochs=1, limit_val_batches=0).fit(model, datamodule=dm)
+    assert (model.net.linear.weight == 0).all()
+    # λ_max = max |∇_w f| at w = 0 with the bias the run ended with
+    model.zero_grad()
+    model._shared_step((dm.x_train, dm.y_train))[1].backward()
+    lam_max = float(model.net.linear.weight.grad.abs().max())
+    reported = [str(w.message) for w in record if "lambda_max" in str(w.message)][0]
+    assert f"lambda_max = {lam_max:.4g}" in reported
+
+
+def test_penalty_that_dwarfs_the_loss_warns() -> None:
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=1e-4))
+    with pytest.warns(LightregWarning, match="more than 10x the data loss"):
+        _trainer([RegularizationCallback(L1(), 5.0, mode="grad")], max_epochs=1).fit(model, datamodule=dm)
+
+
+def test_regularizer_builds_penalty_options_from_flat_config() -> None:
+    callback = regularizer("elastic_net", 1e-3, l1_ratio=0.7, mode="grad")
+    assert callback.penalty == ElasticNet(0.7) and callback.mode == "grad"
+    assert regularizer("group_lasso", 1e-3, groups="rows").penalty == GroupLasso("rows")
+    assert regularizer("l2", 1e-3).mode == "grad" and regularizer("l1", 1e-3).mode == "prox"
+    with pytest.raises(UserError, match="'l3'"):
+        regularizer("l3", 1e-3)
