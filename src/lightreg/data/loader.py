@@ -15,8 +15,10 @@ class TensorBatches:
     """Iterate over ``(x[idx], y[idx])`` mini-batches of tensors that already sit in memory.
 
     One ``index_select`` per tensor per batch replaces ``batch_size`` calls to ``__getitem__`` plus a
-    collate. Shuffling is seeded per epoch (permutation of epoch ``e`` comes from ``seed + e``), and the
-    epoch counter is saved in checkpoints (``state_dict``), so a resumed run sees the same batches.
+    collate. Shuffling is seeded per epoch: the permutation of epoch ``e`` comes from ``seed + e``. Lightning
+    sets ``e`` before every epoch through ``sampler.set_epoch`` (as for a ``DistributedSampler``), so a run
+    resumed from a checkpoint sees exactly the batches of an uninterrupted one; iterated by hand, the epoch
+    advances by one per pass (and is saved by ``state_dict``).
     Under ``torch.distributed`` each rank takes every ``world_size``-th index of the (padded) permutation,
     as ``DistributedSampler`` does, so every rank runs the same number of batches.
 
@@ -50,7 +52,8 @@ class TensorBatches:
         self.shuffle = shuffle
         self.seed = seed
         self.drop_last = drop_last
-        self.epoch = 0
+        self.sampler = _Epoch()
+        self.batch_sampler = None  # read with `sampler` by Lightning's DataLoader duck-typing
 
     @staticmethod
     def _world() -> tuple[int, int]:
@@ -72,7 +75,7 @@ class TensorBatches:
     def _indices(self) -> Tensor:
         n = self.tensors[0].shape[0]
         if self.shuffle:
-            generator = torch.Generator().manual_seed(self.seed + self.epoch)
+            generator = torch.Generator().manual_seed(self.seed + self.sampler.epoch)
             order = torch.randperm(n, generator=generator)
         else:
             order = torch.arange(n)
@@ -84,14 +87,29 @@ class TensorBatches:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         order = self._indices()
-        self.epoch += 1
+        self.sampler.epoch += 1
         bs = self._local_batch_size()
         for start in range(0, len(self) * bs, bs):
             idx = order[start : start + bs]
             yield tuple(t.index_select(0, idx) for t in self.tensors)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch}
+        return {"epoch": self.sampler.epoch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.epoch = int(state["epoch"])
+        self.sampler.epoch = int(state["epoch"])
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose permutation the next pass uses."""
+        return self.sampler.epoch
+
+
+class _Epoch:
+    """Where Lightning's ``_set_sampler_epoch`` finds ``set_epoch`` (it looks at ``loader.sampler``)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
