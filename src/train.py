@@ -9,6 +9,7 @@ import warnings
 import hydra
 from omegaconf import DictConfig
 
+from lightreg.config_checks import check_config
 from lightreg.errors import LightregWarning, UserError
 
 # Lightning 2.6 on torch >= 2.10 warns about its own pytree use on every run; nothing a user can act on.
@@ -32,9 +33,10 @@ warnings.formatwarning = _format_warning
 @hydra.main(version_base="1.3", config_path="pkg://lightreg.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one model; returns the final ``val/loss`` so Hydra sweepers can optimize it."""
-    from lightreg.pipeline import train
-
     try:
+        check_config(cfg)  # before the slow Lightning import below
+        from lightreg.pipeline import train
+
         metrics = train(cfg)
     except UserError as exc:
         print(f"lightreg: error: {exc}", file=sys.stderr)

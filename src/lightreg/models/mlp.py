@@ -41,8 +41,13 @@ class MLP(LightregModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not hidden_sizes or any(int(h) <= 0 for h in hidden_sizes):
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, got {list(hidden_sizes)}")
+        if (
+            not isinstance(hidden_sizes, Sequence)
+            or isinstance(hidden_sizes, str)
+            or not hidden_sizes
+            or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_sizes)
+        ):
+            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= dropout < 1.0:

@@ -1,0 +1,95 @@
+"""Shared helpers: the CLI in a subprocess, small CSV files, the config groups' options."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+
+# Lightning's own noise, the same two filters src/train.py installs for the CLI.
+_LIGHTNING_WARNINGS = [
+    r"ignore:.*isinstance\(treespec, LeafSpec\):Warning",
+    r"ignore:.*does not have many workers:UserWarning",
+    r"ignore:.*the number of training batches.*is smaller than the logging interval:UserWarning",
+    r"ignore:GPU available but not used:UserWarning",
+]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in _LIGHTNING_WARNINGS:
+        config.addinivalue_line("filterwarnings", line)
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# config groups
+# ---------------------------------------------------------------------------------------------------------------
+CONF = files("lightreg.conf")
+
+
+def config_options(group: str) -> list[str]:
+    """Every option of a config group, read from the packaged YAML files (new options are picked up)."""
+    return sorted(p.name[: -len(".yaml")] for p in (CONF / group).iterdir() if p.name.endswith(".yaml"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CSV files
+# ---------------------------------------------------------------------------------------------------------------
+def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    """Write a small CSV file (header row + rows) and return its path."""
+    with Path(path).open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return Path(path)
+
+
+@pytest.fixture
+def small_csv(tmp_path: Path) -> Path:
+    """40 rows, features a, b, c (c is constant), binary target ``label`` that depends on a."""
+    rows = [(i / 10 - 2, (i * 7) % 11 - 5, 1.0, int(i % 4 < 2)) for i in range(40)]
+    return write_csv(tmp_path / "train.csv", ["a", "b", "c", "label"], rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the CLI
+# ---------------------------------------------------------------------------------------------------------------
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("HYDRA_FULL_ERROR", None)  # the bad-input tests check that no traceback is printed
+    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+    return env
+
+
+def run_train(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m train *args`` in ``cwd`` (so a stray default output dir lands there); text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "train", *args],
+        cwd=cwd,
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli(*overrides)`` runs the CLI with ``tmp_path`` as working directory."""
+
+    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return run_train(*args, cwd=tmp_path, timeout=timeout)
+
+    return run
+
+
+def describe(proc: subprocess.CompletedProcess[str]) -> str:
+    """Exit code and output of a CLI run, for assertion messages."""
+    return f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
