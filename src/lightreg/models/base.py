@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
@@ -56,6 +57,11 @@ class LightregModule(L.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        # Hydra passes lists as ListConfig; saved as-is they make checkpoints unloadable with
+        # torch.load(weights_only=True), the default since torch 2.6 (resuming would fail).
+        for key, value in self.hparams.items():
+            if OmegaConf.is_config(value):
+                self.hparams[key] = OmegaConf.to_container(value, resolve=True)
         self.input_shape = tuple(int(s) for s in input_shape)
         self.num_inputs = math.prod(self.input_shape)
         self.task = task
