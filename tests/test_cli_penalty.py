@@ -89,3 +89,15 @@ def test_resume_from_last_checkpoint_continues_exactly(tmp_path: Path) -> None:
         assert torch.equal(a[name], b[name]), name
     assert read_metrics(resumed)["epochs"] == 4
     assert json.loads((straight / "metrics.json").read_text())["sparsity/l1"] == read_metrics(resumed)["sparsity/l1"]
+
+
+@pytest.mark.slow
+def test_ddp_through_the_lightning_trainer(tmp_path: Path) -> None:
+    """Two CPU processes (gloo) through `trainer.strategy=ddp`: the penalty callback runs on both ranks."""
+    run_cli(tmp_path, "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", "+penalty=l1",
+            "lambda=0.001", "trainer.max_epochs=2", *QUIET)
+    m = read_metrics(tmp_path)
+    assert m["status"] == "completed" and m["epochs"] == 2
+    assert m["train/penalty"] > 0 and m["sparsity/l1"] > 0
+    # 1437 training rows split over 2 ranks at batch 64: 12 steps per epoch (not 23)
+    assert m["global_step"] == 24
