@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,11 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lightreg.callbacks.sparsity import SparsityMonitor
+from lightreg.config_checks import check_config
 from lightreg.errors import UserError
+from lightreg.report import write_report
+from lightreg.report.rundir import SPARSITY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -29,20 +32,6 @@ def _build(node: Any, what: str, **kwargs: Any) -> Any:
         if isinstance(cause, (ValueError, TypeError)):
             raise UserError(f"bad {what} config: {cause}") from None
         raise
-
-
-def check_config(cfg: DictConfig) -> None:
-    """Reject values that would silently train something else than asked, before any work starts."""
-    strength = cfg.get("lambda", 0.0)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
-        raise UserError(f"lambda must be a number, got {strength!r}")
-    if not math.isfinite(strength) or strength < 0:
-        raise UserError(
-            f"lambda must be a finite number >= 0, got {strength}: a penalty is added to the loss, never subtracted"
-        )
-    max_epochs = cfg.trainer.get("max_epochs")
-    if max_epochs is not None and max_epochs < -1:
-        raise UserError(f"trainer.max_epochs must be >= 0 (or -1 for no limit), got {max_epochs}")
 
 
 def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
@@ -61,6 +50,8 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
         # extra penalties are named after their key, so their logs (sparsity/<name>, ...) never collide
         name = {"name": where.split(".", 1)[1]} if where.startswith("extra_penalties.") else {}
         callbacks.append(_build(node, where, **name))
+    if penalty_configs(cfg) and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
+        callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
     return callbacks
 
 
@@ -97,6 +88,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
         if trainer.is_global_zero:
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    monitored = any(isinstance(cb, SparsityMonitor) for cb in callbacks)
+    if trainer.is_global_zero and monitored and (out_dir / SPARSITY_FILE).is_file():
+        write_report(out_dir)  # console table + out_dir/plots/*.png
     return metrics
 
 

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
 from lightreg.models import tasks
+from lightreg.models.doctor import check_terms
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -106,6 +107,8 @@ class LightregModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self._shared_step(batch)
         terms = dict(self.extra_loss_terms(batch, output))
+        if terms:
+            check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
         penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
         penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
         total = loss + sum(terms.values()) if terms else loss

@@ -1,0 +1,7 @@
+"""``python -m lightreg.report RUN_DIR [--compare RUN_DIR ...] [--out DIR]``."""
+
+import sys
+
+from lightreg.report.cli import report_main
+
+sys.exit(report_main())
