@@ -15,7 +15,7 @@ import pytest
 
 from conftest import describe, run_train, write_csv
 
-QUICK = ["logger=none", "callbacks=none", "trainer.max_epochs=1", "+trainer.enable_progress_bar=false"]
+QUICK = ["logger=none", "callbacks=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
 
 def _cases(root: Path) -> dict[str, list[str]]:

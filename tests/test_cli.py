@@ -11,7 +11,7 @@ import yaml
 
 from conftest import describe
 
-FAST = ["logger=none", "callbacks=none", "+trainer.enable_progress_bar=false"]
+FAST = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 
 
 def _metrics(run_dir: Path) -> dict:
@@ -72,7 +72,7 @@ def test_multirun(cli, tmp_path: Path) -> None:
 @pytest.mark.slow  # two runs of the CLI
 def test_resume_from_last_checkpoint(cli, tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
-    common = ["data=wine", "logger=none", "~callbacks.progress_bar", "+trainer.enable_progress_bar=false"]
+    common = ["data=wine", "logger=none", "~callbacks.progress_bar", "trainer.enable_progress_bar=false"]
     proc = cli("trainer.max_epochs=1", *common, f"hydra.run.dir={first}")
     assert proc.returncode == 0, describe(proc)
     before = _metrics(first)

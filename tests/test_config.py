@@ -182,7 +182,9 @@ def test_trainer_option(option: str, make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(f"trainer={option}")
     assert cfg.trainer.default_root_dir == str(tmp_path)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        pytest.skip("trainer=gpu needs a GPU")
+        with pytest.raises(Exception, match="(?i)gpu"):  # no GPU here: Lightning says so before anything runs
+            instantiate(cfg.trainer, callbacks=[], logger=False)
+        return
     trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
     assert isinstance(trainer, L.Trainer)
     assert trainer.max_epochs == cfg.trainer.max_epochs
@@ -204,7 +206,7 @@ def test_trainer_overrides_apply(make_cfg) -> None:
 # callbacks and loggers
 # ----------------------------------------------------------------------------------------------------------------
 EXPECTED_CALLBACKS = {
-    "default": {"model_checkpoint": ModelCheckpoint, "progress_bar": RichProgressBar},
+    "default": {"model_checkpoint": ModelCheckpoint, "last_checkpoint": ModelCheckpoint, "progress_bar": RichProgressBar},
     "none": {},
 }
 
@@ -219,14 +221,16 @@ def test_callbacks_option(option: str, make_cfg, tmp_path: Path) -> None:
     if option in EXPECTED_CALLBACKS:
         assert {k: type(v) for k, v in built.items()} == EXPECTED_CALLBACKS[option]
     if "model_checkpoint" in built:
-        checkpoint = built["model_checkpoint"]
-        assert Path(checkpoint.dirpath) == tmp_path / "checkpoints"
-        assert checkpoint.save_last and checkpoint.monitor == "val/loss"
+        best, last = built["model_checkpoint"], built["last_checkpoint"]
+        assert Path(best.dirpath) == Path(last.dirpath) == tmp_path / "checkpoints"
+        assert best.monitor == "val/loss" and best.filename == "best"
+        assert last.monitor is None and last.filename == "last" and not last._enable_version_counter
+        assert best.state_key != last.state_key
 
 
 def test_a_callback_can_be_dropped(make_cfg) -> None:
     cfg = make_cfg("~callbacks.progress_bar")
-    assert list(cfg.callbacks) == ["model_checkpoint"]
+    assert list(cfg.callbacks) == ["model_checkpoint", "last_checkpoint"]
 
 
 EXPECTED_LOGGERS = {
