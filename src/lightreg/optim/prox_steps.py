@@ -41,7 +41,7 @@ def _denominator(optimizer: Optimizer, group: dict, state: dict) -> tuple[Tensor
     if isinstance(optimizer, (Adam, AdamW)):
         beta2 = group["betas"][1]
         v = state["max_exp_avg_sq"] if group.get("amsgrad") else state["exp_avg_sq"]
-        return (v / (1 - beta2**step)).sqrt_().add_(group["eps"]), 1.0
+        return v.div(1 - beta2**step).sqrt_().add_(group["eps"]), 1.0
     if isinstance(optimizer, Adagrad):
         return state["sum"].sqrt().add_(group["eps"]), 1.0 / (1 + (step - 1) * group["lr_decay"])
     v = state["square_avg"]
@@ -50,20 +50,24 @@ def _denominator(optimizer: Optimizer, group: dict, state: dict) -> tuple[Tensor
     return v.sqrt().add_(group["eps"]), 1.0
 
 
-def prox_step(optimizer: Optimizer, group: dict, param: Tensor, adaptive: bool = True, floor: float = 0.0) -> float | Tensor:
-    """Step η of the proximal operator that follows ``optimizer``'s last step on ``param``.
+def prox_step(
+    optimizer: Optimizer, group: dict, param: Tensor, adaptive: bool = True, floor: float = 0.0, scale: float = 1.0
+) -> float | Tensor:
+    """``scale`` × the step η of the proximal operator that follows ``optimizer``'s last step on ``param``
+    (pass ``scale=λ`` to get the threshold of λR directly).
 
-    Returns ``lr`` (a float) for SGD-like optimizers, when ``adaptive`` is False, or before the optimizer
-    has state for ``param``; otherwise the per-entry tensor ``lr·c / max(√v̂ + ε, floor)``.
+    Returns ``scale·lr`` (a float) for SGD-like optimizers, when ``adaptive`` is False, or before the optimizer
+    has state for ``param``; otherwise the per-entry tensor ``scale·lr·c / max(√v̂ + ε, floor)``, computed in
+    one buffer (this runs after every step, on every penalized tensor).
     """
     lr = _as_float(group["lr"])
     state = optimizer.state.get(param)
     if not adaptive or not is_adaptive(optimizer) or not state or "step" not in state:
-        return lr
+        return scale * lr
     denom, factor = _denominator(optimizer, group, state)
     if floor > 0:
-        denom = denom.clamp_(min=floor)
-    return (lr * factor) / denom
+        denom.clamp_(min=floor)
+    return denom.reciprocal_().mul_(scale * lr * factor)
 
 
 __all__ = ["ADAPTIVE", "is_adaptive", "prox_step"]

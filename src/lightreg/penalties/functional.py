@@ -10,7 +10,13 @@ from torch import Tensor
 
 
 def soft_threshold_(w: Tensor, t: float | Tensor) -> Tensor:
-    """In place ``w <- sign(w) * max(|w| - t, 0)``, computed as ``w - clamp(w, -t, t)``; returns ``w``."""
+    """In place ``w <- sign(w) * max(|w| - t, 0)``, computed as ``w - clamp(w, -t, t)``; returns ``w``.
+
+    A per-entry ``t`` of ``w``'s shape costs one temporary (``-t``, then the clamp written over it).
+    """
+    if isinstance(t, Tensor) and t.shape == w.shape:
+        inner = torch.neg(t)
+        return w.sub_(torch.clamp(w, min=inner, max=t, out=inner))
     return w.sub_(w.clamp(min=-t, max=t))
 
 
