@@ -1,3 +1,16 @@
 """lightreg: regularized, sparse models in PyTorch Lightning."""
 
+from typing import Any
+
 __version__ = "0.1.0"
+__all__ = ["kkt_violation"]
+
+
+def __getattr__(name: str) -> Any:
+    """``lightreg.kkt_violation`` (the KKT residual of a model: how far from optimal), imported on first use so
+    that ``import lightreg`` stays light (the CLI checks its config before paying for torch and Lightning)."""
+    if name == "kkt_violation":
+        from lightreg.kkt import kkt_violation
+
+        return kkt_violation
+    raise AttributeError(f"module 'lightreg' has no attribute {name!r}")

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightreg.callbacks.sparsity import SparsityMonitor
 from lightreg.config_checks import check_config
 from lightreg.errors import UserError
+from lightreg.kkt import trainer_figures
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
 
@@ -108,4 +109,6 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
         seed=cfg.seed,
         fit_seconds=round(seconds, 3),
     )
+    if status == "completed":
+        figures.update(trainer_figures(trainer))  # kkt_violation, full_objective (convex or mode=exact)
     return figures

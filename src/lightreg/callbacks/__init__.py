@@ -1,6 +1,7 @@
 """Lightning callbacks: regularization (gradient or proximal) and sparsity reporting."""
 
+from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
 
-__all__ = ["RegularizationCallback", "SparsityMonitor", "regularizer"]
+__all__ = ["ProximalFinish", "RegularizationCallback", "SparsityMonitor", "regularizer"]

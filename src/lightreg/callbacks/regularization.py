@@ -11,11 +11,12 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError, warn
 from lightreg.optim import is_adaptive, prox_step
 from lightreg.penalties import Penalty, make_penalty, select_parameters
 
-MODES = ("prox", "grad")
+MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
 
@@ -43,12 +44,15 @@ class RegularizationCallback(Callback):
     Args:
         penalty: the unit-strength regularizer R (:mod:`lightreg.penalties`).
         strength: λ >= 0 (finite).
-        mode: ``prox`` | ``grad``; ``None`` picks ``prox`` for sparse penalties, ``grad`` otherwise.
+        mode: ``prox`` | ``grad`` | ``exact``; ``None`` picks ``prox`` for sparse penalties, ``grad`` otherwise.
+            ``exact`` = ``prox``, then a full-batch proximal finish after the last epoch that makes the zero
+            pattern the one of the regularized optimum (:mod:`lightreg.callbacks.exact_support`).
         include: glob patterns over ``named_parameters()`` names (default: every weight with ndim >= 2).
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
+        finish: options of :class:`~lightreg.callbacks.exact_support.ProximalFinish` (``mode: exact`` only).
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class RegularizationCallback(Callback):
         warmup_epochs: int = 0,
         adaptive: bool = True,
         name: str | None = None,
+        finish: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(penalty, Penalty):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
@@ -82,6 +87,9 @@ class RegularizationCallback(Callback):
         self.warmup_epochs = warmup_epochs
         self.adaptive = adaptive
         self.name = name or penalty.name
+        if finish is not None and mode != "exact":
+            raise UserError(f"finish options apply to mode='exact' only, got mode={mode!r} with finish={dict(finish)!r}")
+        self.finish = ProximalFinish(**(finish or {})) if mode == "exact" else None
         self.params: dict[str, nn.Parameter] = {}
         self._param_ids: set[int] = set()
         self._handles: list[Any] = []
@@ -116,6 +124,8 @@ class RegularizationCallback(Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         scaler = getattr(trainer.precision_plugin, "scaler", None)
+        if self.finish is not None:
+            self.finish.check(trainer)
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
             if fused and scaler is not None:
@@ -124,7 +134,7 @@ class RegularizationCallback(Callback):
                     "still holds scaled gradients when callbacks see them; set fused=False or use bf16-mixed"
                 )
             self._warn_double_decay(optimizer)
-            if self.mode == "prox":
+            if self.mode in ("prox", "exact"):
                 if self.adaptive and not is_adaptive(optimizer) and type(optimizer).__name__ != "SGD":
                     warn(
                         f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ"
@@ -187,8 +197,7 @@ class RegularizationCallback(Callback):
         for group in optimizer.param_groups:
             for p in group["params"]:
                 if id(p) in self._param_ids:
-                    step = prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam)
-                    self.penalty.prox_(p, step * lam)
+                    self.penalty.prox_(p, prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam, scale=lam))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._step_strength = self.current_strength(trainer.current_epoch)
@@ -202,6 +211,8 @@ class RegularizationCallback(Callback):
             self._epoch_sums[0] += self._last_value * n
             self._epoch_sums[1] += outputs["data_loss"] * n
             self._epoch_sums[2] += n
+        if self.finish is not None:
+            self.finish.after_batch(self, trainer, pl_module)
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()

@@ -13,11 +13,12 @@ from lightreg.errors import UserError
 from lightreg.penalties.base import Penalty, Step
 from lightreg.penalties.functional import (
     block_soft_threshold_,
-    group_min,
     group_norms,
     group_size,
     normalize_groups_,
+    reduce_dims,
 )
+from lightreg.penalties.metric_prox import metric_group_soft_threshold_
 
 GROUP_DIMS: dict[str, int] = {"rows": 0, "columns": 1, "filters": 0, "channels": 1}
 """Group layout name -> the dimension a group is indexed by (a group is ``w.select(dim, i)`` flattened)."""
@@ -32,9 +33,10 @@ class GroupLasso(Penalty):
     Needs ``w.ndim >= 2``.
 
     Prox: block soft-threshold ``w_g <- w_g · max(0, 1 - s·√size_g / ‖w_g‖)``. With a per-entry step tensor
-    there is no closed form (diagonal metric); each group uses the scalar ``s_g = min`` of its entries' steps.
-    That metric ``(1/s_g)·I`` dominates ``diag(1/s)``, so the step is a conservative majorization and still
-    decreases the objective. ``lambda_max = max_g ‖∇f(0)_g‖ / √size_g``.
+    ``s`` (adaptive optimizers) it is the exact prox in the optimizer's own metric ``diag(1/s)``:
+    ``argmin_u ½ Σ (u − w)²/s + √size_g ‖u_g‖``, zero iff ``‖w_g / s_g‖ ≤ √size_g``, else one scalar
+    secular equation per group (:mod:`lightreg.penalties.metric_prox`). It reduces to the block
+    soft-threshold when the steps of a group are equal. ``lambda_max = max_g ‖∇f(0)_g‖ / √size_g``.
     """
 
     groups: str = "rows"
@@ -72,8 +74,8 @@ class GroupLasso(Penalty):
     @torch.no_grad()
     def prox_(self, w: Tensor, step: Step) -> Tensor:
         size = self._check(w)
-        if isinstance(step, Tensor):
-            step = group_min(step, w, self.dim)
+        if isinstance(step, Tensor) and step.numel() > 1:
+            return metric_group_soft_threshold_(w, step, math.sqrt(size), reduce_dims(w, self.dim))
         return block_soft_threshold_(w, step * math.sqrt(size), self.dim)
 
     def lambda_max(self, grad0: Tensor) -> float:

@@ -1,0 +1,44 @@
+"""Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, and markdown tables."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import lightning as L
+import torch
+
+warnings.filterwarnings("ignore")
+logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+
+OPTIMIZERS = {
+    "sgd": partial(torch.optim.SGD, lr=0.1, momentum=0.9),
+    "adam": partial(torch.optim.Adam, lr=0.01),
+}
+
+
+def fit(model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callback], epochs: int,
+        precision: str = "32-true") -> dict[str, float]:
+    """Fit without loggers, checkpoints or progress bars; validate once at the end. Returns the val figures."""
+    trainer = L.Trainer(
+        max_epochs=epochs, callbacks=list(callbacks), logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+        check_val_every_n_epoch=epochs, accelerator="cpu", precision=precision,
+    )
+    started = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule)
+    figures = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    figures["seconds"] = time.perf_counter() - started
+    return figures
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
