@@ -77,7 +77,7 @@ def test_prox_mode_is_the_closed_form_prox_after_each_sgd_step(penalty: Penalty)
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=lr))
     x, y = dm.x_train, dm.y_train
     model.zero_grad()
-    model._shared_step((x, y))[1].backward()
+    model.batch_loss((x, y))[1].backward()
     expected = {}
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -103,7 +103,7 @@ def test_prox_uses_the_lr_of_the_step_before_a_step_scheduler_moves_it() -> None
     model = _mlp(dm, None, cls=Halving)
     w0 = model.net.fc1.weight.detach().clone()
     model.zero_grad()
-    model._shared_step((dm.x_train, dm.y_train))[1].backward()
+    model.batch_loss((dm.x_train, dm.y_train))[1].backward()
     expected = soft_threshold_(w0 - lr * model.net.fc1.weight.grad, lr * strength)
     model.zero_grad()
     _trainer([RegularizationCallback(L1(), strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
@@ -133,7 +133,7 @@ def test_penalty_is_logged_and_objective_is_loss_plus_penalty() -> None:
     # val/loss is the data loss only
     model.eval()
     with torch.no_grad():
-        val = model._shared_step((dm.x_val, dm.y_val))[1]
+        val = model.batch_loss((dm.x_val, dm.y_val))[1]
     torch.testing.assert_close(m["val/loss"], val, rtol=1e-5, atol=1e-6)
 
 
@@ -240,7 +240,7 @@ def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
     assert (model.net.linear.weight == 0).all()
     # λ_max = max |∇_w f| at w = 0 with the bias the run ended with
     model.zero_grad()
-    model._shared_step((dm.x_train, dm.y_train))[1].backward()
+    model.batch_loss((dm.x_train, dm.y_train))[1].backward()
     lam_max = float(model.net.linear.weight.grad.abs().max())
     reported = [str(w.message) for w in record if "lambda_max" in str(w.message)][0]
     assert f"lambda_max = {lam_max:.4g}" in reported

@@ -1,7 +1,7 @@
 """The training objective on the whole training set: ``f(w) = (1/N) Σ_i loss_i`` and its gradient. No Lightning.
 
 Used by the KKT check and the full-batch proximal finish. The model runs in eval mode (no dropout: the
-deterministic objective), and batches are fed through the model's own ``_shared_step`` so the loss is
+deterministic objective), and batches are fed through the model's own ``batch_loss`` so the loss is
 exactly the training data loss (:class:`~lightreg.models.LightregModule`).
 """
 
@@ -53,7 +53,7 @@ def materialize(batches: Iterable[Sequence[Tensor]], like: Tensor) -> list[tuple
 
 
 def _batch_loss(model: Any, batch: tuple[Tensor, ...]) -> tuple[Tensor, int]:
-    _, loss, y = model._shared_step(batch)
+    _, loss, y = model.batch_loss(batch)
     return loss, int(y.shape[0])
 
 

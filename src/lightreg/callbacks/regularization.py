@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lightreg import full_batch
 from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError, warn
 from lightreg.optim import is_adaptive, prox_step
@@ -255,18 +256,12 @@ class RegularizationCallback(Callback):
         """λ_max = max over selected tensors of ``penalty.lambda_max(∇f)``, ∇f the full-training-set gradient at
         the current weights, which are all zero when this is called. Defined for one penalized tensor (linear
         models); ``None`` otherwise (with several zero layers the gradient vanishes at a saddle)."""
-        if len(self.params) != 1 or trainer.datamodule is None or not hasattr(pl_module, "_shared_step"):
+        if len(self.params) != 1 or trainer.datamodule is None or not hasattr(pl_module, "batch_loss"):
             return None
         (param,) = self.params.values()
-        total, count = torch.zeros_like(param), 0
-        with torch.enable_grad():
-            for batch in trainer.datamodule.train_dataloader():
-                batch = [t.to(param.device) for t in batch]
-                _, loss, y = pl_module._shared_step(batch)
-                (grad,) = torch.autograd.grad(loss, param)
-                total += grad * y.shape[0]
-                count += y.shape[0]
-        return self.penalty.lambda_max(total / count)
+        batches = full_batch.materialize(trainer.datamodule.train_dataloader(), param)
+        _, (grad,) = full_batch.data_loss_and_grad(pl_module, batches, [param])
+        return self.penalty.lambda_max(grad)
 
     # -- checkpointing ------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -99,13 +99,15 @@ class LightregModule(L.LightningModule):
         self._reported_penalties[name] = value.detach()
 
     # -- steps -------------------------------------------------------------------------------------------
-    def _shared_step(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def batch_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(output, data loss, target)`` of one batch: the data loss alone (batch mean), no penalty. Callbacks and
+        full-batch tools (:mod:`lightreg.full_batch`, :mod:`lightreg.kkt`) evaluate the objective through it."""
         x, y = batch
         output = self(x)
         return output, tasks.data_loss(self.task, output, y), y
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        output, loss, y = self._shared_step(batch)
+        output, loss, y = self.batch_loss(batch)
         terms = dict(self.extra_loss_terms(batch, output))
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
@@ -128,7 +130,7 @@ class LightregModule(L.LightningModule):
         return {"loss": total, "data_loss": loss.detach(), "output": output.detach()}
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        output, loss, y = self._shared_step(batch)
+        output, loss, y = self.batch_loss(batch)
         self.val_loss.update(loss, weight=y.shape[0])
         self.val_metrics.update(tasks.predictions(self.task, output), tasks.target_for_metrics(self.task, y))
         return {"loss": loss, "output": output}
