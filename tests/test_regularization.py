@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from types import SimpleNamespace
 
 import lightning as L
@@ -260,3 +261,21 @@ def test_regularizer_builds_penalty_options_from_flat_config() -> None:
     assert regularizer("l2", 1e-3).mode == "grad" and regularizer("l1", 1e-3).mode == "prox"
     with pytest.raises(UserError, match="'l3'"):
         regularizer("l3", 1e-3)
+
+
+def test_small_data_loss_of_a_well_fit_model_is_not_a_dwarf_warning() -> None:
+    """The penalty is compared with the first epoch's data loss too: a loss that fell to 0.03 is no alarm."""
+    dm = _data(batch_size=None)
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
+    callback = RegularizationCallback(L1(), 1e-3)
+    callback.setup(SimpleNamespace(strategy=object()), model, "fit")
+    callback.on_fit_start(SimpleNamespace(precision_plugin=None, optimizers=[]), model)
+    trainer = SimpleNamespace(current_epoch=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LightregWarning)
+        for loss, penalty in [(0.7, 0.3), (0.03, 0.35)]:  # penalty > 10x the current loss at the second epoch
+            callback._epoch_sums = torch.tensor([penalty, loss, 1.0], dtype=torch.float64)
+            callback.on_train_epoch_end(trainer, model)
+    callback._epoch_sums = torch.tensor([8.0, 0.5, 1.0], dtype=torch.float64)  # > 10x the first epoch's 0.7
+    with pytest.warns(LightregWarning, match="0.7 after the first epoch"):
+        callback.on_train_epoch_end(trainer, model)

@@ -124,6 +124,7 @@ class RegularizationCallback(Callback):
             )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_loss: float | None = None
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         if self.finish is not None:
             self.finish.check(trainer)
@@ -229,12 +230,19 @@ class RegularizationCallback(Callback):
         if self.penalty.sparse and zero_fraction == 1.0 and lam > 0:
             self._warn_once("all_zero", self._all_zero_message(trainer, pl_module, lam))
         penalty_sum, loss_sum, n = self._epoch_sums.tolist()
-        if n > 0 and penalty_sum > DWARF_RATIO * loss_sum:
+        if n == 0:
+            return
+        penalty, loss = penalty_sum / n, loss_sum / n
+        if self._first_loss is None:
+            self._first_loss = loss
+        # against the larger of this epoch's and the first epoch's data loss: a well-fit model's small loss
+        # (0.03 on digits) is not a sign that λ is too large
+        if penalty > DWARF_RATIO * max(loss, self._first_loss):
             self._warn_once(
                 "dwarf",
-                f"{self.name}: the penalty ({penalty_sum / n:.4g}) is more than {DWARF_RATIO:g}x the data loss "
-                f"({loss_sum / n:.4g}) at epoch {trainer.current_epoch}: lambda={self.strength:g} is likely too "
-                "large and will freeze training; try a value 10-100x smaller",
+                f"{self.name}: the penalty ({penalty:.4g}) is more than {DWARF_RATIO:g}x the data loss "
+                f"({loss:.4g}; {self._first_loss:.4g} after the first epoch) at epoch {trainer.current_epoch}: "
+                f"lambda={self.strength:g} is likely too large and will freeze training; try a value 10-100x smaller",
             )
 
     def _warn_once(self, kind: str, message: str) -> None:
