@@ -140,7 +140,7 @@ class LightregModule(L.LightningModule):
         figures = {"val/loss": self.val_loss.compute(), **self.val_metrics.compute()}
         self.val_loss.reset()
         self.val_metrics.reset()
-        self.log_dict(figures)
+        self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
         if not self.trainer.sanity_checking:
             self._last_val = {k: float(v) for k, v in figures.items()}
 
@@ -151,7 +151,7 @@ class LightregModule(L.LightningModule):
             figures["train/objective"] = self.train_objective.compute()
         for metric in (self.train_loss, self.train_metrics, self.train_penalty, self.train_objective):
             metric.reset()
-        self.log_dict(figures)
+        self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
         if self.print_epochs:
             shown = {**{k: float(v) for k, v in figures.items()}, **self._last_val}
             self.print(f"Epoch [{self.current_epoch}] " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
