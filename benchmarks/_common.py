@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, and markdown tables."""
+"""Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, the seed-001 input support,
+and markdown tables."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def fit(model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callbac
     figures = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     figures["seconds"] = time.perf_counter() - started
     return figures
+
+
+def input_support(model: Any, n_informative: int = 2) -> tuple[int, int]:
+    """Seed-001 setup: (uninformative input columns of ``net.fc1.weight`` that are exactly zero, informative
+    columns kept); the informative inputs are the first ``n_informative``."""
+    dropped = (model.net.fc1.weight.detach() == 0).all(dim=0)
+    return int(dropped[n_informative:].sum()), int((~dropped[:n_informative]).sum())
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -18,7 +18,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import OPTIMIZERS, fit, table
+from _common import OPTIMIZERS, fit, input_support, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
@@ -39,9 +39,9 @@ def run(job: tuple[int, str, str, float, float, int, str, bool]) -> dict:
         if l2 > 0:
             callbacks.append(regularizer("l2", l2, exclude=["net.fc1.weight"], name="l2"))
     figures = fit(model, dm, callbacks, epochs)
-    zero = (model.net.fc1.weight.detach() == 0).all(dim=0)
-    return dict(seed=seed, opt=opt, mode=mode, lam=lam, acc=figures["val/acc"], noise_zero=int(zero[2:].sum()),
-                kept=int((~zero[:2]).sum()), seconds=figures["seconds"])
+    noise_zero, kept = input_support(model)
+    return dict(seed=seed, opt=opt, mode=mode, lam=lam, acc=figures["val/acc"], noise_zero=noise_zero,
+                kept=kept, seconds=figures["seconds"])
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import fit, table
+from _common import fit, input_support, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
@@ -50,8 +50,8 @@ def run(job: tuple[int, str, float, int]) -> dict:
                              adaptive=variant != "plain-lr"),
                  regularizer("l2", 0.01, exclude=["net.fc1.weight"], name="l2")]
     figures = fit(model, dm, callbacks, epochs)
-    zero = (model.net.fc1.weight.detach() == 0).all(dim=0)
-    return dict(variant=variant, lam=lam, acc=figures["val/acc"], noise_zero=int(zero[2:].sum()), kept=int((~zero[:2]).sum()))
+    noise_zero, kept = input_support(model)
+    return dict(variant=variant, lam=lam, acc=figures["val/acc"], noise_zero=noise_zero, kept=kept)
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from _common import fit, input_support
+
 from lightreg.callbacks import RegularizationCallback
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
@@ -36,11 +38,9 @@ def run(optimizer: str, strength: float, epochs: int, seed: int) -> tuple[int, b
     model = MLP(hidden_sizes=[6], input_shape=dm.input_shape, num_classes=2, task="binary",
                 optimizer=OPTIMIZERS[optimizer], print_epochs=False)
     callbacks = [RegularizationCallback(L1(), strength, include="net.fc1.weight")] if strength > 0 else []
-    trainer = L.Trainer(accelerator="cpu", max_epochs=epochs, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
-    trainer.fit(model, datamodule=dm)
-    dropped = (model.net.fc1.weight == 0).all(dim=0)
-    return int(dropped[2:].sum()), not bool(dropped[:2].any()), float(trainer.callback_metrics["val/acc"])
+    figures = fit(model, dm, callbacks, epochs)
+    noise_zero, kept = input_support(model)
+    return noise_zero, kept == 2, figures["val/acc"]
 
 
 def main() -> None:

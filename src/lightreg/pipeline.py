@@ -47,11 +47,12 @@ def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
     callbacks = [_build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    for where, node in penalty_configs(cfg).items():
+    penalties = penalty_configs(cfg)
+    for where, node in penalties.items():
         # extra penalties are named after their key, so their logs (sparsity/<name>, ...) never collide
         name = {"name": where.split(".", 1)[1]} if where.startswith("extra_penalties.") else {}
         callbacks.append(_build(node, where, **name))
-    if penalty_configs(cfg) and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
+    if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
         callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
     return callbacks
 
