@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from lightreg.callbacks import RegularizationCallback
-from lightreg.penalties import L1
+from lightreg.penalties import L1, penalty_value
 
 WIDTHS = [784] + [256] * 41 + [10]  # 42 Linear layers
 
@@ -59,7 +59,7 @@ def make_step(variant: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor):
                     reg = reg + p.abs().sum()
             loss = loss + strength * reg
         if callback is not None:
-            callback.penalty_value(strength)
+            penalty_value([callback.as_term()])
         loss.backward()
         if callback is not None:
             callback.on_before_optimizer_step(trainer, model, optimizer)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -12,35 +15,51 @@ from omegaconf import DictConfig
 from lightreg.config_checks import check_config
 from lightreg.errors import LightregWarning, UserError
 
-# Lightning 2.6 on torch >= 2.10 warns about its own pytree use on every run; nothing a user can act on.
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=Warning)
-# ... and advertises a cloud logger at every start.
-logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "Tip:" not in record.getMessage())
-
-_plain_format = warnings.formatwarning
+NOISE = (r".*isinstance\(treespec, LeafSpec\)",)
+"""Warnings nothing a user can act on: Lightning 2.6 on torch >= 2.10 warns about its own pytree use every run."""
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    """lightreg's own warnings as one readable line, without the source line that raised them."""
-    if issubclass(category, LightregWarning):
-        return f"lightreg: WARNING: {message}\n"
-    return _plain_format(message, category, filename, lineno, line)
+def _not_a_tip(record: logging.LogRecord) -> bool:
+    """Lightning advertises a cloud logger at every start."""
+    return "Tip:" not in record.getMessage()
 
 
-warnings.formatwarning = _format_warning
+@contextmanager
+def cli_console() -> Iterator[None]:
+    """For one CLI run: lightreg's warnings as one line (``lightreg: WARNING: ...``, no source line) and Lightning's
+    noise left out. Everything is restored on exit: importing this module changes nothing process-wide."""
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    with warnings.catch_warnings():  # restores the filters and showwarning
+        for pattern in NOISE:
+            warnings.filterwarnings("ignore", message=pattern)
+        plain = warnings.showwarning
+
+        def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+            if issubclass(category, LightregWarning):
+                print(f"lightreg: WARNING: {message}", file=file or sys.stderr)
+            else:
+                plain(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        lightning_log.addFilter(_not_a_tip)
+        try:
+            yield
+        finally:
+            lightning_log.removeFilter(_not_a_tip)
 
 
 @hydra.main(version_base="1.3", config_path="pkg://lightreg.conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one model; returns the final ``val/loss`` so Hydra sweepers can optimize it."""
-    try:
-        check_config(cfg)  # before the slow Lightning import below
-        from lightreg.pipeline import train
+    with cli_console():
+        try:
+            check_config(cfg)  # before the slow Lightning import below
+            from lightreg.pipeline import train
 
-        metrics = train(cfg)
-    except UserError as exc:
-        print(f"lightreg: error: {exc}", file=sys.stderr)
-        sys.exit(2)
+            metrics = train(cfg)
+        except UserError as exc:
+            print(f"lightreg: error: {exc}", file=sys.stderr)
+            sys.exit(2)
     return metrics.get("val/loss")
 
 

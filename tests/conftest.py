@@ -28,6 +28,13 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the ``cli`` fixture starts ``python -m train``: it is ``slow`` (``-m "not slow"`` skips it)."""
+    for item in items:
+        if "cli" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # config groups
 # ---------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import describe, run_train, write_csv
 
+pytestmark = pytest.mark.slow  # every test here starts `python -m train` in a subprocess
+
 QUICK = ["logger=none", "callbacks=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 
 

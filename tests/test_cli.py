@@ -11,6 +11,8 @@ import yaml
 
 from conftest import describe
 
+pytestmark = pytest.mark.slow  # every test here starts `python -m train` in a subprocess
+
 FAST = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 
 
@@ -69,7 +71,6 @@ def test_multirun(cli, tmp_path: Path) -> None:
     assert metrics[0]["val/loss"] != metrics[1]["val/loss"], "different seeds, different splits"
 
 
-@pytest.mark.slow  # two runs of the CLI
 def test_resume_from_last_checkpoint(cli, tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     common = ["data=wine", "logger=none", "~callbacks.progress_bar", "trainer.enable_progress_bar=false"]
@@ -85,7 +86,6 @@ def test_resume_from_last_checkpoint(cli, tmp_path: Path) -> None:
     assert after["global_step"] == 3 * before["global_step"], "the resumed run continued, it did not restart"
 
 
-@pytest.mark.slow
 def test_default_run_reaches_accuracy(cli, tmp_path: Path) -> None:
     proc = cli(f"hydra.run.dir={tmp_path}")
     assert proc.returncode == 0, describe(proc)

@@ -12,6 +12,8 @@ import torch
 
 from helpers import QUIET, read_metrics, run_cli
 
+pytestmark = pytest.mark.slow  # every test here starts `python -m train` in a subprocess
+
 CHECKPOINT = [
     "+callbacks.ckpt._target_=lightning.pytorch.callbacks.ModelCheckpoint",
     "+callbacks.ckpt.dirpath=${paths.output_dir}/checkpoints",
@@ -91,7 +93,6 @@ def test_resume_from_last_checkpoint_continues_exactly(tmp_path: Path) -> None:
     assert json.loads((straight / "metrics.json").read_text())["sparsity/l1"] == read_metrics(resumed)["sparsity/l1"]
 
 
-@pytest.mark.slow
 def test_ddp_through_the_lightning_trainer(tmp_path: Path) -> None:
     """Two CPU processes (gloo) through `trainer.strategy=ddp`: the penalty callback runs on both ranks."""
     run_cli(tmp_path, "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", "+penalty=l1",

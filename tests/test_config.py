@@ -191,9 +191,11 @@ def test_trainer_option(option: str, make_cfg, tmp_path: Path) -> None:
     assert trainer.default_root_dir == str(tmp_path)
     if option == "cpu":
         assert isinstance(trainer.accelerator, L.pytorch.accelerators.CPUAccelerator)
-    if option == "ddp":
+    if option.startswith("ddp"):
         assert isinstance(trainer.strategy, L.pytorch.strategies.DDPStrategy)
-        assert trainer.num_devices == 2
+        # ddp: every device of the machine (devices: auto), so it also runs on a one-GPU machine; ddp_cpu: 2 processes
+        expected = 2 if option == "ddp_cpu" else (torch.cuda.device_count() or 1)
+        assert trainer.num_devices == expected
 
 
 def test_trainer_overrides_apply(make_cfg) -> None:

@@ -62,9 +62,9 @@ exec(compile(SEED_MODELS, "seed_models", "exec"), namespace)  # noqa: S102 - the
 Seed000, Seed001, Seed002, Correct = (namespace[k] for k in ("Seed000", "Seed001", "Seed002", "Correct"))
 
 EXPECTED = {  # class, term name, phrases the message must contain
-    "000": (Seed000, "l1", ["float (0.1)", "zero gradient", "seed question 000"]),
-    "001": (Seed001, "l1_first", ["no autograd graph", "`.data`", "seed question 001"]),
-    "002": (Seed002, "l1", ["is negative", "never subtracted", "seed question 002"]),
+    "000": (Seed000, "l1", ["float (0.1)", "zero gradient", "loss + 0.5 * L1"]),
+    "001": (Seed001, "l1_first", ["no autograd graph", "`.data`", "layer.weight.data"]),
+    "002": (Seed002, "l1", ["is negative", "never subtracted", "loss - lam * L1"]),
 }
 
 

@@ -14,10 +14,10 @@ from sklearn.linear_model import Lasso
 from hydra import compose, initialize_config_module
 
 from lightreg.callbacks import RegularizationCallback, regularizer
-from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError
-from lightreg.optim.proximal_gradient import ProxTerm, fista, kkt_threshold
-from lightreg.penalties import L1, L2, GroupLasso
+from lightreg.optim import ProximalFinish
+from lightreg.optim.proximal_gradient import fista, kkt_threshold
+from lightreg.penalties import L1, L2, GroupLasso, PenaltyTerm
 from lightreg.pipeline import build_callbacks
 from lightreg.penalties.metric_prox import metric_group_soft_threshold_
 from conftest import describe
@@ -88,7 +88,7 @@ def test_fista_reaches_the_lasso_optimum_of_sklearn() -> None:
     reference = Lasso(alpha=lam, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(x.numpy(), y.numpy()).coef_
     w = torch.zeros(12, dtype=torch.float64)
     loss, loss_and_grad = _least_squares(x, y, w)
-    result = fista([w], [ProxTerm(L1(), lam, (0,))], loss_and_grad, loss, max_iter=5000, tol=1e-14, patience=30)
+    result = fista([w], [PenaltyTerm(L1(), lam, {"w": w})], loss_and_grad, loss, max_iter=5000, tol=1e-14, patience=30)
     assert result.converged
     np.testing.assert_allclose(w.numpy(), reference, atol=1e-6)
     assert np.array_equal(w.numpy() != 0, reference != 0)
@@ -106,7 +106,7 @@ def test_kkt_threshold_keeps_only_zeros_that_satisfy_kkt() -> None:
     def loss_and_grad() -> tuple[float, list[torch.Tensor]]:
         return loss(), [w - c]
 
-    zeroed = kkt_threshold([w], [ProxTerm(L1(), 1.0, (0,))], loss_and_grad, loss, rel=1e-2)
+    zeroed = kkt_threshold([w], [PenaltyTerm(L1(), 1.0, {"w": w})], loss_and_grad, loss, rel=1e-2)
     assert zeroed == 1
     torch.testing.assert_close(w, torch.tensor([0.0, 1e-3, 4.0], dtype=torch.float64))
 

@@ -11,7 +11,7 @@ import torch
 
 import lightreg
 from lightreg.data import SklearnDataModule
-from lightreg.kkt import PenaltyTerm, subdiff_distance, zero_threshold
+from lightreg.penalties import PenaltyTerm
 from lightreg.models import LogisticRegression
 from lightreg.penalties import L1, L2, ElasticNet, GroupLasso
 from conftest import describe
@@ -24,17 +24,17 @@ def _t(values: list) -> torch.Tensor:
 def test_l1_distance_by_hand() -> None:
     w, g = _t([2.0, 0.0, 0.0, -1.0]), _t([-1.0, 0.5, 3.0, 2.0])
     # w≠0: |g + λ sign w| = |−1 + 1|, |2 − 1|; w=0: max(|g| − λ, 0) = max(0.5 − 1, 0), max(3 − 1, 0)
-    torch.testing.assert_close(subdiff_distance(L1(), w, g, 1.0), _t([0.0, 0.0, 2.0, 1.0]))
+    torch.testing.assert_close(L1().subdiff_distance(w, g, 1.0), _t([0.0, 0.0, 2.0, 1.0]))
 
 
 def test_elastic_net_distance_by_hand() -> None:
     w, g = _t([1.0, 0.0]), _t([-2.0, 1.5])
     # λ=2, ρ=0.5: w≠0: |g + λ(1−ρ)w + λρ sign w| = |−2 + 1 + 1| = 0; w=0: max(1.5 − λρ, 0) = 0.5
-    torch.testing.assert_close(subdiff_distance(ElasticNet(0.5), w, g, 2.0), _t([0.0, 0.5]))
+    torch.testing.assert_close(ElasticNet(0.5).subdiff_distance(w, g, 2.0), _t([0.0, 0.5]))
 
 
 def test_l2_distance_by_hand() -> None:
-    torch.testing.assert_close(subdiff_distance(L2(), _t([1.0, 0.0]), _t([-0.5, 0.25]), 0.5), _t([0.0, 0.25]))
+    torch.testing.assert_close(L2().subdiff_distance(_t([1.0, 0.0]), _t([-0.5, 0.25]), 0.5), _t([0.0, 0.25]))
 
 
 def test_group_distance_by_hand() -> None:
@@ -42,9 +42,9 @@ def test_group_distance_by_hand() -> None:
     tau = math.sqrt(2)  # λ√size with λ = 1, size 2
     g = _t([[-tau * 0.6, -tau * 0.8 + 0.1], [3.0, 4.0]])
     # row 0: ‖g + τ w/‖w‖‖ = ‖(0, 0.1)‖; row 1 (zero): ‖g‖ − τ = 5 − √2
-    got = subdiff_distance(GroupLasso("rows"), w, g, 1.0)
+    got = GroupLasso("rows").subdiff_distance(w, g, 1.0)
     torch.testing.assert_close(got, _t([[0.1], [5.0 - tau]]))
-    torch.testing.assert_close(zero_threshold(GroupLasso("rows"), w, 1.0), _t([[tau], [tau]]))
+    torch.testing.assert_close(GroupLasso("rows").zero_threshold(w, 1.0), _t([[tau], [tau]]))
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""lightreg: regularized, sparse models in PyTorch Lightning."""
+"""lightreg: regularized, sparse models in PyTorch Lightning.
+
+Layers, each importing only those before it: ``penalties`` ← ``optim``, ``full_batch``, ``kkt`` ← ``callbacks``,
+``models`` ← ``pipeline`` ← ``train`` (the CLI). ``data`` and ``report`` stand apart (no penalties, no models).
+"""
 
 from typing import Any
 

@@ -26,20 +26,18 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-SMALL_DATA = 1 << 22
-"""Up to this many numbers in the training set, full-batch passes run on one intra-op thread (:func:`threads_for`)."""
-
-
 @contextmanager
-def threads_for(batches: list[tuple[Tensor, ...]]) -> Iterator[None]:
-    """One intra-op thread for the block when ``batches`` are small (≤ :data:`SMALL_DATA` numbers), else unchanged.
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` for the block, restored afterwards; ``None`` leaves torch's setting alone.
 
-    Tiny tensors gain nothing from threads, and on a busy CPU every parallel region waits for a descheduled
-    thread: on 2 busy cores the breast_cancer finish took 9.9 s with 2 threads and 0.11 s with 1.
+    Opt-in only (e.g. ``penalty.finish.num_threads=1``): tiny full-batch problems gain nothing from threads, and on
+    a busy CPU every parallel region waits for a descheduled thread.
     """
+    if count is None:
+        yield
+        return
     before = torch.get_num_threads()
-    if sum(t.numel() for batch in batches for t in batch) <= SMALL_DATA:
-        torch.set_num_threads(1)
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -86,4 +84,4 @@ def data_loss_and_grad(model: Any, batches: list[tuple[Tensor, ...]], params: Se
     return total / count, grads
 
 
-__all__ = ["SMALL_DATA", "data_loss", "data_loss_and_grad", "eval_mode", "materialize", "threads_for"]
+__all__ = ["data_loss", "data_loss_and_grad", "eval_mode", "intra_op_threads", "materialize"]

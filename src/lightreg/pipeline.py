@@ -14,10 +14,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lightreg.callbacks.sparsity import SparsityMonitor
+from lightreg import full_batch
+from lightreg.callbacks import RegularizationCallback, SparsityMonitor
 from lightreg.config_checks import check_config
 from lightreg.errors import UserError
-from lightreg.kkt import trainer_figures
+from lightreg.kkt import kkt_report
+from lightreg.models import LogisticRegression
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
 
@@ -110,6 +112,25 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
         seed=cfg.seed,
         fit_seconds=round(seconds, 3),
     )
+    regs = RegularizationCallback.all_in(trainer)
+    for cb in regs:
+        if cb.finish_report is not None:  # also when the finish ran after an early stop (no exact/* logged then)
+            figures.update({f"exact/{key}": value for key, value in cb.finish_report.items()})
     if status == "completed":
-        figures.update(trainer_figures(trainer))  # kkt_violation, full_objective (convex or mode=exact)
+        figures.update(kkt_figures(trainer, regs))
     return figures
+
+
+def kkt_figures(trainer: L.Trainer, regs: list[RegularizationCallback]) -> dict[str, float]:
+    """``kkt_violation``, ``full_objective`` and ``full_loss`` of a finished fit (:func:`lightreg.kkt.kkt_report`):
+    for convex models (:class:`~lightreg.models.LogisticRegression`) and runs with a ``mode: exact`` penalty, in a
+    single process (each DDP rank only sees its shard); empty otherwise. Penalties at their final strength; one
+    extra pass over the training set."""
+    model, datamodule = trainer.lightning_module, trainer.datamodule
+    if datamodule is None or trainer.world_size > 1:
+        return {}
+    if not (isinstance(model, LogisticRegression) or any(cb.mode == "exact" for cb in regs)):
+        return {}
+    terms = [cb.as_term(trainer.current_epoch) for cb in regs]
+    batches = full_batch.materialize(datamodule.train_dataloader(), next(model.parameters()))
+    return kkt_report(model, batches, terms)

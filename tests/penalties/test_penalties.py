@@ -1,4 +1,8 @@
-"""Penalties: values, gradients, prox operators (closed form, in place, optimality) and lambda_max."""
+"""Penalties: values, gradients, prox operators (closed form, in place, optimality), lambda_max and the KKT pieces.
+
+Parametrized over every registered penalty (as skglm's tests are): a new penalty class added to the registry
+without cases here fails ``test_every_registered_penalty_is_tested``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,17 @@ import math
 import pytest
 import torch
 
-from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, soft_threshold_
+from lightreg.penalties import (
+    PENALTIES as REGISTRY,
+    L1,
+    L2,
+    ElasticNet,
+    GroupLasso,
+    GroupPenalty,
+    Penalty,
+    SparseGroupLasso,
+    soft_threshold_,
+)
 
 PENALTIES: list[Penalty] = [
     L1(),
@@ -18,9 +32,13 @@ PENALTIES: list[Penalty] = [
     GroupLasso("rows"),
     GroupLasso("columns"),
     GroupLasso("filters"),
+    SparseGroupLasso("rows", 0.5),
+    SparseGroupLasso("columns", 0.2),
+    SparseGroupLasso("channels", 0.0),
+    SparseGroupLasso("rows", 1.0),
 ]
 ELEMENTWISE = [p for p in PENALTIES if p.elementwise]
-GROUPED = [p for p in PENALTIES if isinstance(p, GroupLasso)]
+GROUPED = [p for p in PENALTIES if isinstance(p, GroupPenalty)]
 SPARSE = [p for p in PENALTIES if p.sparse]
 
 
@@ -52,6 +70,7 @@ W = [[1.0, -2.0], [0.0, 3.0]]
         (ElasticNet(1.0), 6.0),
         (GroupLasso("rows"), math.sqrt(2) * (math.sqrt(5) + 3)),
         (GroupLasso("columns"), math.sqrt(2) * (1 + math.sqrt(13))),
+        (SparseGroupLasso("rows", 0.25), 0.25 * 6.0 + 0.75 * math.sqrt(2) * (math.sqrt(5) + 3)),
     ],
     ids=repr,
 )
@@ -78,11 +97,12 @@ def test_l1_grad_is_zero_at_zero(penalty: Penalty) -> None:
 
 
 @pytest.mark.parametrize("penalty", GROUPED, ids=repr)
-def test_group_grad_is_zero_on_zero_groups(penalty: Penalty) -> None:
+def test_group_grad_is_zero_on_zero_groups(penalty: GroupPenalty) -> None:
     w = torch.zeros(3, 3, dtype=torch.float64)
     w[1, 1] = 2.0
     grad = penalty.grad(w)
-    assert torch.count_nonzero(grad) == 1 and grad[1, 1].item() == pytest.approx(math.sqrt(3))
+    rho = penalty.l1_weight
+    assert torch.count_nonzero(grad) == 1 and grad[1, 1].item() == pytest.approx(rho + (1 - rho) * math.sqrt(3))
 
 
 # ---------------------------------------------------------------- prox closed forms
@@ -96,6 +116,11 @@ PROX_CASES = [
     (GroupLasso("rows"), [[3.0, 4.0], [0.3, 0.4]], 2.5 / math.sqrt(2), [[1.5, 2.0], [0.0, 0.0]]),
     (GroupLasso("columns"), [[3.0, 0.3], [4.0, 0.4]], 2.5 / math.sqrt(2), [[1.5, 0.0], [2.0, 0.0]]),
     (GroupLasso("channels"), [[3.0, 0.3], [4.0, 0.4]], 2.5 / math.sqrt(2), [[1.5, 0.0], [2.0, 0.0]]),
+    # ρ = 0.5, step 2: soft-threshold at 1 -> [[2, 3], [0, 0]]; then shrink ‖(2, 3)‖ = √13 by 2·0.5·√2 = √2
+    (
+        SparseGroupLasso("rows", 0.5), [[3.0, 4.0], [0.3, 0.4]], 2.0,
+        [[2.0 * (1 - math.sqrt(2 / 13)), 3.0 * (1 - math.sqrt(2 / 13))], [0.0, 0.0]],
+    ),
 ]
 
 
@@ -115,7 +140,7 @@ def test_soft_threshold_function() -> None:
 
 @pytest.mark.parametrize("penalty", SPARSE, ids=repr)
 def test_prox_gives_exact_zeros_below_threshold(penalty: Penalty) -> None:
-    dim = penalty.dim if isinstance(penalty, GroupLasso) else 0
+    dim = penalty.dim if isinstance(penalty, GroupPenalty) else 0
     w = _randn(4, 5) * 1e-3
     w.select(dim, 0).fill_(10.0)
     penalty.prox_(w, 1.0)
@@ -206,7 +231,9 @@ def _prox_gradient(penalty: Penalty, strength: float, x: torch.Tensor, y: torch.
 
 
 @pytest.mark.parametrize(
-    ("penalty", "k"), [(L1(), 1), (ElasticNet(0.5), 1), (GroupLasso("rows"), 2)], ids=["l1", "elastic_net", "group"]
+    ("penalty", "k"),
+    [(L1(), 1), (ElasticNet(0.5), 1), (GroupLasso("rows"), 2), (SparseGroupLasso("rows", 0.3), 2)],
+    ids=["l1", "elastic_net", "group", "sparse_group"],
 )
 def test_lambda_max_is_the_zero_threshold(penalty: Penalty, k: int) -> None:
     x, y = _least_squares(k)
@@ -222,6 +249,11 @@ def test_lambda_max_closed_forms() -> None:
     assert ElasticNet(0.25).lambda_max(g) == 16.0
     assert GroupLasso("rows").lambda_max(g) == pytest.approx(math.sqrt(17) / math.sqrt(2))
     assert GroupLasso("columns").lambda_max(g) == pytest.approx(math.sqrt(20) / math.sqrt(2))
+    assert SparseGroupLasso("rows", 1.0).lambda_max(g) == 4.0
+    assert SparseGroupLasso("rows", 0.0).lambda_max(g) == pytest.approx(math.sqrt(17) / math.sqrt(2))
+    # ρ = 0.5: row (1, -4) leaves S = (0, -(4 - λ/2)) for λ >= 2, zero iff 4 - λ/2 <= λ(1 - ρ)√2; row (2, 2) gives λ = 2
+    lam = 4 / (0.5 + math.sqrt(2) / 2)
+    assert SparseGroupLasso("rows", 0.5).lambda_max(g) == pytest.approx(lam)
 
 
 @pytest.mark.parametrize("penalty", [L2(), ElasticNet(0.0)], ids=repr)
@@ -232,6 +264,50 @@ def test_lambda_max_without_l1_part(penalty: Penalty) -> None:
 
 # ---------------------------------------------------------------- metadata and validation
 
+def test_every_registered_penalty_is_tested() -> None:
+    assert {type(p) for p in PENALTIES} == set(REGISTRY.values())
+    assert all(REGISTRY[p.name] is type(p) for p in PENALTIES)
+
+
+# ---------------------------------------------------------------- KKT pieces, for every penalty
+
+@pytest.mark.parametrize("penalty", PENALTIES, ids=repr)
+@pytest.mark.parametrize("tensor_step", [False, True], ids=["scalar_step", "tensor_step"])
+def test_prox_output_is_stationary(penalty: Penalty, tensor_step: bool) -> None:
+    """u = prox_{sλR}(v) iff (v − u)/s ∈ λ∂R(u): with g = (u − v)/s the distance of −g to λ∂R(u) is 0, and every
+    unit at zero passes the zero test (a per-entry step s is a diagonal metric: g = (u − v)/s entrywise is then the
+    gradient in that metric, which the elementwise pieces accept as is)."""
+    strength = 0.7
+    v = _randn(4, 5, 3) * 2
+    v[0] *= 0.01  # a small row and a small column: zero groups for every layout
+    v[:, 0] *= 0.01
+    step: float | torch.Tensor = 0.9
+    if tensor_step and penalty.elementwise:
+        step = _randn(4, 5, 3, seed=1).abs() + 0.2
+    u = penalty.prox_(v.clone(), step * strength)
+    g = (u - v) / step
+    assert (u == 0).any() or not penalty.sparse, "the case should exercise zeros"
+    assert penalty.subdiff_distance(u, g, strength).max().item() < 1e-9
+    zero_units = penalty.unit_norms(u) == 0
+    assert penalty.zero_is_optimal(u, g, strength)[zero_units].all()
+
+
+@pytest.mark.parametrize("penalty", SPARSE, ids=repr)
+def test_zero_test_fails_above_the_threshold(penalty: Penalty) -> None:
+    w = torch.zeros(3, 4, dtype=torch.float64)
+    small, large = _randn(3, 4) * 1e-3, _randn(3, 4) * 1e3
+    assert penalty.zero_is_optimal(w, small, 1.0).all()
+    assert not penalty.zero_is_optimal(w, large, 1.0).any()
+    assert penalty.subdiff_distance(w, large, 1.0).min().item() > 0
+
+
+def test_sparse_group_lasso_zeros_groups_and_entries() -> None:
+    w = _t([[3.0, 0.05, -4.0], [0.1, -0.2, 0.1]])
+    SparseGroupLasso("rows", 0.5).prox_(w, 0.5)
+    assert (w[1] == 0).all()  # a whole group
+    assert w[0, 1] == 0 and (w[0, [0, 2]] != 0).all()  # an entry inside a kept group
+
+
 def test_metadata_and_repr() -> None:
     assert [p.name for p in (L1(), L2(), ElasticNet(), GroupLasso())] == ["l1", "l2", "elastic_net", "group_lasso"]
     assert [p.elementwise for p in (L1(), L2(), ElasticNet(), GroupLasso())] == [True, True, True, False]
@@ -240,6 +316,8 @@ def test_metadata_and_repr() -> None:
     ]
     assert repr(ElasticNet(l1_ratio=0.5)) == "ElasticNet(l1_ratio=0.5)"
     assert repr(GroupLasso("columns")) == "GroupLasso(groups='columns')"
+    assert repr(SparseGroupLasso("rows", 0.3)) == "SparseGroupLasso(groups='rows', l1_ratio=0.3)"
+    assert SparseGroupLasso().name == "sparse_group_lasso" and not SparseGroupLasso().elementwise
     assert repr(L1()) == "L1()"
     assert GroupLasso("filters").dim == 0 and GroupLasso("channels").dim == 1
 
@@ -258,5 +336,5 @@ def test_group_lasso_rejects_bad_groups() -> None:
 @pytest.mark.parametrize("method", ["value", "grad", "prox_", "lambda_max"])
 def test_group_lasso_rejects_1d_tensor(method: str) -> None:
     args = (0.1,) if method == "prox_" else ()
-    with pytest.raises(ValueError, match=r"ndim >= 2, got shape \(5,\)"):
+    with pytest.raises(ValueError, match=r"ndim >= 2 .*got shape \(5,\)"):
         getattr(GroupLasso(), method)(torch.ones(5), *args)

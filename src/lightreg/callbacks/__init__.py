@@ -1,7 +1,6 @@
-"""Lightning callbacks: regularization (gradient or proximal) and sparsity reporting."""
+"""Lightning callbacks: regularization (gradient, proximal or exact) and sparsity monitoring."""
 
-from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
 
-__all__ = ["ProximalFinish", "RegularizationCallback", "SparsityMonitor", "regularizer"]
+__all__ = ["RegularizationCallback", "SparsityMonitor", "regularizer"]

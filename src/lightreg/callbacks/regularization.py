@@ -11,15 +11,18 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
+
 from lightreg import full_batch
-from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError, warn
-from lightreg.optim import is_adaptive, prox_step
-from lightreg.penalties import Penalty, make_penalty, select_parameters
+from lightreg.optim import ProximalFinish, is_adaptive, prox_step
+from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, penalty_value, select_parameters
 
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
+SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
+"""Strategies that shard parameters: a group penalty would only see pieces of its groups."""
 
 
 class RegularizationCallback(Callback):
@@ -46,14 +49,14 @@ class RegularizationCallback(Callback):
         penalty: the unit-strength regularizer R (:mod:`lightreg.penalties`).
         strength: λ >= 0 (finite).
         mode: ``prox`` | ``grad`` | ``exact``; ``None`` picks ``prox`` for sparse penalties, ``grad`` otherwise.
-            ``exact`` = ``prox``, then a full-batch proximal finish after the last epoch that makes the zero
-            pattern the one of the regularized optimum (:mod:`lightreg.callbacks.exact_support`).
+            ``exact`` = ``prox``, then a full-batch proximal finish after the last training batch that makes the
+            zero pattern the one of the regularized optimum (:mod:`lightreg.optim.finish`).
         include: glob patterns over ``named_parameters()`` names (default: every weight with ndim >= 2).
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
-        finish: options of :class:`~lightreg.callbacks.exact_support.ProximalFinish` (``mode: exact`` only).
+        finish: options of :class:`~lightreg.optim.ProximalFinish` (``mode: exact`` only).
     """
 
     def __init__(
@@ -96,6 +99,8 @@ class RegularizationCallback(Callback):
         self._handles: list[Any] = []
         self._epoch_sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
         self._warned: set[str] = set()
+        self.finish_report: dict[str, float] | None = None
+        """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
         if self.strength == 0:
             warn(
                 f"{self.name}: lambda is 0, so NO regularization is happening. Set it, e.g. `lambda=1e-3` on the "
@@ -105,6 +110,16 @@ class RegularizationCallback(Callback):
     @property
     def state_key(self) -> str:
         return self._generate_state_key(penalty=repr(self.penalty), include=self.include, exclude=self.exclude, name=self.name)
+
+    @classmethod
+    def all_in(cls, trainer: L.Trainer) -> list[RegularizationCallback]:
+        """The regularization callbacks of ``trainer``, in order: how every other piece finds them."""
+        return [cb for cb in trainer.callbacks if isinstance(cb, cls)]
+
+    def as_term(self, epoch: int | None = None) -> PenaltyTerm:
+        """This callback's penalty term at ``epoch`` (default: full strength), over the parameters chosen at setup."""
+        strength = self.strength if epoch is None else self.current_strength(epoch)
+        return PenaltyTerm(self.penalty, strength, dict(self.params))
 
     def current_strength(self, epoch: int) -> float:
         """λ at ``epoch``: ``strength · min(1, epoch / warmup_epochs)`` (plain ``strength`` without warm-up)."""
@@ -116,18 +131,18 @@ class RegularizationCallback(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self.params = dict(select_parameters(pl_module, self.include, self.exclude))
         self._param_ids = {id(p) for p in self.params.values()}
-        strategy = type(trainer.strategy).__name__
-        if not self.penalty.elementwise and ("FSDP" in strategy or "DeepSpeed" in strategy):
+        if not self.penalty.elementwise and isinstance(trainer.strategy, SHARDING_STRATEGIES):
             raise UserError(
-                f"{self.penalty!r} needs whole rows/columns but {strategy} shards parameters; use an elementwise "
-                "penalty (l1, l2, elastic_net) or strategy=ddp"
+                f"{self.penalty!r} needs whole rows/columns but {type(trainer.strategy).__name__} shards parameters; "
+                "use an elementwise penalty (l1, l2, elastic_net) or trainer.strategy=ddp"
             )
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._first_loss: float | None = None
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         if self.finish is not None:
-            self.finish.check(trainer)
+            self._check_exact(trainer)
+            self.finish_report = None
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
             if fused and scaler is not None:
@@ -142,6 +157,16 @@ class RegularizationCallback(Callback):
                         f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ"
                     )
                 self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+
+    def _check_exact(self, trainer: L.Trainer) -> None:
+        """The finish runs in one process, on the datamodule's training set."""
+        if trainer.datamodule is None:
+            raise UserError("mode=exact needs a LightningDataModule for its full-batch finish: trainer.fit(model, datamodule=...)")
+        if trainer.world_size > 1:
+            raise UserError(
+                f"mode=exact's full-batch finish runs in one process, got world_size={trainer.world_size}: train with "
+                "trainer.devices=1, or use mode=prox"
+            )
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
         if self.penalty.name not in DECAY_PENALTIES:
@@ -166,14 +191,8 @@ class RegularizationCallback(Callback):
         self._remove_hooks()
 
     # -- the penalty itself -----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def penalty_value(self, strength: float | None = None) -> Tensor:
-        """``λ · Σ R(w)`` over the selected parameters (λ = the current strength unless given)."""
-        lam = self.strength if strength is None else strength
-        return lam * sum(self.penalty.value(p) for p in self.params.values())
-
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        value = self.penalty_value(self.current_strength(trainer.current_epoch))
+        value = penalty_value([self.as_term(trainer.current_epoch)])
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
@@ -213,8 +232,48 @@ class RegularizationCallback(Callback):
             self._epoch_sums[0] += self._last_value * n
             self._epoch_sums[1] += outputs["data_loss"] * n
             self._epoch_sums[2] += n
-        if self.finish is not None:
-            self.finish.after_batch(self, trainer, pl_module)
+        if self.finish is not None and self._is_last_step(trainer) and self._runs_finish(trainer):
+            self._run_finish(trainer, pl_module)
+            for key, value in (self.finish_report or {}).items():
+                pl_module.log(f"exact/{key}", value, on_step=False, on_epoch=True)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Training stopped before the last planned batch (early stopping, ``max_time``): finish now, and say that
+        the last validation figures and checkpoints were taken before it."""
+        if self.finish is None or self.finish_report is not None or not self._runs_finish(trainer):
+            return
+        self._run_finish(trainer, pl_module)
+        warn(
+            f"{self.name}: training stopped at epoch {trainer.current_epoch} before trainer.max_epochs="
+            f"{trainer.max_epochs} (early stopping or max_time), so the mode=exact full-batch finish ran after the "
+            "last validation and checkpoint: val/* and the checkpoints predate it; metrics.json's exact/* and "
+            "kkt figures include it"
+        )
+
+    # -- mode: exact -----------------------------------------------------------------------------------------
+    @staticmethod
+    def _is_last_step(trainer: L.Trainer) -> bool:
+        """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow."""
+        last_epoch = trainer.is_last_batch and trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs - 1
+        return last_epoch or 0 < trainer.max_steps <= trainer.global_step
+
+    def _runs_finish(self, trainer: L.Trainer) -> bool:
+        """The first exact-mode regularizer runs the one finish, for every regularizer's term."""
+        return next(cb for cb in self.all_in(trainer) if cb.mode == "exact") is self
+
+    def _run_finish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        assert self.finish is not None
+        epoch = trainer.current_epoch
+        terms = [cb.as_term(epoch) for cb in self.all_in(trainer)]
+        batches = full_batch.materialize(trainer.datamodule.train_dataloader(), next(pl_module.parameters()))
+        self.finish_report = self.finish.run(pl_module, batches, terms)
+        if not self.finish_report["converged"]:
+            warn(
+                f"mode=exact: the full-batch finish stopped at finish.max_iter={self.finish.max_iter} before the zero "
+                "pattern settled. Raise it (+penalty.finish.max_iter=...); if only some layers of a ReLU network are "
+                "penalized, the objective may have no minimizer (rescaling moves weight into the unpenalized "
+                "layers): add L2 on the others (experiment=seed001_exact shows how)."
+            )
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()

@@ -12,6 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.errors import UserError
 from lightreg.penalties import select_parameters
 from lightreg.sparsity import (
@@ -23,18 +24,16 @@ from lightreg.sparsity import (
     measure,
     totals,
 )
-# Every rank holds the same weights, so each logs the same figures without a collective; Lightning would recommend
-# sync_dist=True (an all-reduce per figure) for each of these keys under DDP.
-warnings.filterwarnings("ignore", message=r"It is recommended to use `self.log\('(sparsity|features)/")
+SYNC_ADVICE = r"It is recommended to use `self.log\('(sparsity|features)/"
+"""Lightning's DDP advice to all-reduce epoch figures; every rank holds the same weights, so none is needed."""
 
 
 class SparsityMonitor(Callback):
     """Measure the sparsity of the penalized weights at every training-epoch end, log it, and write ``sparsity.json``.
 
-    Monitored tensors: the union of the parameters of every regularization callback in the trainer (anything with a
-    ``params`` dict, e.g. :class:`~lightreg.callbacks.RegularizationCallback`), else ``include``/``exclude`` globs,
-    else every weight with ``ndim >= 2``. Logged through ``pl_module.log`` (so every Lightning logger and
-    ``metrics.json`` get them), per epoch:
+    Monitored tensors: ``include``/``exclude`` globs when given, else the union of the parameters of every
+    :class:`~lightreg.callbacks.RegularizationCallback` in the trainer, else every weight with ``ndim >= 2``.
+    Logged through ``pl_module.log`` (so every Lightning logger and ``metrics.json`` get them), per epoch:
 
     - ``sparsity/total``: ``Σ #{w == 0} / Σ numel`` over the monitored tensors; ``sparsity/<param>`` per tensor;
     - ``sparsity/near_zero``: ``Σ #{|w| <= atol} / Σ numel``; ``sparsity/nnz``: number of non-zero entries;
@@ -102,20 +101,12 @@ class SparsityMonitor(Callback):
         return self._generate_state_key(include=self.include, exclude=self.exclude)
 
     # -- what to watch -----------------------------------------------------------------------------------------
-    @staticmethod
-    def regularizers(trainer: L.Trainer) -> list[Callback]:
-        """The trainer's callbacks that penalize parameters (they expose a ``params`` dict; monitors excluded)."""
-        return [
-            cb for cb in trainer.callbacks
-            if not isinstance(cb, SparsityMonitor) and isinstance(getattr(cb, "params", None), dict) and cb.params
-        ]
-
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         named = list(pl_module.named_parameters())
         if self.include is not None:
             chosen = dict(select_parameters(pl_module, self.include, self.exclude))
         else:
-            penalized = {id(p) for cb in self.regularizers(trainer) for p in cb.params.values()}
+            penalized = {id(p) for cb in RegularizationCallback.all_in(trainer) for p in cb.params.values()}
             chosen = {n: p for n, p in named if id(p) in penalized} or dict(select_parameters(pl_module))
         self.params = chosen
         by_name = dict(named)
@@ -151,8 +142,10 @@ class SparsityMonitor(Callback):
             logged["sparsity/churn"] = total["churn"]
         if "features_selected" in total:
             logged["features/selected"] = total["features_selected"]
-        for key, value in logged.items():
-            pl_module.log(key, float(value), on_step=False, on_epoch=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=SYNC_ADVICE)
+            for key, value in logged.items():
+                pl_module.log(key, float(value), on_step=False, on_epoch=True)
         self.history.append(
             {
                 "epoch": trainer.current_epoch,
@@ -199,7 +192,7 @@ class SparsityMonitor(Callback):
             "atol": self.atol,
             "epochs": trainer.current_epoch,
             "global_step": trainer.global_step,
-            "penalties": [_describe(cb) for cb in self.regularizers(trainer)],
+            "penalties": [_describe(cb) for cb in RegularizationCallback.all_in(trainer)],
             "total": total,
             "layers": [s.as_dict() for s in stats],
             "features": features,
@@ -231,13 +224,12 @@ class SparsityMonitor(Callback):
         self.history = list(state_dict.get("history", []))
 
 
-def _describe(callback: Callback) -> dict[str, Any]:
-    """Name, penalty, strength, mode and parameter names of a regularization callback (what it exposes)."""
-    penalty = getattr(callback, "penalty", None)
+def _describe(callback: RegularizationCallback) -> dict[str, Any]:
+    """Name, penalty, strength, mode and parameter names of a regularization callback."""
     return {
-        "name": getattr(callback, "name", type(callback).__name__),
-        "penalty": repr(penalty) if penalty is not None else None,
-        "strength": getattr(callback, "strength", None),
-        "mode": getattr(callback, "mode", None),
+        "name": callback.name,
+        "penalty": repr(callback.penalty),
+        "strength": callback.strength,
+        "mode": callback.mode,
         "params": list(callback.params),
     }

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lightreg.data.tabular import TASKS, TabularData, TabularDataModule
+from lightreg.data.tabular import TabularData, TabularDataModule
+from lightreg.tasks import TASKS
 from lightreg.errors import UserError
 
 

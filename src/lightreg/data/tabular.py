@@ -12,8 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from lightreg.data.loader import TensorBatches
 from lightreg.errors import UserError
-
-TASKS = ("binary", "multiclass", "regression")
+from lightreg.tasks import TASKS
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,11 @@ class LightregModule(L.LightningModule):
         """
         self._reported_penalties[name] = value.detach()
 
+    def on_fit_start(self) -> None:
+        """Forget penalties reported in an earlier fit (the callbacks of this fit report their own)."""
+        self._reported_penalties.clear()
+        self._has_penalty = False
+
     # -- steps -------------------------------------------------------------------------------------------
     def batch_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """``(output, data loss, target)`` of one batch: the data loss alone (batch mean), no penalty. Callbacks and

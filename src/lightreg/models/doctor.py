@@ -4,13 +4,13 @@ A model that regularizes by hand returns named terms from :meth:`LightregModule.
 adds them to the training loss. :func:`check_terms` examines each term the first time its name appears (normally on
 the first training step) and raises :class:`~lightreg.errors.UserError` naming the term when it
 
-- is not a tensor (a Python number: a constant, or ``.item()``): zero gradient, nothing regularized (seed 000);
-- has no autograd graph (``.data``, ``.detach()``, ``torch.no_grad``): zero gradient again (seed 001);
+- is not a tensor (a Python number: a constant, or ``.item()``): zero gradient, nothing regularized;
+- has no autograd graph (``.data``, ``.detach()``, ``torch.no_grad``): zero gradient again;
 - has a graph that reaches none of the model's parameters (e.g. built from a fresh ``requires_grad`` tensor);
 - is not a scalar, or not finite;
-- is negative: a subtracted penalty rewards large weights without bound (seed 002).
+- is negative: a subtracted penalty rewards large weights without bound.
 
-The third pitfall of seed 002, a penalty added to the validation loss, cannot happen: ``extra_loss_terms`` and the
+A penalty added to the validation loss cannot happen: ``extra_loss_terms`` and the
 regularization callbacks only act in ``training_step``, and ``val/loss`` is the data loss alone, so validation
 figures of runs with different λ compare the fit itself.
 """
@@ -64,15 +64,15 @@ def diagnose(name: str, term: object, module: nn.Module) -> None:
     if not isinstance(term, Tensor):
         raise UserError(
             f"{where} is a {type(term).__name__} ({term!r}), not a tensor computed from the parameters: a constant "
-            "has zero gradient, so it regularizes nothing (seed question 000 added `0.5 * L1` with L1 = 0.2; "
-            f"`.item()` does the same). Compute it from the weights themselves, e.g. {EXAMPLE}"
+            "has zero gradient, so it regularizes nothing (e.g. `loss + 0.5 * L1` with L1 = 0.2, "
+            f"or a `.item()`). Compute it from the weights themselves, e.g. {EXAMPLE}"
         )
     if term.numel() != 1:
         raise UserError(f"{where} must be a scalar tensor, got shape {tuple(term.shape)}: reduce it, e.g. with .sum()")
     if term.grad_fn is None and not term.requires_grad:
         raise UserError(
             f"{where} has no autograd graph (grad_fn is None): it was computed from `.data`, `.detach()` or under "
-            "torch.no_grad(), so its gradient is zero and it regularizes nothing (seed question 001 used "
+            "torch.no_grad(), so its gradient is zero and it regularizes nothing (e.g. "
             f"torch.norm(layer.weight.data, p=1)). Use the parameter itself, e.g. {EXAMPLE}"
         )
     if not reaches_parameter(term, module):
@@ -87,6 +87,6 @@ def diagnose(name: str, term: object, module: nn.Module) -> None:
     if value < 0:
         raise UserError(
             f"{where} is negative ({value:.4g}): a penalty is added to the loss, never subtracted; minimizing "
-            "-λ·R grows the weights without bound (seed question 002 subtracted its L1 term). Return +λ·R with "
+            "-λ·R grows the weights without bound (e.g. `loss - lam * L1`). Return +λ·R with "
             "λ >= 0, e.g. " + EXAMPLE
         )

@@ -1,4 +1,4 @@
-"""Logistic (and linear) regression: the seed questions' model."""
+"""Logistic (and linear) regression: the model most hand-written L1/L2 questions start from."""
 
 from __future__ import annotations
 

@@ -6,14 +6,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics import Accuracy, MeanAbsoluteError, MetricCollection, R2Score
 
-from lightreg.data.tabular import TASKS
+from lightreg.tasks import check_task
 
 
 def num_outputs(task: str, num_classes: int | None) -> int:
     """Width of the last layer: one logit for ``binary``, one value for ``regression``, C logits otherwise."""
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
-    if task == "multiclass":
+    if check_task(task) == "multiclass":
         if num_classes is None or num_classes < 2:
             raise ValueError(f"a multiclass task needs num_classes >= 2, got {num_classes!r}")
         return num_classes

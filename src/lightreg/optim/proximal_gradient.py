@@ -25,23 +25,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightreg.kkt import gradient_norm, zero_threshold
-from lightreg.penalties import GroupLasso, Penalty
-from lightreg.penalties.functional import group_norms
+from lightreg.penalties import PenaltyTerm, penalty_value
 
 LossAndGrad = Callable[[], tuple[float, list[Tensor]]]
 """``() -> (f(w), [∂f/∂p for p in params])`` at the current values of ``params``."""
 Loss = Callable[[], float]
 """``() -> f(w)`` at the current values of ``params``."""
-
-
-@dataclass(frozen=True)
-class ProxTerm:
-    """``strength · penalty`` on the tensors ``params[i] for i in indices``."""
-
-    penalty: Penalty
-    strength: float
-    indices: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -53,21 +42,28 @@ class FistaResult:
     objective: float
 
 
-def penalty_value(params: Sequence[Tensor], terms: Sequence[ProxTerm]) -> float:
-    """``Σ_k λ_k R_k(w)``."""
-    with torch.no_grad():
-        return sum(t.strength * float(t.penalty.value(params[i])) for t in terms for i in t.indices)
+def _objective(loss: Loss, terms: Sequence[PenaltyTerm]) -> float:
+    return loss() + float(penalty_value(terms))
 
 
-def _prox_(params: Sequence[Tensor], terms: Sequence[ProxTerm], step: float) -> None:
+def _prox_(terms: Sequence[PenaltyTerm], step: float) -> None:
     for t in terms:
-        for i in t.indices:
-            t.penalty.prox_(params[i], step * t.strength)
+        for p in t.params.values():
+            t.penalty.prox_(p, step * t.strength)
 
 
-def support(params: Sequence[Tensor], terms: Sequence[ProxTerm]) -> list[Tensor]:
-    """The zero pattern of every penalized tensor (boolean masks)."""
-    return [params[i] == 0 for t in terms for i in t.indices]
+def _positions(params: Sequence[Tensor], terms: Sequence[PenaltyTerm]) -> list[tuple[PenaltyTerm, int]]:
+    """``(term, index into params)`` for every penalized tensor; each must be one of ``params`` (same object)."""
+    index = {id(p): i for i, p in enumerate(params)}
+    missing = [name for t in terms for name, p in t.params.items() if id(p) not in index]
+    if missing:
+        raise ValueError(f"penalized tensors {missing} are not among the optimized params")
+    return [(t, index[id(p)]) for t in terms for p in t.params.values()]
+
+
+def support(values: Sequence[Tensor], positions: Sequence[tuple[PenaltyTerm, int]]) -> list[Tensor]:
+    """The zero pattern (boolean masks) of every penalized tensor, read from ``values`` (aligned with params)."""
+    return [values[i] == 0 for _, i in positions]
 
 
 def _same(a: list[Tensor], b: list[Tensor]) -> bool:
@@ -77,7 +73,7 @@ def _same(a: list[Tensor], b: list[Tensor]) -> bool:
 @torch.no_grad()
 def fista(
     params: Sequence[Tensor],
-    terms: Sequence[ProxTerm],
+    terms: Sequence[PenaltyTerm],
     loss_and_grad: LossAndGrad,
     loss: Loss,
     max_iter: int = 1000,
@@ -87,12 +83,14 @@ def fista(
 ) -> FistaResult:
     """Minimize ``f + Σ λR`` over ``params`` in place from their current values; see the module docstring.
 
-    ``lipschitz`` is the first guess of ``L`` (the step is ``1/L``); it adapts by backtracking.
+    ``terms`` penalize tensors of ``params`` (the same objects). ``lipschitz`` is the first guess of ``L`` (the
+    step is ``1/L``); it adapts by backtracking.
     """
+    positions = _positions(params, terms)
     x_old = [p.detach().clone() for p in params]
-    obj_old = loss() + penalty_value(params, terms)
+    obj_old = _objective(loss, terms)
     history = [obj_old]
-    pattern, stable = support(params, terms), 0
+    pattern, stable = support(params, positions), 0
     t, lip = 1.0, lipschitz
     for k in range(1, max_iter + 1):
         f_y, grad = loss_and_grad()
@@ -101,7 +99,7 @@ def fista(
         while True:
             for p, yi, g in zip(params, y, grad):
                 p.copy_(yi).sub_(g, alpha=1.0 / lip)
-            _prox_(params, terms, 1.0 / lip)
+            _prox_(terms, 1.0 / lip)
             diff = [p - yi for p, yi in zip(params, y)]
             f_z = loss()
             upper = f_y + sum(float((g * d).sum()) for g, d in zip(grad, diff)) + 0.5 * lip * sum(float(d.square().sum()) for d in diff)
@@ -110,7 +108,7 @@ def fista(
             lip *= 2.0
             if lip > 1e20:
                 break
-        obj = f_z + penalty_value(params, terms)
+        obj = f_z + float(penalty_value(terms))
         if not obj <= obj_old:  # restart: keep the previous iterate, drop the momentum
             for p, xo in zip(params, x_old):
                 p.copy_(xo)
@@ -123,7 +121,7 @@ def fista(
             x_old, t = x_new, t_next
         history.append(obj)
         obj_old = obj
-        new_pattern = support(x_old, terms) if terms else pattern
+        new_pattern = support(x_old, positions)
         stable = stable + 1 if _same(new_pattern, pattern) else 0
         pattern = new_pattern
         if stable >= patience and history[-patience - 1] - obj <= tol * max(1.0, abs(obj)):
@@ -138,50 +136,44 @@ def _restore(params: Sequence[Tensor], values: Sequence[Tensor]) -> None:
         p.copy_(v)
 
 
-def _group_mask(penalty: Penalty, w: Tensor, rel: float) -> Tensor:
-    """Nonzero entries (or groups, shaped like ``group_norms``) of norm ≤ ``rel`` · the largest in ``w``."""
-    norms = group_norms(w, penalty.dim) if isinstance(penalty, GroupLasso) else w.abs()
-    return (norms > 0) & (norms <= rel * norms.max())
-
-
 @torch.no_grad()
 def kkt_threshold(
     params: Sequence[Tensor],
-    terms: Sequence[ProxTerm],
+    terms: Sequence[PenaltyTerm],
     loss_and_grad: LossAndGrad,
     loss: Loss,
     rel: float = 1e-2,
 ) -> int:
-    """Zero small entries/groups whose zero satisfies the KKT condition; returns how many were zeroed.
+    """Zero small units (entries or groups) whose zero satisfies the KKT condition; returns how many were zeroed.
 
-    Candidates: nonzero entries (groups) with norm ≤ ``rel`` × the largest in their tensor. All are zeroed at
-    once; ``∇f`` is evaluated there; a candidate stays zero iff ``‖∇f‖ ≤`` its threshold (λ, λρ, λ√size),
-    the others get their values back. If ``F`` ended higher than before, everything is undone.
+    Candidates: nonzero units with norm ≤ ``rel`` × the largest in their tensor (:meth:`Penalty.unit_norms`). All
+    are zeroed at once; ``∇f`` is evaluated there; a candidate stays zero iff :meth:`Penalty.zero_is_optimal`
+    holds for it, the others get their values back. If ``F`` ended higher than before, everything is undone.
     """
+    positions = _positions(params, terms)
     saved = [p.detach().clone() for p in params]
-    obj_before = loss() + penalty_value(params, terms)
-    masks: dict[int, tuple[ProxTerm, Tensor]] = {}
-    for t in terms:
-        for i in t.indices:
-            mask = _group_mask(t.penalty, params[i], rel)
-            if mask.any():
-                masks[i] = (t, mask)
-                params[i].masked_fill_(mask.broadcast_to(params[i].shape), 0.0)
+    obj_before = _objective(loss, terms)
+    masks: list[tuple[PenaltyTerm, int, Tensor]] = []
+    for t, i in positions:
+        norms = t.penalty.unit_norms(params[i])
+        mask = (norms > 0) & (norms <= rel * norms.max())
+        if mask.any():
+            masks.append((t, i, mask))
+            params[i].masked_fill_(mask.broadcast_to(params[i].shape), 0.0)
     if not masks:
         return 0
     _, grad = loss_and_grad()
     zeroed = 0
-    for i, (t, mask) in masks.items():
-        ok = gradient_norm(t.penalty, grad[i]) <= zero_threshold(t.penalty, params[i], t.strength)
-        keep = mask & ok
+    for t, i, mask in masks:
+        keep = mask & t.penalty.zero_is_optimal(params[i], grad[i], t.strength)
         restore = (mask & ~keep).broadcast_to(params[i].shape)
         params[i].copy_(torch.where(restore, saved[i], params[i]))
         zeroed += int(keep.sum())
-    obj_after = loss() + penalty_value(params, terms)
+    obj_after = _objective(loss, terms)
     if obj_after > obj_before + 1e-9 * abs(obj_before):
         _restore(params, saved)
         return 0
     return zeroed
 
 
-__all__ = ["FistaResult", "ProxTerm", "fista", "kkt_threshold", "penalty_value", "support"]
+__all__ = ["FistaResult", "fista", "kkt_threshold", "support"]

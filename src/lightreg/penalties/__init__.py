@@ -1,13 +1,31 @@
-"""Regularizers as unit-strength penalties R (value, gradient, in-place prox, KKT threshold) and parameter selection.
+"""Regularizers as unit-strength penalties R (value, gradient, in-place prox, λ_max, KKT pieces), penalty terms,
+and parameter selection.
 
-Lightning-free: the callbacks scale each penalty by a strength λ and loop over the selected tensors.
+Lightning-free and solver-free: every other layer depends on this one, never the reverse.
 """
 
 from lightreg.penalties.base import Penalty, Step
-from lightreg.penalties.elementwise import L1, L2, ElasticNet
+from lightreg.penalties.elementwise import L1, L2, ElasticNet, ElementwisePenalty
 from lightreg.penalties.functional import soft_threshold_
-from lightreg.penalties.group import GroupLasso
+from lightreg.penalties.group import GroupLasso, GroupPenalty, SparseGroupLasso
 from lightreg.penalties.registry import PENALTIES, make_penalty
 from lightreg.penalties.selection import select_parameters
+from lightreg.penalties.term import PenaltyTerm, penalty_value
 
-__all__ = ["Penalty", "L1", "L2", "ElasticNet", "GroupLasso", "select_parameters", "soft_threshold_", "Step", "PENALTIES", "make_penalty"]
+__all__ = [
+    "PENALTIES",
+    "ElasticNet",
+    "ElementwisePenalty",
+    "GroupLasso",
+    "GroupPenalty",
+    "L1",
+    "L2",
+    "Penalty",
+    "PenaltyTerm",
+    "SparseGroupLasso",
+    "Step",
+    "make_penalty",
+    "penalty_value",
+    "select_parameters",
+    "soft_threshold_",
+]

@@ -1,7 +1,16 @@
-"""Elementwise penalties: L1, L2 and elastic net. Exact on sharded parameters (R is a sum over entries)."""
+"""Elementwise penalties: L1, L2 and elastic net. Exact on sharded parameters (R is a sum over entries).
+
+All three are ``R(w) = ρ Σ |w| + (1 − ρ)/2 Σ w²`` for a fixed ``ρ`` (1 for L1, 0 for L2, ``l1_ratio`` for the
+elastic net), so their optimality pieces are shared by :class:`ElementwisePenalty`:
+
+| unit w | zero threshold | ``dist(−g, λ∂R(w))`` |
+| w ≠ 0 | | ``|g + λ(1−ρ)w + λρ sign w|`` |
+| w = 0 | λρ | ``max(|g| − λρ, 0)`` |
+"""
 
 from __future__ import annotations
 
+import abc
 import math
 from dataclasses import dataclass
 from typing import ClassVar
@@ -18,18 +27,46 @@ def _max_abs(grad0: Tensor) -> float:
     return grad0.detach().abs().max().item()
 
 
-def _inf_unless_zero(grad0: Tensor) -> float:
-    """KKT threshold of a penalty with no kink at 0: only a zero gradient makes w = 0 optimal (then any λ >= 0)."""
-    return 0.0 if _max_abs(grad0) == 0 else math.inf
+class ElementwisePenalty(Penalty, abc.ABC):
+    """``ρ Σ |w| + (1 − ρ)/2 Σ w²``: the KKT pieces and λ_max of every elementwise penalty, from ``l1_weight``."""
+
+    elementwise: ClassVar[bool] = True
+
+    @property
+    @abc.abstractmethod
+    def l1_weight(self) -> float:
+        """ρ in [0, 1]: the weight of the ℓ1 part."""
+
+    @property
+    def sparse(self) -> bool:
+        return self.l1_weight > 0
+
+    def lambda_max(self, grad0: Tensor) -> float:
+        """``max |∇f(0)| / ρ``; without an ℓ1 part, 0 if ``∇f(0) = 0`` (any λ keeps w = 0) else ``math.inf``."""
+        peak = _max_abs(grad0)
+        if self.l1_weight == 0:
+            return 0.0 if peak == 0 else math.inf
+        return peak / self.l1_weight
+
+    def unit_norms(self, x: Tensor) -> Tensor:
+        return x.abs()
+
+    def zero_threshold(self, w: Tensor, strength: float) -> Tensor:
+        return torch.full_like(w, strength * self.l1_weight)
+
+    def subdiff_distance(self, w: Tensor, g: Tensor, strength: float) -> Tensor:
+        rho = self.l1_weight
+        smooth = g + strength * (1 - rho) * w
+        lam = strength * rho
+        return torch.where(w != 0, (smooth + lam * w.sign()).abs(), (smooth.abs() - lam).clamp(min=0))
 
 
 @dataclass(frozen=True)
-class L1(Penalty):
+class L1(ElementwisePenalty):
     """Lasso: ``R(w) = Σ |w|``; prox is soft-thresholding at ``step``; ``lambda_max = max |∇f(0)|``."""
 
     name: ClassVar[str] = "l1"
-    elementwise: ClassVar[bool] = True
-    sparse = True
+    l1_weight = 1.0
 
     def value(self, w: Tensor) -> Tensor:
         return w.abs().sum()
@@ -42,21 +79,16 @@ class L1(Penalty):
     def prox_(self, w: Tensor, step: Step) -> Tensor:
         return soft_threshold_(w, step)
 
-    def lambda_max(self, grad0: Tensor) -> float:
-        return _max_abs(grad0)
-
 
 @dataclass(frozen=True)
-class L2(Penalty):
+class L2(ElementwisePenalty):
     """Ridge / weight decay: ``R(w) = ½ Σ w²``, so ``λ∇R = λw`` as SGD's ``weight_decay=λ``.
 
-    Prox: ``w / (1 + step)``.
-    ``lambda_max`` is ``math.inf`` (never exactly zero) unless ``∇f(0) = 0``, where it is 0.
+    Prox: ``w / (1 + step)``. ``lambda_max`` is ``math.inf`` (never exactly zero) unless ``∇f(0) = 0``.
     """
 
     name: ClassVar[str] = "l2"
-    elementwise: ClassVar[bool] = True
-    sparse = False
+    l1_weight = 0.0
 
     def value(self, w: Tensor) -> Tensor:
         return 0.5 * w.square().sum()
@@ -69,12 +101,9 @@ class L2(Penalty):
     def prox_(self, w: Tensor, step: Step) -> Tensor:
         return w.div_(1 + step)
 
-    def lambda_max(self, grad0: Tensor) -> float:
-        return _inf_unless_zero(grad0)
-
 
 @dataclass(frozen=True)
-class ElasticNet(Penalty):
+class ElasticNet(ElementwisePenalty):
     """Elastic net (sklearn/glmnet convention): ``R(w) = ρ Σ |w| + (1 - ρ)/2 Σ w²``, ``ρ = l1_ratio`` in [0, 1].
 
     Prox: soft-threshold at ``step·ρ``, then divide by ``1 + step·(1 - ρ)``.
@@ -83,17 +112,13 @@ class ElasticNet(Penalty):
 
     l1_ratio: float = 0.5
     name: ClassVar[str] = "elastic_net"
-    elementwise: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        ratio = self.l1_ratio
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
-            raise UserError(f"l1_ratio must be in [0, 1], got {ratio!r}")
-        object.__setattr__(self, "l1_ratio", float(ratio))
+        object.__setattr__(self, "l1_ratio", check_ratio(self.l1_ratio))
 
     @property
-    def sparse(self) -> bool:
-        return self.l1_ratio > 0
+    def l1_weight(self) -> float:
+        return self.l1_ratio
 
     def value(self, w: Tensor) -> Tensor:
         rho = self.l1_ratio
@@ -113,7 +138,12 @@ class ElasticNet(Penalty):
             w.div_(1 + step * (1 - rho))
         return w
 
-    def lambda_max(self, grad0: Tensor) -> float:
-        if self.l1_ratio == 0:
-            return _inf_unless_zero(grad0)
-        return _max_abs(grad0) / self.l1_ratio
+
+def check_ratio(ratio: object) -> float:
+    """``l1_ratio`` as a float in [0, 1]; a :class:`UserError` naming the bad value otherwise."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 <= ratio <= 1:
+        raise UserError(f"l1_ratio must be in [0, 1], got {ratio!r}")
+    return float(ratio)
+
+
+__all__ = ["ElasticNet", "ElementwisePenalty", "L1", "L2", "check_ratio"]

@@ -1,4 +1,8 @@
-"""Penalties by name, for configs: ``make_penalty("elastic_net", l1_ratio=0.7)``."""
+"""Penalties by name, for configs: ``make_penalty("elastic_net", l1_ratio=0.7)``.
+
+A new penalty is one class (a :class:`~lightreg.penalties.Penalty` subclass with its own maths) added to
+:data:`PENALTIES`, plus one YAML file in ``conf/penalty/``; the tests parametrized over this registry cover it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from typing import Any
 from lightreg.errors import UserError
 from lightreg.penalties.base import Penalty
 from lightreg.penalties.elementwise import L1, L2, ElasticNet
-from lightreg.penalties.group import GroupLasso
+from lightreg.penalties.group import GroupLasso, SparseGroupLasso
 
-PENALTIES: dict[str, type[Penalty]] = {cls.name: cls for cls in (L1, L2, ElasticNet, GroupLasso)}
+PENALTIES: dict[str, type[Penalty]] = {cls.name: cls for cls in (L1, L2, ElasticNet, GroupLasso, SparseGroupLasso)}
 
 
 def make_penalty(name: str, **options: Any) -> Penalty:
