@@ -15,9 +15,9 @@ from lightreg.callbacks import RegularizationCallback, regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.errors import LightregWarning, UserError
 from lightreg.models import MLP, LogisticRegression
-from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, soft_threshold_
+from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, SparseGroupLasso, soft_threshold_
 
-PENALTIES = [L1(), L2(), ElasticNet(0.3), GroupLasso("rows"), GroupLasso("columns")]
+PENALTIES = [L1(), L2(), ElasticNet(0.3), GroupLasso("rows"), GroupLasso("columns"), SparseGroupLasso("columns", 0.4)]
 
 
 def _data(batch_size: int | None = 32, n_samples: int = 200) -> SyntheticDataModule:
@@ -72,7 +72,9 @@ def test_grad_mode_equals_autograd_of_penalized_loss(penalty: Penalty) -> None:
             assert not torch.allclose(a, c, atol=1e-6), f"{name}: the penalty changed nothing"
 
 
-@pytest.mark.parametrize("penalty", [L1(), ElasticNet(0.5), GroupLasso("columns")], ids=repr)
+@pytest.mark.parametrize(
+    "penalty", [L1(), ElasticNet(0.5), GroupLasso("columns"), SparseGroupLasso("rows", 0.5)], ids=repr
+)
 def test_prox_mode_is_the_closed_form_prox_after_each_sgd_step(penalty: Penalty) -> None:
     """One full-batch plain-SGD step: w1 = prox_{lr·λ·R}(w0 − lr·∇f(w0)), with exact zeros."""
     lr, strength, dm = 0.5, 0.4, _data(batch_size=None)
@@ -279,3 +281,12 @@ def test_small_data_loss_of_a_well_fit_model_is_not_a_dwarf_warning() -> None:
     callback._epoch_sums = torch.tensor([8.0, 0.5, 1.0], dtype=torch.float64)  # > 10x the first epoch's 0.7
     with pytest.warns(LightregWarning, match="0.7 after the first epoch"):
         callback.on_train_epoch_end(trainer, model)
+
+
+def test_penalties_reported_in_an_earlier_fit_are_forgotten() -> None:
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1))
+    _trainer([RegularizationCallback(L1(), 1e-3)]).fit(model, datamodule=dm)
+    again = _trainer()
+    again.fit(model, datamodule=dm)
+    assert "train/penalty" not in again.callback_metrics and "train/objective" not in again.callback_metrics

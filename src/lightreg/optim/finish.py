@@ -47,8 +47,9 @@ class ProximalFinish:
         patience: iterations with an unchanged zero pattern required to stop.
         threshold_rel: entries/groups with norm ≤ this × the largest of their tensor are tested for zero by the
             KKT check (0 disables the thresholding).
-        num_threads: torch intra-op threads during the finish (restored afterwards); ``None`` leaves them alone.
-            1 is much faster for small tables on a busy CPU.
+        num_threads: torch intra-op threads during the finish, restored afterwards: a number; ``"auto"`` (default)
+            = 1 thread for training sets up to 4 M numbers (23× faster on a busy 2-core CPU), else unchanged;
+            ``None`` leaves torch's setting alone (:func:`lightreg.full_batch.intra_op_threads`).
     """
 
     def __init__(
@@ -57,13 +58,17 @@ class ProximalFinish:
         tol: float = 1e-7,
         patience: int = 20,
         threshold_rel: float = 1e-2,
-        num_threads: int | None = None,
+        num_threads: int | str | None = "auto",
     ) -> None:
         self.max_iter = _positive_int("max_iter", max_iter)
         self.patience = _positive_int("patience", patience)
         self.tol = _fraction("tol", tol)
         self.threshold_rel = _fraction("threshold_rel", threshold_rel)
-        self.num_threads = None if num_threads is None else _positive_int("num_threads", num_threads)
+        if num_threads not in (None, "auto") and (
+            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0
+        ):
+            raise UserError(f"finish.num_threads must be a positive integer, 'auto' or null, got {num_threads!r}")
+        self.num_threads = num_threads
 
     def run(self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]) -> dict[str, float]:
         """Minimize ``f + Σ λR`` over every trainable parameter of ``model`` on ``batches`` (the whole training set,
@@ -87,7 +92,7 @@ class ProximalFinish:
                     grads[position[id(p)]].add_(t.penalty.grad(p.detach()), alpha=t.strength)
             return value + float(penalty_value(smooth)), grads
 
-        with full_batch.eval_mode(model), full_batch.intra_op_threads(self.num_threads):
+        with full_batch.eval_mode(model), full_batch.intra_op_threads(self.num_threads, batches):
             first = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience)
             zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
             final = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience) if zeroed else first
