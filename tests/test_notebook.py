@@ -34,7 +34,7 @@ def test_notebook_runs_and_shows_each_seed(tmp_path: Path) -> None:
     text = "\n".join(_text(c) for c in nb.cells if c.cell_type == "code")
     assert "weights identical with and without the 'penalty': True" in text  # seed 000 reproduced
     for seed in ("000", "001", "002"):
-        assert f"(seed question {seed}" in text  # the doctor's message for each hand-written mistake
+        assert f"lightreg: error: Seed{seed}.extra_loss_terms()" in text  # the doctor names each hand-written mistake
     assert "lambda must be a finite number >= 0, got -0.01" in text
     assert "exact zeros: 0 of 3320" in text  # seed 004: Adam + L1 in the loss
     assert "Selected inputs" in text and "Runs side by side" in text

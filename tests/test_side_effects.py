@@ -1,5 +1,6 @@
 """Importing lightreg (the CLI module included) changes nothing process-wide: warning filters and display, torch's
-thread count. The CLI sets its console up inside ``main`` only."""
+thread count. The CLI sets its console up inside ``main`` only. (Lightning and matplotlib add warning filters when
+they are imported; the probe imports them first, so only lightreg's own changes count.)"""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 PROBE = """
 import warnings, torch
 state = lambda: (list(warnings.filters), warnings.showwarning, warnings.formatwarning, torch.get_num_threads())
+import hydra, lightning, matplotlib, omegaconf, rich, sklearn, torchmetrics  # they add filters of their own
 before = state()
 import train, lightreg.pipeline, lightreg.callbacks, lightreg.kkt, lightreg.optim, lightreg.report
 assert state() == before, "importing lightreg changed process-wide state"
