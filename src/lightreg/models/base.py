@@ -75,6 +75,7 @@ class LightregModule(L.LightningModule):
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_penalty, self.train_objective = MeanMetric(), MeanMetric()
         self._reported_penalties: dict[str, Tensor] = {}
+        self._added_terms: dict[str, Tensor] = {}
         self._has_penalty = False
         self._last_val: dict[str, float] = {}
 
@@ -98,6 +99,12 @@ class LightregModule(L.LightningModule):
         """
         self._reported_penalties[name] = value.detach()
 
+    def add_loss_term(self, name: str, value: Tensor) -> None:
+        """Add a differentiable term to this step's training loss from outside the module (a callback's forward
+        hook, e.g. :class:`~lightreg.callbacks.ActivityRegularization`). Terms of one name are summed; they are
+        consumed by the next ``training_step`` and logged as ``train/penalty/<name>`` like ``extra_loss_terms``."""
+        self._added_terms[name] = self._added_terms[name] + value if name in self._added_terms else value
+
     # -- steps -------------------------------------------------------------------------------------------
     def batch_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """``(output, data loss, target)`` of one batch: the data loss alone (batch mean), no penalty. Callbacks and
@@ -108,7 +115,8 @@ class LightregModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
-        terms = dict(self.extra_loss_terms(batch, output))
+        terms = {**self.extra_loss_terms(batch, output), **self._added_terms}
+        self._added_terms = {}
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
         penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
