@@ -67,7 +67,9 @@ def main() -> None:
             pin_memory=pin,
         ),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, 60000x1x28x28, batch {bs}, median of {repeats}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, 60000x1x28x28, batch {bs}, median of {repeats}"
+    )
     print("| loader | epoch (s) | vs (a) |\n| --- | ---: | ---: |")
     base = None
     for name, loader in options.items():

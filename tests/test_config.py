@@ -17,11 +17,12 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from conftest import config_options
 from image_files import write_cifar10, write_idx_set
 from lightreg.data import CSVDataModule, ImageDataModule, SklearnDataModule, SyntheticDataModule, TabularDataModule
 from lightreg.data.tabular import TASKS
 from lightreg.models import CNN, MLP, LightregModule, LogisticRegression, ResNet
+
+from conftest import config_options
 
 GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from image_files import IDX_FOLDERS, write_cifar10, write_idx_set
 from sklearn.datasets import load_digits
 
-from conftest import describe, run_train
-from helpers import QUIET, read_metrics
+from image_files import IDX_FOLDERS, write_cifar10, write_idx_set
 from lightreg.data import ImageDataModule, TensorBatches
 from lightreg.data.images import TORCHVISION_SETS
 from lightreg.errors import UserError
 from lightreg.models import CNN, ResNet
+
+from conftest import describe, run_train
+from helpers import QUIET, read_metrics
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,9 @@ def test_idx_files_load_with_their_labels_and_normalization(image_root: Path, na
     assert dm.feature_names is None
     raw = (image_root / IDX_FOLDERS[name] / "raw" / "train-labels-idx1-ubyte").read_bytes()
     assert dm.y_train.tolist() == list(raw[8:])  # IDX labels: 8 header bytes, then one byte per label
-    images = np.frombuffer((image_root / IDX_FOLDERS[name] / "raw" / "train-images-idx3-ubyte").read_bytes()[16:], np.uint8)
+    images = np.frombuffer(
+        (image_root / IDX_FOLDERS[name] / "raw" / "train-images-idx3-ubyte").read_bytes()[16:], np.uint8
+    )
     spec = TORCHVISION_SETS[name]
     expected = (torch.from_numpy(images.reshape(-1, 1, 28, 28).copy()).float() / 255 - spec.mean[0]) / spec.std[0]
     assert torch.allclose(dm.x_train, expected, atol=1e-6)
@@ -57,7 +60,10 @@ def test_cifar_batches_load_channel_major(image_root: Path) -> None:
     with open(image_root / "cifar-10-batches-py" / "data_batch_1", "rb") as f:
         first = pickle.load(f)
     pixels = torch.from_numpy(first["data"][0].reshape(3, 32, 32)).float() / 255
-    mean, std = (torch.tensor(TORCHVISION_SETS["cifar10"].mean).view(3, 1, 1), torch.tensor(TORCHVISION_SETS["cifar10"].std).view(3, 1, 1))
+    mean, std = (
+        torch.tensor(TORCHVISION_SETS["cifar10"].mean).view(3, 1, 1),
+        torch.tensor(TORCHVISION_SETS["cifar10"].std).view(3, 1, 1),
+    )
     assert torch.allclose(dm.x_train[0], (pixels - mean) / std, atol=1e-6)
     assert dm.y_train[: len(first["labels"])].tolist() == first["labels"]
 
@@ -119,7 +125,9 @@ def test_bad_image_options(options: dict, fragment: str) -> None:
 @pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32)])
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_cnn_fits_every_image_shape(shape: tuple[int, ...], batch_norm: bool) -> None:
-    model = CNN(channels=[4, 6], kernel_size=3, hidden_sizes=[10], batch_norm=batch_norm, input_shape=shape, num_classes=10)
+    model = CNN(
+        channels=[4, 6], kernel_size=3, hidden_sizes=[10], batch_norm=batch_norm, input_shape=shape, num_classes=10
+    )
     out = model(torch.randn(3, *shape))
     assert out.shape == (3, 10)
     assert model.net.conv1.weight.shape == (4, shape[0], 3, 3) and (model.net.conv1.bias is None) == batch_norm
@@ -152,8 +160,8 @@ def test_resnet_sized_by_the_data(shape: tuple[int, ...], small: bool) -> None:
 def test_cli_trains_a_cnn_on_idx_files(image_root: Path, tmp_path: Path, name: str) -> None:
     run = tmp_path / "run"
     proc = run_train(
-        f"data={name}", f"data.root={image_root}", "data.download=false", "model=cnn", "model.channels=[4,8]", "data.batch_size=16",
-        "trainer.max_epochs=2", "optimizer.lr=0.05", *QUIET, f"hydra.run.dir={run}", cwd=tmp_path,
+        f"data={name}", f"data.root={image_root}", "data.download=false", "model=cnn", "model.channels=[4,8]",
+        "data.batch_size=16", "trainer.max_epochs=2", "optimizer.lr=0.05", *QUIET, f"hydra.run.dir={run}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, describe(proc)
     metrics = read_metrics(run)
@@ -179,7 +187,9 @@ def test_cli_cifar10_augmented_resnet_from_the_env_root(image_root: Path, tmp_pa
 
 @pytest.mark.slow
 def test_cli_image_bad_input_is_one_line(tmp_path: Path) -> None:
-    missing = run_train("data=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false", "model=cnn", cwd=tmp_path)
+    missing = run_train(
+        "data=mnist", f"data.root={tmp_path / 'empty'}", "data.download=false", "model=cnn", cwd=tmp_path
+    )
     assert missing.returncode == 2, describe(missing)
     line = missing.stderr.strip()
     assert "\n" not in line and line.startswith("lightreg: error: mnist: files not found in")

@@ -11,14 +11,15 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import describe, run_train
-from helpers import QUIET, read_metrics
 from lightreg.callbacks import ActivityRegularization, RegularizationCallback
 from lightreg.callbacks.activity import activity
 from lightreg.data import ImageDataModule
 from lightreg.errors import UserError
 from lightreg.models import CNN, MLP
 from lightreg.penalties import GroupLasso
+
+from conftest import describe, run_train
+from helpers import QUIET, read_metrics
 
 
 def _conv() -> nn.Conv2d:

@@ -33,7 +33,12 @@ class ActivityRegularization(Callback):
     """
 
     def __init__(self, strength: float, modules: str | list[str], norm: str = "l1", name: str = "activity") -> None:
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or strength < 0:
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not math.isfinite(strength)
+            or strength < 0
+        ):
             raise UserError(f"activity strength (lambda) must be a finite number >= 0, got {strength!r}")
         patterns = [modules] if isinstance(modules, str) else list(modules or [])
         if not patterns:
@@ -53,7 +58,9 @@ class ActivityRegularization(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "add_loss_term"):
-            raise UserError(f"ActivityRegularization needs a lightreg.models.LightregModule, got {type(pl_module).__name__}")
+            raise UserError(
+                f"ActivityRegularization needs a lightreg.models.LightregModule, got {type(pl_module).__name__}"
+            )
         named = [(n, m) for n, m in pl_module.named_modules() if n]
         for pattern in self.patterns:
             if not any(fnmatchcase(n, pattern) for n, _ in named):
@@ -71,7 +78,9 @@ class ActivityRegularization(Callback):
 
         return record
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         self._recording = True
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:

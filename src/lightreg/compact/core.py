@@ -21,6 +21,7 @@ compacted separately, with a note; a model whose network is not an ``nn.Sequenti
 from __future__ import annotations
 
 import copy
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -195,7 +196,9 @@ def _foldable(consumer: nn.Module) -> bool:
     """A constant input channel can become bias exactly: Linear always; Conv when no zero padding is involved."""
     if isinstance(consumer, nn.Linear):
         return True
-    padded = any(p > 0 for p in consumer.padding) if isinstance(consumer.padding, tuple) else consumer.padding != "valid"
+    padded = (
+        any(p > 0 for p in consumer.padding) if isinstance(consumer.padding, tuple) else consumer.padding != "valid"
+    )
     return not padded or consumer.padding_mode != "zeros"
 
 
@@ -209,7 +212,12 @@ def _fold(consumer: nn.Module, blocks: Tensor, values: Tensor, units: Tensor) ->
 
 
 def _pair(
-    name: str, producer: nn.Module, chain: list[nn.Module], consumer: nn.Module, shape: tuple[int, ...], notes: list[str]
+    name: str,
+    producer: nn.Module,
+    chain: list[nn.Module],
+    consumer: nn.Module,
+    shape: tuple[int, ...],
+    notes: list[str],
 ) -> bool:
     """Remove the dead units between ``producer`` and ``consumer``; True when something was removed."""
     units = _units(producer)
@@ -223,12 +231,15 @@ def _pair(
     foldable = zero_in & constant & (values != 0) & ~unread
     if foldable.any() and not _foldable(consumer):
         notes.append(
-            f"{name}: {int(foldable.sum())} zero unit(s) kept: their constant output (e.g. {float(values[foldable][0]):.4g}) "
+            f"{name}: {int(foldable.sum())} zero unit(s) kept: their constant output "
+            f"(e.g. {float(values[foldable][0]):.4g}) "
             "feeds a zero-padded convolution, where no bias reproduces it exactly"
         )
         foldable = torch.zeros_like(foldable)
     if (zero_in & ~constant).any():
-        notes.append(f"{name}: {int((zero_in & ~constant).sum())} zero unit(s) kept: their output is not constant downstream")
+        notes.append(
+            f"{name}: {int((zero_in & ~constant).sum())} zero unit(s) kept: their output is not constant downstream"
+        )
     removed = unread | silent | foldable
     if not removed.any():
         return False
@@ -271,13 +282,17 @@ def compact_sequential(
     small = copy.deepcopy(net).eval()
     names = [name for name, _ in small.named_children()]
     modules = list(small)
-    before_rows = [LayerRow(f"net.{n}", type(m).__name__, _params(m), units_before=_units(m)) for n, m in zip(names, modules)]
+    before_rows = [
+        LayerRow(f"net.{n}", type(m).__name__, _params(m), units_before=_units(m)) for n, m in zip(names, modules)
+    ]
     report = CompactionReport(before_rows)
     shapes = _shapes(small, torch.zeros(1, *input_shape))
     producers = [i for i, m in enumerate(modules) if _is_producer(m)]
     for i, m in enumerate(modules):
         if not _is_producer(m) and not isinstance(m, CHANNELWISE):
-            report.notes.append(f"net.{names[i]} ({type(m).__name__}): not handled; left as it is, with the units on both sides")
+            report.notes.append(
+                f"net.{names[i]} ({type(m).__name__}): not handled; left as it is, with the units on both sides"
+            )
     kept = _compact_inputs(modules[producers[0]], modules[: producers[0]], input_shape) if producers else None
     if kept is not None:
         report.kept_inputs, report.input_count = kept.tolist(), input_shape[0]
@@ -286,7 +301,7 @@ def compact_sequential(
     changed = True
     while changed:
         changed = False
-        for a, b in zip(producers, producers[1:]):
+        for a, b in itertools.pairwise(producers):
             chain = modules[a + 1 : b]
             if all(isinstance(m, CHANNELWISE) for m in chain):
                 changed |= _pair(f"net.{names[a]}", modules[a], chain, modules[b], shapes[a + 1], report.notes)
@@ -296,7 +311,9 @@ def compact_sequential(
     return small, report
 
 
-def compact(model: nn.Module, feature_names: list[str] | None = None, input_shape: tuple[int, ...] | None = None) -> tuple[nn.Module, CompactionReport]:
+def compact(
+    model: nn.Module, feature_names: list[str] | None = None, input_shape: tuple[int, ...] | None = None
+) -> tuple[nn.Module, CompactionReport]:
     """``(smaller_model, report)``: a copy of ``model`` without dead units, filters and inputs (module doc).
 
     ``model`` is an ``nn.Sequential`` or has one as ``model.net`` (every lightreg model); then the copy keeps its

@@ -45,7 +45,9 @@ def layer_latency(net: nn.Module, x: Tensor, repeats: int = 20) -> dict[str, flo
         torch.set_num_threads(threads)
 
 
-def add_latency(report: CompactionReport, before: nn.Module, after: nn.Module, x: Tensor, kept: list[int] | None) -> None:
+def add_latency(
+    report: CompactionReport, before: nn.Module, after: nn.Module, x: Tensor, kept: list[int] | None
+) -> None:
     """Fill the report's ``ms_before`` / ``ms_after`` columns (batch ``x``, CPU, one thread)."""
     t_before = layer_latency(before, x)
     t_after = layer_latency(after, x if kept is None else x[:, kept])

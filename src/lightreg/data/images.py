@@ -141,7 +141,9 @@ class _AugmentedImages(Dataset):
 
         size = images.shape[-1]
         steps: list[Any] = [v2.RandomCrop(size, padding=size // 8), v2.RandomHorizontalFlip()] if augment else []
-        self.transform = v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+        self.transform = v2.Compose(
+            [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
+        )
         self.images, self.labels = images, labels
 
     def __len__(self) -> int:

@@ -19,7 +19,9 @@ def _positive_ints(value: Any, what: str, allow_empty: bool) -> list[int]:
         or (not value and not allow_empty)
         or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
     ):
-        raise ValueError(f"{what} must be a {'' if allow_empty else 'non-empty '}list of positive integers, got {value!r}")
+        raise ValueError(
+            f"{what} must be a {'' if allow_empty else 'non-empty '}list of positive integers, got {value!r}"
+        )
     return [int(v) for v in value]
 
 
@@ -27,7 +29,8 @@ def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int
     """``(C, H, W)`` or a one-line error telling that ``model`` needs image-shaped inputs."""
     if len(input_shape) != 3:
         raise ValueError(
-            f"model={model} needs image-shaped inputs (C, H, W), but the data gives samples of shape {tuple(input_shape)}: "
+            f"model={model} needs image-shaped inputs (C, H, W), but the data gives samples of shape "
+            f"{tuple(input_shape)}: "
             "use an image dataset (data=digits_images, mnist, fashion_mnist, cifar10) or model=mlp for tables"
         )
     return input_shape  # type: ignore[return-value]
@@ -65,7 +68,12 @@ class CNN(LightregModule):
         in_channels, height, width = image_shape(self.input_shape, "cnn")
         channels = _positive_ints(channels, "channels", allow_empty=False)
         hidden_sizes = _positive_ints(hidden_sizes, "hidden_sizes", allow_empty=True)
-        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size <= 0 or kernel_size % 2 == 0:
+        if (
+            isinstance(kernel_size, bool)
+            or not isinstance(kernel_size, int)
+            or kernel_size <= 0
+            or kernel_size % 2 == 0
+        ):
             raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
@@ -73,7 +81,9 @@ class CNN(LightregModule):
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, out_channels in enumerate(channels, start=1):
-            layers[f"conv{i}"] = nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm)
+            layers[f"conv{i}"] = nn.Conv2d(
+                in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=not batch_norm
+            )
             if batch_norm:
                 layers[f"bn{i}"] = nn.BatchNorm2d(out_channels)
             layers[f"act{i}"] = ACTIVATIONS[activation]()
@@ -91,4 +101,3 @@ class CNN(LightregModule):
             features = size
         layers["out"] = nn.Linear(features, self.num_outputs)
         self.net = nn.Sequential(layers)
-

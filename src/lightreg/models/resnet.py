@@ -27,7 +27,9 @@ class ResNet(LightregModule):
         pretrained: start from ImageNet weights (default off).
     """
 
-    def __init__(self, arch: str = "resnet18", small_input: bool = False, pretrained: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self, arch: str = "resnet18", small_input: bool = False, pretrained: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         in_channels, _, _ = image_shape(self.input_shape, "resnet")
         if arch not in ARCHS:

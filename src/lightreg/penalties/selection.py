@@ -65,6 +65,7 @@ def conv_weights(
         raise UserError(
             f"penalty.groups={groups} groups the {groups} of conv layers, but {model} has no conv weight among the "
             f"penalized parameters ({shapes}); use penalty.groups="
-            f"{'rows (hidden units)' if groups == 'filters' else 'columns (input features)'} or a model with conv layers"
+            + ("rows (hidden units)" if groups == "filters" else "columns (input features)")
+            + " or a model with conv layers"
         )
     return named if explicit else convs
