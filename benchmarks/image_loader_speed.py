@@ -10,7 +10,7 @@
 
 Times are the median of ``--repeats`` epochs after one warm-up epoch, batch 128, shuffled, in seconds.
 
-    python benchmarks/image_loader_speed.py [--repeats 3] [--workers 2] [--quick]
+    python benchmarks/image_loader_speed.py [--repeats 3] [--workers 2] [--threads N] [--quick]
 """
 
 from __future__ import annotations
@@ -44,7 +44,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--quick", action="store_true", help="one timed epoch per option")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else args.repeats
     n = 60_000
     generator = torch.Generator().manual_seed(0)
