@@ -190,3 +190,22 @@ def test_cli_compact_without_checkpoints_is_one_line(tmp_path: Path) -> None:
     assert cli.returncode == 2
     lines = cli.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("lightreg: error:") and "no checkpoint" in lines[0]
+
+
+@pytest.mark.slow
+def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    proc = run_train(
+        "data=synthetic", "model=mlp", "model.hidden_sizes=[6]", "+penalty=group_lasso", "penalty.groups=columns",
+        "penalty.include=[net.fc1.weight]", "lambda=0.05", "trainer.max_epochs=20", "compact=true", "logger=none",
+        "~callbacks.progress_bar", "model.print_epochs=false", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    saved = torch.load(run / "compact.pt", weights_only=False)
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    read = (state["net.fc1.weight"] != 0).any(dim=0)
+    assert saved["feature_names"] == [f"x{j}" for j in range(10) if read[j]]
+    assert saved["kept_inputs"] == [j for j in range(10) if read[j]] and 0 < len(saved["kept_inputs"]) < 10
+    assert {"x0", "x1"} <= set(saved["feature_names"])  # the informative inputs of the seed-001 setup
+    assert saved["net"][1].in_features == len(saved["kept_inputs"]) and saved["input_shape"] == (len(read.nonzero()),)
+    assert read_metrics(run)["compact/max_abs_diff"] < 1e-5
