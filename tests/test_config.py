@@ -17,10 +17,12 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from conftest import config_options
-from lightreg.data import CSVDataModule, SklearnDataModule, SyntheticDataModule, TabularDataModule
+from image_files import write_cifar10, write_idx_set
+from lightreg.data import CSVDataModule, ImageDataModule, SklearnDataModule, SyntheticDataModule, TabularDataModule
 from lightreg.data.tabular import TASKS
-from lightreg.models import MLP, LightregModule, LogisticRegression
+from lightreg.models import CNN, MLP, LightregModule, LogisticRegression, ResNet
+
+from conftest import config_options
 
 GROUPS = ("data", "model", "optimizer", "trainer", "callbacks", "logger")
 
@@ -79,14 +81,23 @@ EXPECTED_DATA = {
     "diabetes": (SklearnDataModule, "regression", (10,), None),
     "synthetic": (SyntheticDataModule, "binary", (10,), 2),
     "csv": (CSVDataModule, "binary", (3,), 2),
+    "digits_images": (ImageDataModule, "multiclass", (1, 8, 8), 10),
+    "mnist": (ImageDataModule, "multiclass", (1, 28, 28), 10),
+    "fashion_mnist": (ImageDataModule, "multiclass", (1, 28, 28), 10),
+    "cifar10": (ImageDataModule, "multiclass", (3, 32, 32), 10),
 }
+IMAGE_FILES = {"mnist": write_idx_set, "fashion_mnist": write_idx_set, "cifar10": write_cifar10}
 
 
 @pytest.mark.parametrize("option", config_options("data"))
-def test_data_option(option: str, make_cfg, small_csv: Path) -> None:
+def test_data_option(option: str, make_cfg, small_csv: Path, tmp_path: Path) -> None:
     overrides = [f"data={option}", "seed=3"]
     if option == "csv":
         overrides += [f"data.train_path={small_csv}", "data.target=label"]
+    if option in IMAGE_FILES:  # files in their real formats, offline
+        write = IMAGE_FILES[option]
+        write(tmp_path, option) if write is write_idx_set else write(tmp_path)
+        overrides += [f"data.root={tmp_path}", "data.download=false"]
     cfg = make_cfg(*overrides)
     dm = instantiate(cfg.data)
     assert isinstance(dm, TabularDataModule) or isinstance(dm, L.LightningDataModule)
@@ -109,7 +120,8 @@ def test_csv_option_requires_paths(make_cfg) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 # model
 # ----------------------------------------------------------------------------------------------------------------
-EXPECTED_MODEL = {"logistic": LogisticRegression, "mlp": MLP}
+EXPECTED_MODEL = {"logistic": LogisticRegression, "mlp": MLP, "cnn": CNN, "resnet": ResNet}
+IMAGE_MODELS = ("cnn", "resnet")
 
 
 @pytest.mark.parametrize("option", config_options("model"))
@@ -119,12 +131,13 @@ EXPECTED_MODEL = {"logistic": LogisticRegression, "mlp": MLP}
 def test_model_option(option: str, task: str, num_classes: int | None, width: int, make_cfg) -> None:
     cfg = make_cfg(f"model={option}")
     optimizer = instantiate(make_cfg("optimizer=adam").optimizer)
-    model = instantiate(cfg.model, input_shape=(64,), num_classes=num_classes, task=task, optimizer=optimizer)
+    shape = (1, 8, 8) if option in IMAGE_MODELS else (64,)
+    model = instantiate(cfg.model, input_shape=shape, num_classes=num_classes, task=task, optimizer=optimizer)
     assert isinstance(model, LightregModule)
     assert isinstance(model, get_class(cfg.model._target_))
     if option in EXPECTED_MODEL:
         assert isinstance(model, EXPECTED_MODEL[option])
-    assert model(torch.randn(5, 64)).shape == (5, width)
+    assert model(torch.randn(5, *shape)).shape == (5, width)
     assert isinstance(model.configure_optimizers(), torch.optim.Adam)
 
 

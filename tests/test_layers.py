@@ -27,9 +27,12 @@ LAYERS: dict[str, int] = {
     "lightreg.models": 4,
     "lightreg.callbacks": 4,
     "lightreg.report": 4,
-    "lightreg.pipeline": 5,
-    "lightreg": 6,  # the package facade (lazy ``lightreg.kkt_violation``)
-    "train": 7,
+    "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
+    "lightreg.compact.run": 5,  # compaction of a run folder (checkpoint + Hydra config), used by the pipeline
+    "lightreg.compact.__main__": 6,  # python -m lightreg.compact RUN_DIR
+    "lightreg.pipeline": 6,
+    "lightreg": 7,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
+    "train": 8,
 }
 """Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
 
@@ -47,7 +50,7 @@ def _module_name(path: Path) -> str:
 
 def _unit(module: str) -> str:
     """The ``LAYERS`` key that owns ``module`` (longest prefix)."""
-    keys = [k for k in LAYERS if module == k or module.startswith(k + ".")]
+    keys = [k for k in LAYERS if module == k or (k != "lightreg" and module.startswith(k + "."))]
     if not keys:
         raise AssertionError(f"{module} has no layer: add it to LAYERS in {__file__}")
     return max(keys, key=len)

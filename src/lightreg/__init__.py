@@ -7,7 +7,7 @@ Layers, each importing only those before it: ``penalties`` ← ``optim``, ``full
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["kkt_violation"]
+__all__ = ["compact", "kkt_violation"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,4 +17,8 @@ def __getattr__(name: str) -> Any:
         from lightreg.kkt import kkt_violation
 
         return kkt_violation
+    if name == "compact":  # lightreg.compact(model) -> (smaller_model, report); the module is callable
+        import lightreg.compact
+
+        return lightreg.compact
     raise AttributeError(f"module 'lightreg' has no attribute {name!r}")

@@ -92,6 +92,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
         if trainer.is_global_zero:
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    if cfg.get("compact") and status == "completed" and trainer.is_global_zero:
+        from lightreg.compact.run import compact_model  # compact.pt, compact.md, compact.json beside metrics.json
+
+        metrics.update(compact_model(model, out_dir, datamodule=datamodule, seed=cfg.seed))
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     monitored = any(isinstance(cb, SparsityMonitor) for cb in callbacks)
     if trainer.is_global_zero and monitored and (out_dir / SPARSITY_FILE).is_file():
         write_report(out_dir)  # console table + out_dir/plots/*.png

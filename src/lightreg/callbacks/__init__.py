@@ -1,6 +1,8 @@
-"""Lightning callbacks: regularization (gradient, proximal or exact) and sparsity monitoring."""
+"""Lightning callbacks: regularization (gradient, proximal or exact), activity regularization and sparsity
+monitoring."""
 
+from lightreg.callbacks.activity import ActivityRegularization
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
 
-__all__ = ["RegularizationCallback", "SparsityMonitor", "regularizer"]
+__all__ = ["ActivityRegularization", "RegularizationCallback", "SparsityMonitor", "regularizer"]

@@ -17,6 +17,7 @@ from lightreg import full_batch
 from lightreg.errors import UserError, warn
 from lightreg.optim import ProximalFinish, is_adaptive, prox_step
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, penalty_value, select_parameters
+from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
@@ -129,7 +130,11 @@ class RegularizationCallback(Callback):
 
     # -- set-up and guard rails ---------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self.params = dict(select_parameters(pl_module, self.include, self.exclude))
+        selected = select_parameters(pl_module, self.include, self.exclude)
+        groups = getattr(self.penalty, "groups", None)
+        if groups in CONV_GROUPS:  # filters / channels: the conv weights
+            selected = conv_weights(selected, groups, self.include is not None, type(pl_module).__name__)
+        self.params = dict(selected)
         self._param_ids = {id(p) for p in self.params.values()}
         if not self.penalty.elementwise and isinstance(trainer.strategy, SHARDING_STRATEGIES):
             raise UserError(

@@ -1,6 +1,7 @@
 """LightningDataModules; every one works offline."""
 
 from lightreg.data.csv import CSVDataModule, read_csv_table
+from lightreg.data.images import ImageDataModule
 from lightreg.data.loader import TensorBatches
 from lightreg.data.sklearn_sets import SklearnDataModule
 from lightreg.data.synthetic import SyntheticDataModule, make_synthetic
@@ -8,6 +9,7 @@ from lightreg.data.tabular import TabularData, TabularDataModule
 
 __all__ = [
     "CSVDataModule",
+    "ImageDataModule",
     "SklearnDataModule",
     "SyntheticDataModule",
     "TabularData",

@@ -75,6 +75,7 @@ class LightregModule(L.LightningModule):
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.train_penalty, self.train_objective = MeanMetric(), MeanMetric()
         self._reported_penalties: dict[str, Tensor] = {}
+        self._added_terms: dict[str, Tensor] = {}
         self._has_penalty = False
         self._last_val: dict[str, float] = {}
 
@@ -102,6 +103,13 @@ class LightregModule(L.LightningModule):
         """Forget penalties reported in an earlier fit (the callbacks of this fit report their own)."""
         self._reported_penalties.clear()
         self._has_penalty = False
+        self._added_terms.clear()
+
+    def add_loss_term(self, name: str, value: Tensor) -> None:
+        """Add a differentiable term to this step's training loss from outside the module (a callback's forward
+        hook, e.g. :class:`~lightreg.callbacks.ActivityRegularization`). Terms of one name are summed; they are
+        consumed by the next ``training_step`` and logged as ``train/penalty/<name>`` like ``extra_loss_terms``."""
+        self._added_terms[name] = self._added_terms[name] + value if name in self._added_terms else value
 
     # -- steps -------------------------------------------------------------------------------------------
     def batch_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
@@ -113,7 +121,8 @@ class LightregModule(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
-        terms = dict(self.extra_loss_terms(batch, output))
+        terms = {**self.extra_loss_terms(batch, output), **self._added_terms}
+        self._added_terms = {}
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
         penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))

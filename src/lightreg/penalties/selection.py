@@ -48,3 +48,24 @@ def select_parameters(
     if not chosen:
         raise UserError(f"no parameter matches include={includes!r} exclude={excludes!r}; available: {available}")
     return chosen
+
+
+CONV_GROUPS = ("filters", "channels")
+
+
+def conv_weights(
+    named: list[tuple[str, nn.Parameter]], groups: str, explicit: bool, model: str
+) -> list[tuple[str, nn.Parameter]]:
+    """The selection for group lasso with ``groups=filters|channels``: conv weights (``ndim >= 3``) only, unless
+    the parameters were chosen explicitly (``explicit``, through ``include``); a selection without any conv weight
+    is a :class:`UserError` (``filters`` on an MLP is almost surely meant as ``rows``)."""
+    convs = [(n, p) for n, p in named if p.ndim >= 3]
+    if not convs:
+        shapes = ", ".join(f"{n} {tuple(p.shape)}" for n, p in named)
+        raise UserError(
+            f"penalty.groups={groups} groups the {groups} of conv layers, but {model} has no conv weight among the "
+            f"penalized parameters ({shapes}); use penalty.groups="
+            + ("rows (hidden units)" if groups == "filters" else "columns (input features)")
+            + " or a model with conv layers"
+        )
+    return named if explicit else convs

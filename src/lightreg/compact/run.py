@@ -1,0 +1,148 @@
+"""Compact a trained run: load its checkpoint, compact the model, check it, time it, write ``compact.pt``.
+
+Files written into the run dir: ``compact.pt`` (``torch.load(path, weights_only=False)``: the compact ``net``,
+its ``input_shape``, ``kept_inputs`` and ``feature_names``, the report), ``compact.md`` (the per-layer table)
+and ``compact.json`` (the report and the validation figures before/after).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from lightreg.compact.core import CompactionReport, compact
+from lightreg.errors import UserError
+
+COMPACT_FILE, TABLE_FILE, REPORT_FILE = "compact.pt", "compact.md", "compact.json"
+
+
+def layer_latency(net: nn.Module, x: Tensor, repeats: int = 20) -> dict[str, float]:
+    """CPU milliseconds per forward of each child of ``net`` on its own input for batch ``x`` (median of
+    ``repeats``), in one thread; ``{"": ms}`` for a network that is not an ``nn.Sequential``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            stages = list(net.named_children()) if isinstance(net, nn.Sequential) else [("", net)]
+            times: dict[str, float] = {}
+            for name, module in stages:
+                module(x)  # warm-up
+                samples = []
+                for _ in range(repeats):
+                    started = time.perf_counter()
+                    out = module(x)
+                    samples.append(time.perf_counter() - started)
+                times[name] = 1000 * statistics.median(samples)
+                x = out
+            return times
+    finally:
+        torch.set_num_threads(threads)
+
+
+def add_latency(
+    report: CompactionReport, before: nn.Module, after: nn.Module, x: Tensor, kept: list[int] | None
+) -> None:
+    """Fill the report's ``ms_before`` / ``ms_after`` columns (batch ``x``, CPU, one thread)."""
+    t_before = layer_latency(before, x)
+    t_after = layer_latency(after, x if kept is None else x[:, kept])
+    for row in report.layers:
+        key = row.name.removeprefix("net.") if row.name != "model" else ""
+        row.ms_before, row.ms_after = t_before.get(key), t_after.get(key)
+
+
+@torch.no_grad()
+def evaluate(net: nn.Module, task: str, batches: Any, kept: list[int] | None) -> dict[str, float]:
+    """Validation loss and accuracy (classification) or MAE (regression) of ``net`` in eval mode."""
+    from lightreg.models import tasks
+
+    net.eval()
+    n, loss_sum, hit_sum = 0, 0.0, 0.0
+    for x, y in batches:
+        out = net(x if kept is None else x[:, kept])
+        loss_sum += float(tasks.data_loss(task, out, y)) * len(y)
+        pred = tasks.predictions(task, out)
+        target = tasks.target_for_metrics(task, y)
+        hit_sum += float((pred == target).float().sum() if task != "regression" else (pred - target).abs().sum())
+        n += len(y)
+    return {"loss": loss_sum / n, ("mae" if task == "regression" else "acc"): hit_sum / n}
+
+
+def compact_model(
+    model: nn.Module, out_dir: Path, datamodule: Any = None, batch_size: int = 64, seed: int = 0
+) -> dict[str, Any]:
+    """Compact a trained lightreg ``model`` and write the files into ``out_dir``; returns the summary figures
+    (``compact/params_before``, ``compact/params_after``, ``compact/max_abs_diff`` on random inputs, and the
+    validation figures before/after when a set-up ``datamodule`` is given)."""
+    model = model.cpu().eval()
+    names = getattr(datamodule, "feature_names", None) if datamodule is not None else None
+    small, report = compact(model, feature_names=names)
+    kept = report.kept_inputs
+    x = torch.randn(batch_size, *model.input_shape, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        diff = float((model(x) - small(x if kept is None else x[:, kept])).abs().max())
+    add_latency(report, model.net, small.net, x, kept)
+    figures: dict[str, Any] = {
+        "compact/params_before": report.params_before,
+        "compact/params_after": report.params_after,
+        "compact/max_abs_diff": diff,
+    }
+    if datamodule is not None:
+        task = model.task
+        for label, net, k in (("before", model, None), ("after", small, kept)):
+            for key, value in evaluate(net, task, datamodule.val_dataloader(), k).items():
+                figures[f"compact/val_{key}_{label}"] = value
+    out_dir = Path(out_dir)
+    torch.save(
+        {
+            "net": small.net,
+            "input_shape": tuple(small.input_shape),
+            "kept_inputs": kept,
+            "feature_names": report.feature_names if kept is not None else names,
+            "task": model.task,
+            "report": report.to_dict(),
+        },
+        out_dir / COMPACT_FILE,
+    )
+    (out_dir / TABLE_FILE).write_text(report.table() + "\n")
+    (out_dir / REPORT_FILE).write_text(json.dumps({"figures": figures, **report.to_dict()}, indent=2) + "\n")
+    return figures
+
+
+def checkpoint_of(run_dir: Path, which: str = "last") -> Path:
+    """``<run_dir>/checkpoints/<which>.ckpt`` (or ``which`` itself when it is a file), else a one-line error."""
+    if Path(which).is_file():
+        return Path(which)
+    path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
+    if not Path(run_dir).is_dir():
+        raise UserError(f"{run_dir} is not a folder; pass a run dir such as outputs/<date>/<time>")
+    if not path.is_file():
+        raise UserError(
+            f"{run_dir} has no checkpoint {path.relative_to(run_dir)} (a run with callbacks=none saves none): "
+            "train with the default callbacks, or train with compact=true, or pass --checkpoint PATH"
+        )
+    return path
+
+
+def compact_run(run_dir: Path, which: str = "last", evaluate_data: bool = True, batch_size: int = 64) -> dict[str, Any]:
+    """Compact the model of a finished run from its checkpoint and its saved Hydra config."""
+    from hydra.utils import get_class, instantiate
+    from omegaconf import OmegaConf
+
+    run_dir = Path(run_dir)
+    ckpt = checkpoint_of(run_dir, which)
+    config = run_dir / ".hydra" / "config.yaml"
+    if not config.is_file():
+        raise UserError(f"{run_dir} has no .hydra/config.yaml: compact reads the run's model and data from it")
+    cfg = OmegaConf.load(config)
+    model = get_class(cfg.model._target_).load_from_checkpoint(ckpt, map_location="cpu")
+    datamodule = None
+    if evaluate_data:
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+    return compact_model(model, run_dir, datamodule=datamodule, batch_size=batch_size, seed=int(cfg.get("seed", 0)))
