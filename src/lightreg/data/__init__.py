@@ -1,5 +1,6 @@
 """LightningDataModules; every one works offline."""
 
+from lightreg.data.arrays import ArrayDataModule
 from lightreg.data.csv import CSVDataModule, read_csv_table
 from lightreg.data.loader import TensorBatches
 from lightreg.data.sklearn_sets import SklearnDataModule
@@ -7,6 +8,7 @@ from lightreg.data.synthetic import SyntheticDataModule, make_synthetic
 from lightreg.data.tabular import TabularData, TabularDataModule
 
 __all__ = [
+    "ArrayDataModule",
     "CSVDataModule",
     "SklearnDataModule",
     "SyntheticDataModule",
