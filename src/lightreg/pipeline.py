@@ -60,6 +60,10 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by ``cfg`` and return the figures written to ``metrics.json``."""
     check_config(cfg)
+    if cfg.get("path") is not None:  # +path=geometric: a warm-started λ path (lightreg.lambda_path)
+        from lightreg.lambda_path import train_path
+
+        return train_path(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -13,12 +13,8 @@ Units (the project's, DESIGN.md §3): the data loss is the sample mean, the pena
 
 from __future__ import annotations
 
-import functools
-import logging
 import math
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.resources import files
 from typing import Any
 
@@ -35,29 +31,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from lightreg.callbacks import regularizer
 from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
+from lightreg.quiet import quiet_lightning
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
 PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
-_LIGHTNING_NOISE = (r".*does not have many workers", r".*smaller than the logging interval", r"GPU available but not used",
-                    r".*isinstance\(treespec, LeafSpec\)")
-
-
-@contextmanager
-def _quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's start-up banners and its data-loader advice for the block (restored after)."""
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = rank_zero.level
-    rank_zero.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            for pattern in _LIGHTNING_NOISE:
-                warnings.filterwarnings("ignore", message=pattern)
-            yield
-    finally:
-        rank_zero.setLevel(level)
-
-
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -189,7 +167,7 @@ class _LightregEstimator(BaseEstimator):
         x_t = torch.tensor(X, dtype=torch.float32)  # a copy: X may be a read-only memmap
         data = ArrayDataModule(x_t, torch.tensor(y, dtype=y_dtype), batch_size=self.batch_size, seed=seed)
         kwargs: dict[str, Any] = {"hidden_sizes": list(self.hidden_sizes)} if self.model == "mlp" else {}
-        with _quiet_lightning(), torch.random.fork_rng(devices=[]):
+        with quiet_lightning(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = MODELS[self.model](
                 input_shape=(X.shape[1],), num_classes=num_classes, task=task, optimizer=self._optimizer(), print_epochs=False, **kwargs
