@@ -6,6 +6,7 @@
    training set, the smallest λ whose optimum is all zero (as :meth:`RegularizationCallback.lambda_max`). For a
    network, the smallest λ at which training from the null model leaves every penalized weight at zero,
    found by doubling/halving from the gradient bound, then bisection (``path.bisect_steps``) in log space.
+   The first point (``λ_max``) is that null model itself, evaluated but not trained.
 3. For each ``λ_k = λ_max · min_ratio^(k/(num−1))``: up to ``path.epochs_per_lambda`` epochs with early
    stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early), then the
    validation figures with their per-sample standard errors, the support, and a checkpoint.
@@ -83,16 +84,19 @@ class PathRun:
         return _build(self.cfg.penalty, "penalty", strength=float(lam))
 
     # -- one fit --------------------------------------------------------------------------------------------------
+    def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
+        return _build(
+            self.cfg.trainer, "trainer", callbacks=callbacks, logger=False, max_epochs=max_epochs, min_epochs=1,
+            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+            default_root_dir=str(self.out_dir), inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
+        )
+
     def fit(self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None) -> tuple[L.Trainer, RegularizationCallback]:
         reg = self.regularizer(lam)
         callbacks: list[Callback] = [reg, *(extra or [])]
         if early_stopping and self.spec.patience > 0:
             callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False))
-        trainer: L.Trainer = _build(
-            self.cfg.trainer, "trainer", callbacks=callbacks, logger=False, max_epochs=max_epochs, min_epochs=1,
-            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-            default_root_dir=str(self.out_dir), inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
-        )
+        trainer = self.trainer(callbacks, max_epochs)
         with quiet_lightning():
             trainer.fit(self.model, datamodule=self.data)
             if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
@@ -205,6 +209,11 @@ class PathRun:
         coef = w[0].tolist() if self.linear and w.shape[0] == 1 else selection.importance
         return nnz, selection.selected, [float(c) for c in coef]
 
+    def intercept(self) -> dict[str, float]:
+        """``{"intercept": b}`` for a one-output linear model (with ``coef:*`` it gives the whole model), else ``{}``."""
+        bias = self.model.net.linear.bias if self.linear else None
+        return {"intercept": float(bias[0])} if bias is not None and bias.numel() == 1 else {}
+
 
 def _save(trainer: L.Trainer, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +240,15 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         task = bar.add_task("", total=len(grid))
         for k, lam in enumerate(grid):
             t0 = time.perf_counter()
-            trainer, _ = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
+            if k == 0 and source != "given":
+                # at λ_max the null model is the answer by definition (the KKT bound of a linear model; for a network
+                # the λ at which training from it stayed all zero); training at this boundary point would only let
+                # minibatch noise move it
+                trainer = run.trainer([], 1)
+                with quiet_lightning():
+                    trainer.validate(run.model, datamodule=run.data, verbose=False)
+            else:
+                trainer, _ = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
             per_sample = run.per_sample(monitor)
             nnz, kept, coef = run.weights()
             entered = [j for j in kept if j not in seen]
@@ -243,7 +260,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                 "nnz": nnz, "features_kept": len(kept), "kept": " ".join(run.feature_names[j] for j in kept),
                 "entered": " ".join(run.feature_names[j] for j in entered), "epochs": trainer.current_epoch,
                 "seconds": round(time.perf_counter() - t0, 3), "checkpoint": checkpoint,
-                **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)},
+                **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)}, **run.intercept(),
             })
             if spec.checkpoints == "chosen":
                 states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
