@@ -134,6 +134,14 @@ def _short(name: str) -> str:
     return {"sparsity/nnz": "nnz", "features/selected": "inputs", "fit_seconds": "s"}.get(name, name)
 
 
+def _short_value(text: str) -> str:
+    """An override value as typed, numbers longer than 6 characters to 4 significant digits (Optuna's draws)."""
+    try:
+        return f"{float(text):.4g}" if len(text) > 6 else text
+    except ValueError:
+        return text
+
+
 def _fmt(name: str, value: float | None) -> str:
     if value is None:
         return "-"
@@ -157,7 +165,7 @@ def rich_table(rows: Sequence[JobRow], monitor: str, mode: str, title: str) -> T
         table.add_column(_short(m) + arrow, justify="right", no_wrap=True)
     for r in sort_rows(rows, monitor, mode):
         status = {"completed": "ok"}.get(r.status, r.status)
-        table.add_row(r.job, *(r.overrides.get(k, "") for k in keys), status, *(_fmt(m, r.value(m)) for m in metrics),
+        table.add_row(r.job, *(_short_value(r.overrides.get(k, "")) for k in keys), status, *(_fmt(m, r.value(m)) for m in metrics),
                       style="red" if r.failed else None)
     return table
 
@@ -181,6 +189,8 @@ def lambda_figure(rows: Sequence[JobRow], lam_key: str = "lambda") -> Figure | N
         groups.setdefault(label, []).append((lam, r.value(metric), r.value("sparsity/nnz")))
     if sum(len(g) for g in groups.values()) < 2:
         return None
+    if len(groups) > 1 and max(len(g) for g in groups.values()) == 1:  # e.g. Optuna trials: every setting is new
+        groups = {"trials": [p for g in groups.values() for p in g]}
     fig = Figure(figsize=(8, 3.4), layout="constrained")
     ax_metric, ax_nnz = fig.subplots(1, 2)
     for label, points in groups.items():
