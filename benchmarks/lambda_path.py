@@ -1,7 +1,7 @@
 """λ paths, measured: agreement with scikit-learn, informative features on the seed-001 data, warm vs cold.
 
     python benchmarks/lambda_path.py --part sklearn     # breast_cancer L1 logistic path vs LogisticRegression per λ
-    python benchmarks/lambda_path.py --part synthetic   # data=synthetic, rules linear / clusters / ring
+    python benchmarks/lambda_path.py --part synthetic [--monitor val/acc]   # data=synthetic, rules linear / clusters / ring
     python benchmarks/lambda_path.py --part timing      # 20-point warm path vs 20 cold runs to the same val/loss
 
 Every path is the CLI's (``lightreg.lambda_path.train_path`` on a composed config, as ``python -m train`` runs it).
@@ -69,20 +69,19 @@ def part_sklearn(num: int) -> None:
 
 
 RULES = {
-    "linear": ["model=logistic", "penalty.mode=exact"],
-    "clusters": ["model=logistic", "penalty.mode=exact"],
-    "ring": ["model=mlp", "model.hidden_sizes=[16]", "penalty.include=[net.fc1.weight]", "penalty=group_lasso", "penalty.groups=columns"],
+    "linear": ["+penalty=l1", "penalty.mode=exact"],
+    "clusters": ["+penalty=l1", "penalty.mode=exact"],
+    # an MLP: group lasso on the input columns (exact mode) + fixed L2 on the other weights (experiment=seed001_exact)
+    "ring": ["experiment=seed001_exact", "lambda=0"],
 }
 
 
-def part_synthetic(num: int) -> None:
+def part_synthetic(num: int, monitor: str) -> None:
     rows = []
     for rule, extra in RULES.items():
         out = Path(tempfile.mkdtemp(prefix=f"path_{rule}_"))
-        penalty = [o for o in extra if o.startswith("penalty=")]
-        extra = [o for o in extra if not o.startswith("penalty=")]
-        overrides = ["data=synthetic", f"data.rule={rule}", f"+{penalty[0] if penalty else 'penalty=l1'}", *extra,
-                     "+path=geometric", f"path.num={num}", "path.min_ratio=1e-3", "path.checkpoints=none"]
+        overrides = [*extra, "data=synthetic", f"data.rule={rule}", "+path=geometric", f"path.num={num}",
+                     "path.min_ratio=1e-3", "path.checkpoints=none", f"path.monitor={monitor}"]
         print("python -m train " + " ".join(overrides))
         started = time.perf_counter()
         m = train_path(config(overrides, out))
@@ -144,11 +143,12 @@ def main() -> None:
     parser.add_argument("--rtol", type=float, default=0.01, help="timing: a cold run stops within this of the warm val/loss")
     parser.add_argument("--max-epochs", type=int, default=100, help="timing: most epochs of a cold run")
     parser.add_argument("--mode", default="prox", help="timing: penalty.mode of both")
+    parser.add_argument("--monitor", default="val/loss", help="synthetic: path.monitor (the selection metric)")
     args = parser.parse_args()
     if args.part == "sklearn":
         part_sklearn(args.num)
     elif args.part == "synthetic":
-        part_synthetic(args.num)
+        part_synthetic(args.num, args.monitor)
     else:
         part_timing(args.num, args.rtol, args.max_epochs, args.mode)
 

@@ -53,6 +53,7 @@ def _cfg(**path) -> OmegaConf:
         ({"penalty": None}, "none is configured"),
         ({"lambda": 0.01}, "the path sets λ itself"),
         ({"path": {"monitor": "val/f1"}}, "path.monitor must be one of"),
+        ({"extra_penalties": {"l2_rest": {"strength": 0.0}}}, "extra_penalties.l2_rest has strength 0.0"),
         ({"path": {"checkpoints": "some"}}, "path.checkpoints must be one of"),
         ({"penalty": {"penalty": "l2"}}, "no lambda_max"),
     ],

@@ -33,10 +33,12 @@ def check_path(cfg: DictConfig) -> None:
     penalties = [cfg.get("penalty")] if cfg.get("penalty") is not None else []
     if not penalties:
         raise UserError("a path runs along λ of a penalty, and none is configured: add one, e.g. `+penalty=l1 +path=geometric`")
-    if cfg.get("extra_penalties"):
-        raise UserError(
-            f"a path scales one penalty's λ; extra_penalties {sorted(cfg.extra_penalties)} would keep their own fixed λ: drop them"
-        )
+    for name, node in (cfg.get("extra_penalties") or {}).items():
+        if not node.get("strength"):  # e.g. strength: ${lambda}, which a path leaves at 0
+            raise UserError(
+                f"extra_penalties.{name} has strength {node.get('strength')!r}: a path scales `penalty` only and keeps "
+                f"extra penalties at their own fixed strength; set extra_penalties.{name}.strength=..."
+            )
     if cfg.get("lambda", 0.0) != 0:
         raise UserError(
             f"lambda={cfg['lambda']} and +path: the path sets λ itself (from lambda_max down to min_ratio * lambda_max). "

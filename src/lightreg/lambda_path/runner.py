@@ -93,7 +93,8 @@ class PathRun:
 
     def fit(self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None) -> tuple[L.Trainer, RegularizationCallback]:
         reg = self.regularizer(lam)
-        callbacks: list[Callback] = [reg, *(extra or [])]
+        fixed = [_build(node, f"extra_penalties.{name}", name=name) for name, node in (self.cfg.get("extra_penalties") or {}).items()]
+        callbacks: list[Callback] = [reg, *fixed, *(extra or [])]
         if early_stopping and self.spec.patience > 0:
             callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False))
         trainer = self.trainer(callbacks, max_epochs)
@@ -101,7 +102,7 @@ class PathRun:
             trainer.fit(self.model, datamodule=self.data)
             if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
                 # early stopping ended the fit before its last epoch, where the full-batch finish runs
-                reg.finish.run(self.model, self.data, [(reg.penalty, lam, reg.params)])
+                reg.finish.run(self.model, self.data, [(cb.penalty, cb.strength, cb.params) for cb in (reg, *fixed)])
                 trainer.validate(self.model, datamodule=self.data, verbose=False)
         return trainer, reg
 
