@@ -17,11 +17,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from _common import table
 from hydra import compose, initialize_config_module
 from lightning.pytorch.callbacks import Callback
 from sklearn.linear_model import LogisticRegression as SkLogistic
 
-from _common import table
 from lightreg.data import SklearnDataModule
 from lightreg.lambda_path.runner import PathRun, train_path
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import describe
 from omegaconf import OmegaConf
 
-from conftest import describe
 from lightreg.errors import UserError
 from lightreg.lambda_path import best_index, check_path, geometric_grid, one_se_index
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import describe
 from rich.console import Console
 
 from lightreg.sweep import summary
-from conftest import describe
 
 
 def _job(sweep: Path, num: int, overrides: list[str], metrics: dict | None) -> None:

@@ -35,8 +35,7 @@ from lightreg.errors import UserError
 from lightreg.lambda_path import report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
-from lightreg.models import LogisticRegression
-from lightreg.models import tasks
+from lightreg.models import LogisticRegression, tasks
 from lightreg.penalties import select_parameters
 from lightreg.pipeline import _build
 from lightreg.quiet import quiet_lightning
