@@ -103,7 +103,7 @@ class StopAtTarget(Callback):
     def __init__(self, target: float, rtol: float) -> None:
         self.target, self.rtol, self.reached = target, rtol, False
 
-    def on_validation_epoch_end(self, trainer, pl_module) -> None:  # noqa: ANN001
+    def on_validation_end(self, trainer, pl_module) -> None:  # noqa: ANN001 - after the module logged val/loss
         if trainer.sanity_checking:
             return
         if float(trainer.callback_metrics["val/loss"]) <= self.target * (1 + self.rtol):

@@ -64,7 +64,7 @@ def path_figure(rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, 
             a.axvline(lambdas[k], color="tab:red" if rule == "best" else "tab:purple", ls="--", lw=1,
                       label=f"{rule} λ={lambdas[k]:.3g}")
     axes[0].legend(fontsize="small", loc="best")
-    fig.suptitle("Regularization path (warm started, λ decreasing →)")
+    fig.suptitle("Regularization path: warm started from λ_max (right) down to min_ratio·λ_max (left)")
     return fig
 
 
