@@ -3,10 +3,12 @@
 1. The null model: penalized weights zero, the bias of a linear model at its closed-form optimum
    (``logit(ȳ)`` binary, ``log p_k`` multiclass, ``ȳ`` regression).
 2. λ_max: for a linear model (one penalized tensor) ``penalty.lambda_max(∇f)`` at the null model on the full
-   training set, the smallest λ whose optimum is all zero (as :meth:`RegularizationCallback.lambda_max`). For a
-   network, the smallest λ at which training from the null model leaves every penalized weight at zero,
-   found by doubling/halving from the gradient bound, then bisection (``path.bisect_steps``) in log space.
-   The first point (``λ_max``) is that null model itself, evaluated but not trained.
+   training set, the smallest λ whose optimum is all zero (as :meth:`RegularizationCallback.lambda_max`); the
+   first point is that null model itself, evaluated but not trained. For a network, the smallest λ at which a
+   path point's training from the initialization ends with every penalized weight at zero, found by doubling or
+   halving from the gradient bound at the null model, then bisection (``path.bisect_steps``) in log space. A
+   network whose penalized weights are all zero sits at a saddle point, so a point after an all-zero point
+   restarts them from their initialization (``restarted`` in ``path.csv``) instead of warm starting from zero.
 3. For each ``λ_k = λ_max · min_ratio^(k/(num−1))``: up to ``path.epochs_per_lambda`` epochs with early
    stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early), then the
    validation figures with their per-sample standard errors, the support, and a checkpoint.
@@ -44,17 +46,6 @@ from lightreg.sparsity import feature_selection
 MAX_DOUBLINGS = 12
 
 
-class _StopWhenNonZero(Callback):
-    """λ_max search: stop as soon as a penalized weight has left zero (that λ is below λ_max)."""
-
-    def __init__(self, params: dict[str, torch.Tensor]) -> None:
-        self.params = params
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if any(bool((p != 0).any()) for p in self.params.values()):
-            trainer.should_stop = True
-
-
 class PathRun:
     """One path: the model, its data and the per-λ training (see the module docstring)."""
 
@@ -75,6 +66,7 @@ class PathRun:
         if not self.params:
             raise UserError("the penalty selects no parameter of this model (check penalty.include/exclude)")
         self.linear = isinstance(self.model, LogisticRegression) and len(self.params) == 1
+        self.initial = {n: p.detach().clone() for n, p in self.params.items()}  # the penalized weights at initialization
         names = getattr(self.data, "feature_names", None)
         self.input_name = next((n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None)
         self.feature_names = list(names) if names and len(names) == self.model.num_inputs else [f"x{j}" for j in range(self.model.num_inputs)]
@@ -125,6 +117,17 @@ class PathRun:
             value = torch.tensor([float(y.mean())])
         self.model.net.linear.bias.copy_(value.to(self.model.net.linear.bias))
 
+    @torch.no_grad()
+    def leave_saddle(self) -> bool:
+        """A network whose penalized weights are all zero sits at a saddle point (no gradient reaches them once the
+        other layers adapt), so a warm start from it would stay empty at every smaller λ: restart the penalized
+        weights from their initialization (the other weights keep their values). Linear models never need this."""
+        if self.linear or any(bool((p != 0).any()) for p in self.params.values()):
+            return False
+        for name, p in self.params.items():
+            p.copy_(self.initial[name])
+        return True
+
     def gradient_bound(self) -> float:
         """``max over penalized tensors of penalty.lambda_max(∇f)`` at the current weights, full training set."""
         batches = full_batch.materialize(self.data.train_dataloader(), next(iter(self.params.values())))
@@ -149,11 +152,15 @@ class PathRun:
         return self._search(bound), "search"
 
     def _stays_zero(self, lam: float, start: dict[str, torch.Tensor]) -> bool:
+        """Train from ``start`` at ``lam`` exactly as a path point does; are the penalized weights all zero after?"""
         self.model.load_state_dict(start)
-        self.fit(lam, self.spec.epochs_per_lambda, early_stopping=False, extra=[_StopWhenNonZero(self.params)])
+        self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)
         return all(bool((p == 0).all()) for p in self.params.values())
 
     def _search(self, bound: float) -> float:
+        with torch.no_grad():  # from the initialization: from zero (a saddle) the weights would stay zero at any λ
+            for name, p in self.params.items():
+                p.copy_(self.initial[name])
         start = copy.deepcopy(self.model.state_dict())
         lo, hi = None, None
         lam = bound
@@ -240,14 +247,15 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         task = bar.add_task("", total=len(grid))
         for k, lam in enumerate(grid):
             t0 = time.perf_counter()
-            if k == 0 and source != "given":
-                # at λ_max the null model is the answer by definition (the KKT bound of a linear model; for a network
-                # the λ at which training from it stayed all zero); training at this boundary point would only let
-                # minibatch noise move it
+            restarted = False
+            if k == 0 and source == "closed form":
+                # at λ_max the null model is the optimum (λ_max is its KKT bound); training at this boundary point
+                # would only let minibatch noise move it
                 trainer = run.trainer([], 1)
                 with quiet_lightning():
                     trainer.validate(run.model, datamodule=run.data, verbose=False)
             else:
+                restarted = run.leave_saddle()
                 trainer, _ = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
             per_sample = run.per_sample(monitor)
             nnz, kept, coef = run.weights()
@@ -259,7 +267,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                 "step": k, "lambda": float(lam), **figures, monitor: float(per_sample.mean()), f"{monitor}_se": standard_error(per_sample),
                 "nnz": nnz, "features_kept": len(kept), "kept": " ".join(run.feature_names[j] for j in kept),
                 "entered": " ".join(run.feature_names[j] for j in entered), "epochs": trainer.current_epoch,
-                "seconds": round(time.perf_counter() - t0, 3), "checkpoint": checkpoint,
+                "seconds": round(time.perf_counter() - t0, 3), "checkpoint": checkpoint, "restarted": int(k > 0 and restarted),
                 **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)}, **run.intercept(),
             })
             if spec.checkpoints == "chosen":
