@@ -21,6 +21,7 @@ import copy
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +155,9 @@ class PathRun:
     def _stays_zero(self, lam: float, start: dict[str, torch.Tensor]) -> bool:
         """Train from ``start`` at ``lam`` exactly as a path point does; are the penalized weights all zero after?"""
         self.model.load_state_dict(start)
-        self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)
+        with warnings.catch_warnings():  # an all-zero result is what the search looks for, not a user mistake
+            warnings.filterwarnings("ignore", message=".*every penalized weight is exactly zero")
+            self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)
         return all(bool((p == 0).all()) for p in self.params.values())
 
     def _search(self, bound: float) -> float:
