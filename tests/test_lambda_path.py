@@ -132,3 +132,35 @@ def test_network_lambda_max_is_searched(cli, tmp_path: Path) -> None:
     rows = _rows(tmp_path)
     assert int(rows[0]["nnz"]) == 0  # trained from zero at λ_max, the first layer stays zero
     assert metrics["best/checkpoint"] is None and not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.slow  # a 5-point exact path on breast_cancer and 5 scikit-learn fits
+def test_breast_cancer_path_matches_sklearn_at_each_lambda(cli, tmp_path: Path) -> None:
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression as SkLogistic
+
+    from lightreg.data import SklearnDataModule
+
+    proc = cli("data=breast_cancer", "+penalty=l1", "penalty.mode=exact", "+path=geometric", "path.num=5",
+               "path.min_ratio=0.02", "path.checkpoints=none", *QUIET, f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, describe(proc)
+    data = SklearnDataModule(name="breast_cancer", seed=0)
+    data.setup()
+    x, y = data.x_train.double().numpy(), data.y_train.double().numpy()
+    n = len(y)
+
+    def objective(coef: np.ndarray, b: float, lam: float) -> float:
+        z = x @ coef + b
+        return float(np.mean(np.logaddexp(0, z) - y * z) + lam * np.abs(coef).sum())
+
+    for row in _rows(tmp_path)[1:]:  # the first point is λ_max: the empty model by construction
+        lam = float(row["lambda"])
+        coef = np.array([float(row[f"coef:{f}"]) for f in data.feature_names])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = SkLogistic(l1_ratio=1.0, C=1 / (n * lam), solver="liblinear", tol=1e-10, max_iter=100_000,
+                             intercept_scaling=1e4).fit(x, y)
+        f_ref = objective(ref.coef_.ravel(), float(ref.intercept_[0]), lam)
+        assert abs(objective(coef, float(row["intercept"]), lam) - f_ref) <= 1e-3 * f_ref, lam
+        np.testing.assert_array_equal(coef != 0, ref.coef_.ravel() != 0, err_msg=f"λ = {lam}")
