@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from lightreg.config_checks import check_config
@@ -58,6 +60,8 @@ def main(cfg: DictConfig) -> float | None:
 
             metrics = train(cfg)
         except UserError as exc:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # one job of a sweep: recorded as a failed row by lightreg.sweep.SweepSummary, the sweep goes on
             print(f"lightreg: error: {exc}", file=sys.stderr)
             sys.exit(2)
     return metrics.get("val/loss")

@@ -18,7 +18,7 @@ from lightreg.errors import UserError
 from lightreg.optim import ProximalFinish
 from lightreg.optim.proximal_gradient import fista, kkt_threshold
 from lightreg.penalties import L1, L2, GroupLasso, PenaltyTerm
-from lightreg.pipeline import build_callbacks
+from lightreg.building import build_callbacks
 from lightreg.penalties.metric_prox import metric_group_soft_threshold_
 from conftest import describe
 

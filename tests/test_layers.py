@@ -22,22 +22,29 @@ LAYERS: dict[str, int] = {
     "lightreg.sparsity": 2,
     "lightreg.optim": 3,
     "lightreg.kkt": 3,
+    "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
+    "lightreg.lambda_path": 3,  # grid, checks, selection rules, path.csv/plot: no Lightning
+    "lightreg.quiet": 3,
     "lightreg.config_checks": 4,
     "lightreg.data": 4,
     "lightreg.models": 4,
     "lightreg.callbacks": 4,
     "lightreg.report": 4,
-    "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
-    "lightreg.compact.run": 5,  # compaction of a run folder (checkpoint + Hydra config), used by the pipeline
+    "lightreg.sweep": 4,  # a Hydra callback that reads the jobs' metrics.json
+    "lightreg.building": 5,  # config -> objects
+    "lightreg.compact.run": 5,  # compaction of a run folder (checkpoint + Hydra config)
+    "lightreg.sklearn": 5,
+    "lightreg.lambda_path.runner": 6,  # trains one model along the λ grid
     "lightreg.compact.__main__": 6,  # python -m lightreg.compact RUN_DIR
-    "lightreg.pipeline": 6,
-    "lightreg": 7,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
-    "train": 8,
+    "lightreg.pipeline": 7,
+    "lightreg": 8,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
+    "train": 9,
 }
 """Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
 
 PURE = ("lightreg.tasks", "lightreg.penalties", "lightreg.sparsity", "lightreg.full_batch",
-        "lightreg.optim", "lightreg.kkt")
+        "lightreg.optim", "lightreg.kkt", "lightreg.compact.core", "lightreg.lambda_path.config",
+        "lightreg.lambda_path.selection")
 """Maths without Lightning: none of these may import ``lightning`` (``errors.warn`` may, lazily, to warn on rank 0)."""
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from lightreg.errors import UserError
+from lightreg.lambda_path.config import check_path
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -22,6 +23,7 @@ def check_config(cfg: DictConfig) -> None:
     max_epochs = cfg.trainer.get("max_epochs")
     if max_epochs is not None and max_epochs < -1:
         raise UserError(f"trainer.max_epochs must be >= 0 (or -1 for no limit), got {max_epochs}")
+    check_path(cfg)  # +path=...: lightreg.lambda_path
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise UserError(f"ckpt_path {ckpt_path!r} is not a file; point it at a checkpoint such as <run dir>/checkpoints/last.ckpt")

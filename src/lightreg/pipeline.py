@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lightreg import full_batch
+from lightreg.building import build, build_callbacks
 from lightreg.callbacks import RegularizationCallback, SparsityMonitor
 from lightreg.config_checks import check_config
 from lightreg.errors import UserError
+from lightreg.compact.run import compact_model
 from lightreg.kkt import kkt_report
+from lightreg.lambda_path.runner import train_path
 from lightreg.models import LogisticRegression
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
@@ -26,60 +26,29 @@ from lightreg.report.rundir import SPARSITY_FILE
 log = logging.getLogger(__name__)
 
 
-def _build(node: Any, what: str, **kwargs: Any) -> Any:
-    """Instantiate a config node; a constructor's ``ValueError`` becomes a one-line :class:`UserError`."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as exc:
-        cause = exc.__cause__
-        if isinstance(cause, (ValueError, TypeError)):
-            raise UserError(f"bad {what} config: {cause}") from None
-        raise
-
-
-def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The configured penalties: ``penalty`` (from ``+penalty=...``) and every entry of ``extra_penalties``."""
-    found: dict[str, DictConfig] = {}
-    if cfg.get("penalty") is not None:
-        found["penalty"] = cfg.penalty
-    for name, node in (cfg.get("extra_penalties") or {}).items():
-        found[f"extra_penalties.{name}"] = node
-    return found
-
-
-def build_callbacks(cfg: DictConfig) -> list[Callback]:
-    callbacks = [_build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
-    penalties = penalty_configs(cfg)
-    for where, node in penalties.items():
-        # extra penalties are named after their key, so their logs (sparsity/<name>, ...) never collide
-        name = {"name": where.split(".", 1)[1]} if where.startswith("extra_penalties.") else {}
-        callbacks.append(_build(node, where, **name))
-    if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
-        callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
-    return callbacks
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one training job described by ``cfg`` and return the figures written to ``metrics.json``."""
     check_config(cfg)
+    if cfg.get("path") is not None:  # +path=geometric: a warm-started λ path (lightreg.lambda_path)
+        return train_path(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
 
-    datamodule = _build(cfg.data, "data")
+    datamodule = build(cfg.data, "data")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = _build(
+    model = build(
         cfg.model,
         "model",
         input_shape=datamodule.input_shape,
         num_classes=datamodule.num_classes,
         task=datamodule.task,
-        optimizer=_build(cfg.optimizer, "optimizer"),
+        optimizer=build(cfg.optimizer, "optimizer"),
     )
     callbacks = build_callbacks(cfg)
-    loggers = [_build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
-    trainer: L.Trainer = _build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
+    loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
+    trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
@@ -93,8 +62,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     if cfg.get("compact") and status == "completed" and trainer.is_global_zero:
-        from lightreg.compact.run import compact_model  # compact.pt, compact.md, compact.json beside metrics.json
-
         metrics.update(compact_model(model, out_dir, datamodule=datamodule, seed=cfg.seed))
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     monitored = any(isinstance(cb, SparsityMonitor) for cb in callbacks)

@@ -1,0 +1,309 @@
+"""Train one model along a decreasing λ grid, warm starting each point from the previous weights (Lightning glue).
+
+1. The null model: penalized weights zero, the bias of a linear model at its closed-form optimum
+   (``logit(ȳ)`` binary, ``log p_k`` multiclass, ``ȳ`` regression).
+2. λ_max: for a linear model (one penalized tensor) ``penalty.lambda_max(∇f)`` at the null model on the full
+   training set, the smallest λ whose optimum is all zero (as :meth:`RegularizationCallback.lambda_max`); the
+   first point is that null model itself, evaluated but not trained. For a network, the smallest λ at which a
+   path point's training from the initialization ends with every penalized weight at zero, found by doubling or
+   halving from the gradient bound at the null model, then bisection (``path.bisect_steps``) in log space. A
+   network whose penalized weights are all zero sits at a saddle point, so a point after an all-zero point
+   restarts them from their initialization (``restarted`` in ``path.csv``) instead of warm starting from zero.
+3. For each ``λ_k = λ_max · min_ratio^(k/(num−1))``: up to ``path.epochs_per_lambda`` epochs with early
+   stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early), then the
+   validation figures with their per-sample standard errors, the support, and a checkpoint.
+4. λ is chosen by the best ``path.monitor`` and by the one-standard-error rule (:mod:`.selection`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping
+from omegaconf import DictConfig
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from lightreg import full_batch
+from lightreg.callbacks.regularization import RegularizationCallback
+from lightreg.errors import UserError
+from lightreg.lambda_path import report
+from lightreg.lambda_path.config import MONITORS, geometric_grid
+from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
+from lightreg.models import LogisticRegression, tasks
+from lightreg.penalties import select_parameters
+from lightreg.building import build
+from lightreg.quiet import quiet_lightning
+from lightreg.sparsity import feature_selection
+
+MAX_DOUBLINGS = 12
+
+
+class PathRun:
+    """One path: the model, its data and the per-λ training (see the module docstring)."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg, self.spec = cfg, cfg.path
+        self.out_dir = Path(cfg.paths.output_dir)
+        self.data = build(cfg.data, "data")
+        self.data.prepare_data()
+        self.data.setup("fit")
+        self.model = build(
+            cfg.model, "model", input_shape=self.data.input_shape, num_classes=self.data.num_classes,
+            task=self.data.task, optimizer=build(cfg.optimizer, "optimizer"),
+        )
+        self.model.print_epochs = False  # the progress bar reports each λ instead
+        probe = self.regularizer(1.0)
+        self.penalty, self.mode = probe.penalty, probe.mode
+        self.params = dict(select_parameters(self.model, probe.include, probe.exclude))
+        if not self.params:
+            raise UserError("the penalty selects no parameter of this model (check penalty.include/exclude)")
+        self.linear = isinstance(self.model, LogisticRegression) and len(self.params) == 1
+        self.initial = {n: p.detach().clone() for n, p in self.params.items()}  # the penalized weights at initialization
+        names = getattr(self.data, "feature_names", None)
+        self.input_name = next((n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None)
+        self.feature_names = list(names) if names and len(names) == self.model.num_inputs else [f"x{j}" for j in range(self.model.num_inputs)]
+
+    def regularizer(self, lam: float) -> RegularizationCallback:
+        return build(self.cfg.penalty, "penalty", strength=float(lam))
+
+    # -- one fit --------------------------------------------------------------------------------------------------
+    def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
+        return build(
+            self.cfg.trainer, "trainer", callbacks=callbacks, logger=False, max_epochs=max_epochs, min_epochs=1,
+            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
+            default_root_dir=str(self.out_dir), inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
+        )
+
+    def fit(self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None) -> tuple[L.Trainer, RegularizationCallback]:
+        reg = self.regularizer(lam)
+        fixed = [build(node, f"extra_penalties.{name}", name=name) for name, node in (self.cfg.get("extra_penalties") or {}).items()]
+        callbacks: list[Callback] = [reg, *fixed, *(extra or [])]
+        if early_stopping and self.spec.patience > 0:
+            callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False))
+        trainer = self.trainer(callbacks, max_epochs)
+        with quiet_lightning():
+            trainer.fit(self.model, datamodule=self.data)
+            if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
+                # early stopping ended the fit before its last epoch, where the full-batch finish runs
+                reg.finish.run(self.model, self.data, [(cb.penalty, cb.strength, cb.params) for cb in (reg, *fixed)])
+                trainer.validate(self.model, datamodule=self.data, verbose=False)
+        return trainer, reg
+
+    # -- the null model and λ_max -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def null_model(self) -> None:
+        """Penalized weights to zero; a linear model's bias to the optimum of the intercept-only model."""
+        for p in self.params.values():
+            p.zero_()
+        if not self.linear or self.model.net.linear.bias is None:
+            return
+        y = self.data.y_train.double()
+        task = self.model.task
+        if task == "binary":
+            mean = float(y.mean().clamp(1e-6, 1 - 1e-6))
+            value = torch.tensor([math.log(mean / (1 - mean))])
+        elif task == "multiclass":
+            counts = torch.bincount(self.data.y_train.long(), minlength=self.model.num_outputs).double()
+            value = (counts / counts.sum()).clamp_min(1e-12).log()
+        else:
+            value = torch.tensor([float(y.mean())])
+        self.model.net.linear.bias.copy_(value.to(self.model.net.linear.bias))
+
+    @torch.no_grad()
+    def leave_saddle(self) -> bool:
+        """A network whose penalized weights are all zero sits at a saddle point (no gradient reaches them once the
+        other layers adapt), so a warm start from it would stay empty at every smaller λ: restart the penalized
+        weights from their initialization (the other weights keep their values). Linear models never need this."""
+        if self.linear or any(bool((p != 0).any()) for p in self.params.values()):
+            return False
+        for name, p in self.params.items():
+            p.copy_(self.initial[name])
+        return True
+
+    def gradient_bound(self) -> float:
+        """``max over penalized tensors of penalty.lambda_max(∇f)`` at the current weights, full training set."""
+        batches = full_batch.materialize(self.data.train_dataloader(), next(iter(self.params.values())))
+        with full_batch.eval_mode(self.model):
+            _, grads = full_batch.data_loss_and_grad(self.model, batches, list(self.params.values()))
+        return max(self.penalty.lambda_max(g) for g in grads)
+
+    def lambda_max(self) -> tuple[float, str]:
+        given = self.spec.get("lambda_max")
+        self.null_model()
+        if given is not None:
+            return float(given), "given"
+        bound = self.gradient_bound()
+        if self.linear:
+            return bound, "closed form"
+        if not bound > 0 or not math.isfinite(bound):
+            raise UserError(
+                f"the data gradient of the penalized weights is {bound:g} at zero: with every layer penalized, zero is a "
+                "saddle point and no lambda_max exists. Penalize the input layer only (penalty.include=[net.fc1.weight]) "
+                "or give path.lambda_max=..."
+            )
+        return self._search(bound), "search"
+
+    def _stays_zero(self, lam: float, start: dict[str, torch.Tensor]) -> bool:
+        """Train from ``start`` at ``lam`` exactly as a path point does; are the penalized weights all zero after?"""
+        self.model.load_state_dict(start)
+        with warnings.catch_warnings():  # an all-zero result is what the search looks for, not a user mistake
+            warnings.filterwarnings("ignore", message=".*every penalized weight is exactly zero")
+            self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)
+        return all(bool((p == 0).all()) for p in self.params.values())
+
+    def _search(self, bound: float) -> float:
+        with torch.no_grad():  # from the initialization: from zero (a saddle) the weights would stay zero at any λ
+            for name, p in self.params.items():
+                p.copy_(self.initial[name])
+        start = copy.deepcopy(self.model.state_dict())
+        lo, hi = None, None
+        lam = bound
+        for _ in range(MAX_DOUBLINGS):
+            if self._stays_zero(lam, start):
+                hi = lam
+                if lo is not None:
+                    break
+                lam /= 2
+            else:
+                lo = lam
+                if hi is not None:
+                    break
+                lam *= 2
+        if hi is None or lo is None:
+            raise UserError(f"no lambda_max found within 2^±{MAX_DOUBLINGS} of {bound:g}; give path.lambda_max=...")
+        for _ in range(self.spec.bisect_steps):
+            mid = math.sqrt(lo * hi)
+            if self._stays_zero(mid, start):
+                hi = mid
+            else:
+                lo = mid
+        self.model.load_state_dict(start)
+        return hi
+
+    # -- figures of one point ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def per_sample(self, monitor: str) -> np.ndarray:
+        """The monitored figure per validation sample (its mean is the validation figure)."""
+        values = []
+        with full_batch.eval_mode(self.model):
+            for x, y in self.data.val_dataloader():
+                x, y = x.to(self.model.device), y.to(self.model.device)
+                for i in range(len(y)):
+                    out, loss, target = self.model.batch_loss((x[i : i + 1], y[i : i + 1]))
+                    if monitor == "val/loss":
+                        values.append(float(loss))
+                    elif monitor == "val/acc":
+                        values.append(float(tasks.predictions(self.model.task, out)[0] == tasks.target_for_metrics(self.model.task, target)[0]))
+                    else:
+                        values.append(float((tasks.predictions(self.model.task, out) - target).abs()[0]))
+        return np.asarray(values)
+
+    @torch.no_grad()
+    def weights(self) -> tuple[int, list[int], list[float]]:
+        """``(nnz, kept input indices, per-input coefficient)``: signed for a one-output linear model, else the
+        column norm of the input weight."""
+        nnz = sum(int((p != 0).sum()) for p in self.params.values())
+        if self.input_name is None:
+            return nnz, list(range(self.model.num_inputs)), [math.nan] * self.model.num_inputs
+        w = self.params[self.input_name]
+        selection = feature_selection(self.input_name, w)
+        coef = w[0].tolist() if self.linear and w.shape[0] == 1 else selection.importance
+        return nnz, selection.selected, [float(c) for c in coef]
+
+    def intercept(self) -> dict[str, float]:
+        """``{"intercept": b}`` for a one-output linear model (with ``coef:*`` it gives the whole model), else ``{}``."""
+        bias = self.model.net.linear.bias if self.linear else None
+        return {"intercept": float(bias[0])} if bias is not None and bias.numel() == 1 else {}
+
+
+def _save(trainer: L.Trainer, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    trainer.save_checkpoint(path)
+    return str(path)
+
+
+def train_path(cfg: DictConfig) -> dict[str, Any]:
+    """Run the path of ``cfg`` (``cfg.path``: :mod:`lightreg.lambda_path.config`); writes ``path.csv``,
+    ``plots/path.png``, checkpoints and ``metrics.json`` into the run dir; returns the metrics."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    run = PathRun(cfg)
+    run.out_dir.mkdir(parents=True, exist_ok=True)
+    spec, monitor = cfg.path, cfg.path.monitor
+    mode = MONITORS[monitor]
+    lam_max, source = run.lambda_max()
+    grid = geometric_grid(lam_max, spec.num, spec.min_ratio)
+    rows: list[dict[str, Any]] = []
+    states: list[dict[str, torch.Tensor]] = []
+    trainer = None
+    seen: set[int] = set()
+    with Progress(TextColumn("λ path"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")) as bar:
+        task = bar.add_task("", total=len(grid))
+        for k, lam in enumerate(grid):
+            t0 = time.perf_counter()
+            restarted = False
+            if k == 0 and source == "closed form":
+                # at λ_max the null model is the optimum (λ_max is its KKT bound); training at this boundary point
+                # would only let minibatch noise move it
+                trainer = run.trainer([], 1)
+                with quiet_lightning():
+                    trainer.validate(run.model, datamodule=run.data, verbose=False)
+            else:
+                restarted = run.leave_saddle()
+                trainer, _ = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
+            per_sample = run.per_sample(monitor)
+            nnz, kept, coef = run.weights()
+            entered = [j for j in kept if j not in seen]
+            seen.update(kept)
+            figures = {k2: float(v) for k2, v in trainer.callback_metrics.items() if k2.startswith("val/") and v.numel() == 1}
+            checkpoint = _save(trainer, run.out_dir / "checkpoints" / f"lambda_{k:02d}.ckpt") if spec.checkpoints == "all" else ""
+            rows.append({
+                "step": k, "lambda": float(lam), **figures, monitor: float(per_sample.mean()), f"{monitor}_se": standard_error(per_sample),
+                "nnz": nnz, "features_kept": len(kept), "kept": " ".join(run.feature_names[j] for j in kept),
+                "entered": " ".join(run.feature_names[j] for j in entered), "epochs": trainer.current_epoch,
+                "seconds": round(time.perf_counter() - t0, 3), "checkpoint": checkpoint, "restarted": int(k > 0 and restarted),
+                **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)}, **run.intercept(),
+            })
+            if spec.checkpoints == "chosen":
+                states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
+            bar.update(task, advance=1, description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}")
+    lambdas = [r["lambda"] for r in rows]
+    values = [r[monitor] for r in rows]
+    chosen = {"best": best_index(lambdas, values, mode), "one_se": one_se_index(lambdas, values, [r[f"{monitor}_se"] for r in rows], mode)}
+    if spec.checkpoints == "chosen" and trainer is not None:
+        for rule, k in chosen.items():
+            run.model.load_state_dict(states[k])
+            rows[k]["checkpoint"] = _save(trainer, run.out_dir / "checkpoints" / f"{rule}.ckpt")
+    csv_path = report.write_csv(rows, run.out_dir / report.PATH_CSV)
+    entry = {name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names}
+    figure = report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
+    plot = run.out_dir / "plots" / "path.png"
+    plot.parent.mkdir(exist_ok=True)
+    figure.savefig(plot, dpi=110)
+    metrics: dict[str, Any] = {
+        "status": "completed", "seed": cfg.seed, "fit_seconds": round(time.perf_counter() - started, 3),
+        "epochs": sum(r["epochs"] for r in rows), "lambda_max": lam_max, "lambda_max_source": source,
+        "path/num": len(rows), "path/min_ratio": spec.min_ratio, "path/monitor": monitor, "path/csv": str(csv_path),
+        "path/plot": str(plot), "path/entry_lambda": entry,
+    }
+    for rule, k in chosen.items():
+        row = rows[k]
+        metrics.update({f"{rule}/lambda": row["lambda"], f"{rule}/step": k, f"{rule}/checkpoint": row["checkpoint"] or None,
+                        f"{rule}/nnz": row["nnz"], f"{rule}/features": row["kept"].split(),
+                        **{f"{rule}/{name}": v for name, v in row.items() if name.startswith("val/")}})
+    metrics.update({name: v for name, v in rows[chosen["best"]].items() if name.startswith("val/")})  # the best model's
+    (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    report.print_summary(rows, monitor, chosen, lam_max, source)
+    return metrics
+
+
+__all__ = ["PathRun", "train_path"]
