@@ -166,3 +166,16 @@ def test_cli_exact_mode_zeroes_the_noise_columns(cli, tmp_path: Path) -> None:
     assert int(zero["prox"][2:].sum()) < 8
     assert metrics["exact/converged"] == 1.0 and metrics["kkt_violation"] < 1e-3
     assert metrics["val/acc"] >= 0.85
+
+
+def test_finish_refuses_a_diverged_start() -> None:
+    w = torch.full((3,), float("nan"), dtype=torch.float64)
+
+    def loss() -> float:
+        return float((w - 1).square().sum())
+
+    def loss_and_grad() -> tuple[float, list[torch.Tensor]]:
+        return loss(), [2 * (w - 1)]
+
+    with pytest.raises(UserError, match=r"non-finite objective \(nan\): training diverged"):
+        fista([w], [PenaltyTerm(L1(), 0.1, {"w": w})], loss_and_grad, loss)

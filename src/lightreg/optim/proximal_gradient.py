@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from lightreg.errors import UserError
 from lightreg.penalties import PenaltyTerm, penalty_value
 
 LossAndGrad = Callable[[], tuple[float, list[Tensor]]]
@@ -89,6 +90,11 @@ def fista(
     positions = _positions(params, terms)
     x_old = [p.detach().clone() for p in params]
     obj_old = _objective(loss, terms)
+    if not math.isfinite(obj_old):
+        raise UserError(
+            f"the full-batch proximal finish starts from a non-finite objective ({obj_old}): training diverged "
+            "before it; lower the learning rate (optimizer.lr) or standardize the inputs"
+        )
     history = [obj_old]
     pattern, stable = support(params, positions), 0
     t, lip = 1.0, lipschitz
