@@ -20,6 +20,7 @@ from lightreg.errors import UserError
 from lightreg.kkt import trainer_figures
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
+from lightreg.run_guard import guard_callbacks, run_facts
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         task=datamodule.task,
         optimizer=_build(cfg.optimizer, "optimizer"),
     )
-    callbacks = build_callbacks(cfg)
+    callbacks = [*build_callbacks(cfg), *guard_callbacks(cfg)]
     loggers = [_build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     trainer: L.Trainer = _build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
@@ -86,6 +87,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         status = "interrupted" if trainer.interrupted else "completed"
+    except Exception as exc:
+        status = getattr(exc, "status", status)  # "diverged" (lightreg.run_guard.Diverged), else "failed"
+        raise
     finally:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
         if trainer.is_global_zero:
@@ -110,6 +114,7 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
         seed=cfg.seed,
         fit_seconds=round(seconds, 3),
     )
+    figures.update(run_facts(trainer))  # classes (the original labels of the class indices)
     if status == "completed":
         figures.update(trainer_figures(trainer))  # kkt_violation, full_objective (convex or mode=exact)
     return figures
