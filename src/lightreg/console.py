@@ -29,6 +29,8 @@ QUIET_WARNINGS = (
     r"The dirpath has changed from",
     # the checkpoint's callbacks that this run does not have (a penalty dropped or renamed with resume.allow_changes)
     r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
+    # torchmetrics dropping a NaN batch loss: lightreg.run_guard stops the run and says so in one line
+    r"Encountered `nan` values in tensor",
 )
 
 

@@ -177,7 +177,10 @@ class RunGuard(Callback):
         if self._bad is not None and bool(self._bad):
             bad.append("train/loss")
         for name, value in trainer.callback_metrics.items():
-            if name.startswith(("val/", "train/")) and value.numel() == 1 and not math.isfinite(float(value)):
+            if (
+                name.startswith(("val/", "train/")) and not name.endswith("_step") and "/penalty/" not in name
+                and value.numel() == 1 and not math.isfinite(float(value))
+            ):
                 bad.append(name)
         if bad:
             lr = _learning_rate(trainer)

@@ -109,7 +109,8 @@ def read_csv_table(
     if missing_rows:
         if not dropna:
             raise UserError(
-                f"{path}: missing values in {len(missing_rows)} rows (lines {_lines(missing_rows)}; columns "
+                f"{path}: missing values in {len(missing_rows)} row(s) ({'line' if len(missing_rows) == 1 else 'lines'} "
+                f"{_lines(missing_rows)}; column(s) "
                 f"{', '.join(sorted(missing_cols))}); fill them in, or set data.dropna=true to drop those rows"
             )
         dropped = set(missing_rows)
