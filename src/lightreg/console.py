@@ -134,26 +134,31 @@ def session(run_dir: str | Path) -> Iterator[None]:
 
 
 def epoch_line(epoch: int, max_epochs: int | None, figures: Mapping[str, float]) -> str:
-    """``Epoch  3/20  loss 0.2788/0.1887  acc 0.9278/0.9500  penalty 0.0821``: each figure as train/val."""
+    """``Epoch 3/20  loss 0.2788/0.1887  acc 0.9278/0.95  penalty 0.0821``: each figure as train/val, 4 significant
+    digits (3 where 4 would pass 80 columns)."""
     total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
     width = len(str(max_epochs)) if total else 1
-    parts = [f"Epoch {epoch + 1:>{width}}{total}"]
     names = dict.fromkeys(k.split("/", 1)[1] for k in figures if k.startswith(("train/", "val/")))
-    for name in names:
-        if name == "objective":
-            continue
-        pair = [figures.get(f"{split}/{name}") for split in ("train", "val")]
-        if name == "penalty":
-            parts.append(f"penalty {_num(pair[0])}")
-        elif any(v is not None for v in pair):
-            parts.append(f"{name} " + "/".join(_num(v) for v in pair))
-    return "  ".join(parts)
+    names.pop("objective", None)  # = loss + penalty
+    for digits in (4, 3):
+        parts = [f"Epoch {epoch + 1:>{width}}{total}"]
+        for name in names:
+            pair = [figures.get(f"{split}/{name}") for split in ("train", "val")]
+            if name == "penalty":
+                parts.append(f"penalty {_num(pair[0], digits)}")
+            else:
+                parts.append(f"{name} " + "/".join(_num(v, digits) for v in pair))
+        line = "  ".join(parts)
+        if len(line) <= WIDTH:
+            break
+    return line
 
 
-def _num(value: float | None) -> str:
+def _num(value: float | None, digits: int = 4) -> str:
+    """``0.7265``, ``150.2``, ``1.235e4``: ``digits`` significant digits, a compact exponent."""
     if value is None:
         return "-"
-    return f"{value:.4f}" if abs(value) < 10 else f"{value:.4g}"
+    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m[1] == '-' else ''}{m[2]}", f"{value:.{digits}g}")
 
 
 def final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> str:

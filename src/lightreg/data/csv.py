@@ -17,9 +17,10 @@ MAX_CLASSES = 50
 SHOWN_ROWS = 5
 
 
-def _lines(lines: Sequence[int]) -> str:
-    shown = ", ".join(str(n) for n in lines[:SHOWN_ROWS])
-    return shown + (f", ... ({len(lines)} rows)" if len(lines) > SHOWN_ROWS else "")
+def _rows(lines: Sequence[int]) -> str:
+    """``1 row (line 6)`` / ``3 rows (lines 4, 5, 11)``; the first few file lines."""
+    shown = ", ".join(str(n) for n in lines[:SHOWN_ROWS]) + (", ..." if len(lines) > SHOWN_ROWS else "")
+    return f"1 row (line {shown})" if len(lines) == 1 else f"{len(lines)} rows (lines {shown})"
 
 
 def _sniff(text: str) -> str:
@@ -109,15 +110,14 @@ def read_csv_table(
     if missing_rows:
         if not dropna:
             raise UserError(
-                f"{path}: missing values in {len(missing_rows)} row(s) ({'line' if len(missing_rows) == 1 else 'lines'} "
-                f"{_lines(missing_rows)}; column(s) "
-                f"{', '.join(sorted(missing_cols))}); fill them in, or set data.dropna=true to drop those rows"
+                f"{path}: missing values in {_rows(missing_rows)}, column(s) {', '.join(sorted(missing_cols))}; "
+                "fill them in, or set data.dropna=true to drop those rows"
             )
         dropped = set(missing_rows)
         keep = np.array([line not in dropped for line, _ in body])
         if not keep.any():
             raise UserError(f"{path}: every row has a missing value; data.dropna=true leaves nothing to train on")
-        warn(f"{path}: dropped {len(missing_rows)} rows with missing values (lines {_lines(missing_rows)}; data.dropna=true)")
+        warn(f"{path}: dropped {_rows(missing_rows)} with missing values (data.dropna=true)")
         x = x[keep]
         y_cells = [c for c, k in zip(y_cells, keep) if k]
     names = [header[j] for j in features]
@@ -156,11 +156,11 @@ def _encode_target(
         classes = found
     index = {c: i for i, c in enumerate(classes)}
     keyed = [int(v) if numeric else v for v in labels]
-    unknown = sorted({str(v) for v in keyed if v not in index})
+    unknown = sorted({repr(v) for v in keyed if v not in index})
     if unknown:
         raise UserError(
             f"target {target!r} in {path} has labels the training data does not: {', '.join(unknown[:10])} "
-            f"(training classes: {', '.join(map(str, classes))})"
+            f"(training classes: {', '.join(map(repr, classes))})"
         )
     y = np.asarray([index[v] for v in keyed], dtype=np.int64)
     return TabularData(x=x, y=y, feature_names=names, task=task, classes=list(classes))
