@@ -158,6 +158,8 @@ def _num(value: float | None, digits: int = 4) -> str:
     """``0.7265``, ``150.2``, ``1.235e4``: ``digits`` significant digits, a compact exponent."""
     if value is None:
         return "-"
+    if value == 0 or 1e-3 <= abs(value) < 10:
+        return f"{value:.{digits}f}"
     return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m[1] == '-' else ''}{m[2]}", f"{value:.{digits}g}")
 
 
