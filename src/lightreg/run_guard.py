@@ -109,8 +109,6 @@ def check_resume(cfg: DictConfig) -> None:
                 f"{ckpt_path} has already trained {done} epochs = trainer.max_epochs: nothing to do, no files "
                 f"written; set trainer.max_epochs above {done} to train further"
             )
-    if cfg.get("resume", {}).get("allow_changes", False):
-        return
     saved, now = penalty_states(checkpoint), configured_penalties(cfg)
     fingerprint = ("penalty", "strength", "mode")
     same = saved.keys() == now.keys() and all(
@@ -119,6 +117,11 @@ def check_resume(cfg: DictConfig) -> None:
     if not same:
         before = "; ".join(describe(s) for s in saved.values()) or "no penalty"
         after = "; ".join(describe(s) for s in now.values()) or "no penalty"
+        if OmegaConf.select(cfg, "resume.allow_changes", default=False):
+            from lightreg.errors import warn
+
+            warn(f"resuming {ckpt_path}, trained with {before}, under {after} (resume.allow_changes=true)")
+            return
         raise UserError(
             f"{ckpt_path} was trained with {before}, this run asks for {after}; resume with the same penalty, "
             "or add resume.allow_changes=true to switch"

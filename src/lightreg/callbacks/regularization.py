@@ -283,18 +283,15 @@ class RegularizationCallback(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint written under another penalty, strength or mode (one line naming both), unless
-        ``allow_changes`` (the CLI's ``resume.allow_changes=true``) is set: then warn and continue."""
+        ``allow_changes`` is set (the CLI's ``resume.allow_changes=true``, which has warned once already)."""
         saved = {key: state_dict.get(key) for key in self.fingerprint()}
-        if saved == self.fingerprint():
+        if saved == self.fingerprint() or getattr(self, "allow_changes", False):
             return
-        before = f"{saved['penalty']} strength={saved['strength']} mode={saved['mode']}"
-        after = f"{self.penalty!r} strength={self.strength} mode={self.mode}"
-        if not getattr(self, "allow_changes", False):
-            raise UserError(
-                f"{self.name}: the checkpoint was trained with {before}, this run asks for {after}; resume with the "
-                "same penalty, or set resume.allow_changes=true (allow_changes=True on the callback) to switch"
-            )
-        warn(f"{self.name}: resuming a run trained with {before} under {after} (resume.allow_changes=true)")
+        raise UserError(
+            f"{self.name}: the checkpoint was trained with {saved['penalty']} strength={saved['strength']} "
+            f"mode={saved['mode']}, this run asks for {self.penalty!r} strength={self.strength} mode={self.mode}; "
+            "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
+        )
 
 
 def regularizer(
