@@ -125,7 +125,9 @@ def test_divergence_stops_the_run_with_one_line(runs: Runs, name: str) -> None:
     assert proc.returncode == 2 and len(lines) == 1, describe(proc)
     assert lines[0].startswith("lightreg: error: training diverged in epoch") and "optimizer.lr" in lines[0]
     assert runs.metrics(name)["status"] == "diverged"
-    assert not (runs.root / name / "checkpoints").exists()  # no checkpoint of NaN weights
+    for ckpt in (runs.root / name).glob("checkpoints/*.ckpt"):  # the epoch that went NaN wrote no checkpoint
+        weights = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+        assert all(torch.isfinite(w).all() for w in weights.values()), ckpt
 
 
 def test_train_log_holds_what_the_console_showed(runs: Runs) -> None:
