@@ -306,3 +306,9 @@ def test_tables_stay_within_80_columns(tmp_path: Path, names: list[str]) -> None
         rows = console.export_text().splitlines()
         assert max(len(line.rstrip()) for line in rows) <= 80
         assert any(line.split()[:9] == expected[first][:9] for line in rows), "\n".join(rows)
+
+
+def test_weight_histograms_title_fits_with_one_panel(tmp_path: Path) -> None:
+    fig = _drawn(plots.weight_histograms(load_run(write_run(tmp_path / "one", {"w": FC1}, 0.01, [0.5]))))
+    box = fig._suptitle.get_window_extent()
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.x1

@@ -95,14 +95,14 @@ def weight_histograms(run: RunData) -> Figure:
         names = [names[i] for i in np.linspace(0, len(names) - 1, MAX_HISTOGRAMS).round().astype(int)]
     cols = min(3, len(names)) or 1
     rows = math.ceil(len(names) / cols) or 1
-    fig = Figure(figsize=(4 * cols, 3 * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(max(4 * cols, 6.5), 3 * rows + 0.4), layout="constrained")  # room for the title
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, name in zip(axes, names):
         _histogram_panel(ax, name, hists[name], run.sparsity["atol"])
     for ax in axes[len(names):]:
         ax.set_visible(False)
     shown = f"{len(names)} of {len(hists)}" if len(names) < len(hists) else f"{len(hists)}"
-    fig.suptitle(f"Weight magnitudes at the end ({shown} monitored tensors; dashed: atol)")
+    fig.suptitle(f"|w| at the end, {shown} monitored tensor(s); dashed: atol = {run.sparsity['atol']:g}", fontsize=10)
     return fig
 
 
