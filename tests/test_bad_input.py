@@ -60,6 +60,7 @@ def _table(root: Path, ckpt: Path) -> dict[str, tuple[list[str], list[str]]]:
         "betas_-0.1": (["optimizer=adamw", "optimizer.betas=[-0.1,0.999]", *QUICK], ["optimizer.betas", "-0.1"]),
         "betas_three": (["optimizer=adam", "optimizer.betas=[0.9,0.99,0.999]", *QUICK], ["optimizer.betas"]),
         "optimizer_unknown_arg": (["+optimizer.foo=1", *QUICK], ["optimizer", "foo"]),
+        "progress_bar_off": (["trainer.enable_progress_bar=false", "trainer.max_epochs=1"], ["enable_progress_bar", "~callbacks.progress_bar"]),
         # mandatory CSV settings and penalty options without a penalty
         "csv_no_target": ([*csv, f"data.train_path={good}"], ["data.target", "data.target=label"]),
         "csv_nothing": (csv, ["data.target", "data.train_path"]),

@@ -47,6 +47,7 @@ def check_config(cfg: DictConfig) -> None:
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise UserError(f"ckpt_path {ckpt_path!r} is not a file; point it at a checkpoint such as <run dir>/checkpoints/last.ckpt")
     _check_penalties(cfg)
+    _check_progress_bar(cfg)
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
 
@@ -72,6 +73,18 @@ def _check_penalties(cfg: DictConfig) -> None:
             raise UserError(
                 f"{keys or where} set but no penalty chosen: add +{where.replace('extra_penalties.', 'penalty@extra_penalties.')}"
                 f"=l1 (or one of {PENALTY_OPTIONS}) before it"
+            )
+
+
+def _check_progress_bar(cfg: DictConfig) -> None:
+    """Lightning refuses a progress-bar callback with ``enable_progress_bar=False`` (five lines through Hydra)."""
+    if cfg.trainer.get("enable_progress_bar", True) is not False:
+        return
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith("ProgressBar"):
+            raise UserError(
+                f"trainer.enable_progress_bar=false but callbacks.{name} is a progress bar; drop it too with "
+                f"~callbacks.{name} (or use callbacks=none)"
             )
 
 
