@@ -48,7 +48,7 @@ def main(cfg: DictConfig) -> float | None:
                 metrics = None
             else:
                 metrics = train(cfg)
-                print(console.final_block(out_dir, metrics))
+                console.print_final_block(out_dir, metrics)
         except UserError as exc:
             print(f"lightreg: error: {exc}", file=sys.stderr)
             sys.exit(2)

@@ -190,3 +190,25 @@ def test_predict_labels_maps_indices_back() -> None:
         model.net.linear.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))
     assert model.predict_labels(torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 0.0]])) == ["a", "b", "c"]
     assert np.array_equal(model.predict_labels(torch.zeros(1, 2)), ["c"])
+
+
+def test_session_copies_the_console_and_restores_it(tmp_path, capsys) -> None:
+    import logging
+    import sys
+
+    from lightreg.console import discard_new_folder, session
+
+    out, err = sys.stdout, sys.stderr
+    with session(tmp_path / "run"):
+        print("Epoch 1/2  loss 0.5/0.6")
+        print("\x1b[31mlightreg: WARNING: careful\x1b[0m", file=sys.stderr)
+        logging.getLogger("lightreg.test").warning("a log record")
+    assert (sys.stdout, sys.stderr) == (out, err)
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "Epoch 1/2  loss 0.5/0.6\nlightreg: WARNING: careful\n" in log
+    assert "Epoch 1/2" in capsys.readouterr().out
+    (tmp_path / "run" / ".hydra").mkdir()
+    assert discard_new_folder(tmp_path / "run") and not (tmp_path / "run").exists()
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "metrics.json").write_text("{}")
+    assert not discard_new_folder(tmp_path / "kept") and (tmp_path / "kept" / "metrics.json").exists()

@@ -101,8 +101,16 @@ def session(run_dir: str | Path) -> Iterator[None]:
     with warnings.catch_warnings():
         for message in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=f".*{message}")
-        if global_rank() != 0:
-            yield
+        if global_rank() != 0:  # DDP's other processes: their set-up lines repeat rank zero's
+            loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+            levels = [lg.level for lg in loggers]
+            for lg in loggers:
+                lg.setLevel(logging.WARNING)
+            try:
+                yield
+            finally:
+                for lg, level in zip(loggers, levels):
+                    lg.setLevel(level)
             return
         path = Path(run_dir) / LOG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +171,12 @@ def _num(value: float | None, digits: int = 4) -> str:
     return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m[1] == '-' else ''}{m[2]}", f"{value:.{digits}g}")
 
 
+def print_final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> None:
+    """Print :func:`final_block` on global rank zero."""
+    if global_rank() == 0:
+        print(final_block(run_dir, metrics))
+
+
 def final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> str:
     """The run's summary: folder, final ``val/*`` figures, checkpoints, and the sparsity line with a penalty."""
     run_dir = Path(run_dir)
@@ -212,7 +226,5 @@ def discard_new_folder(run_dir: str | Path) -> bool:
     run_dir = Path(run_dir)
     if global_rank() != 0 or not run_dir.is_dir() or {p.name for p in run_dir.iterdir()} - {".hydra", LOG_FILE}:
         return False
-    shutil.rmtree(run_dir)
-    if run_dir.parent.is_dir() and not any(run_dir.parent.iterdir()):
-        run_dir.parent.rmdir()  # the date folder Hydra made for it
+    shutil.rmtree(run_dir)  # (Hydra's date folder above it may stay, empty: it may not be this run's)
     return True
