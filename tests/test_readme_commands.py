@@ -66,7 +66,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
                    for i, c in enumerate(train)}
         failed = [f"{c}\n{describe(f.result())}" for c, f in futures.items() if f.result().returncode != 0]
     assert not failed, "\n\n".join(failed)
-    sweep = next(tmp_path / f"train{i}" for i, c in enumerate(train) if " -m " in c)
+    sweep = next(tmp_path / f"train{i}" for i, c in enumerate(train) if c.startswith("python -m train -m "))
     for command in report:
         filled = re.sub(r"outputs/multirun/\.\.\./(\d)", lambda m: str(sweep / m[1]), command)
         filled = re.sub(r"outputs/\S*", str(previous), filled) if "multirun" not in command else filled
