@@ -102,6 +102,8 @@ def session(run_dir: str | Path) -> Iterator[None]:
         for message in QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=f".*{message}")
         if global_rank() != 0:  # DDP's other processes: their set-up lines repeat rank zero's
+            import lightning.pytorch  # noqa: F401 - its import sets these loggers' levels, which must come first
+
             loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
             levels = [lg.level for lg in loggers]
             for lg in loggers:
