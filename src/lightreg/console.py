@@ -188,7 +188,8 @@ def final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> str:
         rows.append(("status", str(status)))
     val = [f"{k} {_num(v)}" for k, v in sorted(metrics.items()) if k.startswith("val/") and isinstance(v, (int, float))]
     if val:
-        rows.append((f"after {metrics.get('epochs', '?')} epochs", "  ".join(val)))
+        epochs = metrics.get("epochs", "?")
+        rows.append((f"after {epochs} epoch{'' if epochs == 1 else 's'}", "  ".join(val)))
     if metrics.get("classes") is not None:
         rows.append(("classes", ", ".join(map(str, metrics["classes"]))))
     checkpoints = sorted(run_dir.glob("checkpoints/*.ckpt"))

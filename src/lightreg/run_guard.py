@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,8 @@ def check_resume(cfg: DictConfig) -> None:
 
 
 class RunGuard(Callback):
-    """Stop a diverged run before a checkpoint is written; quiet Lightning advice a user cannot act on.
+    """Stop a diverged run before a checkpoint is written; quiet Lightning output a user cannot act on (the
+    ``log_every_n_steps`` advice on small data, a progress bar written to a file or pipe).
 
     At every validation end (and at training-epoch ends without validation) the training losses of the epoch so far
     and the logged ``val/*`` figures are checked: a NaN or infinite one raises :class:`Diverged` naming the figure,
@@ -146,6 +148,9 @@ class RunGuard(Callback):
         self._first_bad_step: int | None = None
 
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
+        bar = trainer.progress_bar_callback
+        if bar is not None and not sys.stdout.isatty():
+            bar.disable()  # in a file or pipe a progress bar only leaves its last frame behind
         names: dict[str, int] = {}
         for callback in trainer.callbacks:
             if type(callback).__name__ == REGULARIZER_PREFIX:
