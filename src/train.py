@@ -10,12 +10,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lightreg.config_checks import check_config
-from lightreg.errors import LightregWarning, UserError
+from lightreg.errors import LightregWarning
+from lightreg.job import run_job
 
 NOISE = (r".*isinstance\(treespec, LeafSpec\)",)
 """Warnings nothing a user can act on: Lightning 2.6 on torch >= 2.10 warns about its own pytree use every run."""
@@ -54,17 +52,7 @@ def cli_console() -> Iterator[None]:
 def main(cfg: DictConfig) -> float | None:
     """Train one model; returns the final ``val/loss`` so Hydra sweepers can optimize it."""
     with cli_console():
-        try:
-            check_config(cfg)  # before the slow Lightning import below
-            from lightreg.pipeline import train
-
-            metrics = train(cfg)
-        except UserError as exc:
-            if HydraConfig.get().mode == RunMode.MULTIRUN:
-                raise  # one job of a sweep: recorded as a failed row by lightreg.sweep.SweepSummary, the sweep goes on
-            print(f"lightreg: error: {exc}", file=sys.stderr)
-            sys.exit(2)
-    return metrics.get("val/loss")
+        return run_job(cfg)  # checks, resume guard, train.log, one-line errors (exit 2), the final block
 
 
 if __name__ == "__main__":

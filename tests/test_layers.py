@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
     "lightreg.lambda_path": 3,  # grid, checks, selection rules, path.csv/plot: no Lightning
     "lightreg.quiet": 3,
+    "lightreg.console": 3,  # train.log, epoch lines, the final block: plain text
     "lightreg.config_checks": 4,
     "lightreg.data": 4,
     "lightreg.models": 4,
@@ -36,9 +37,11 @@ LAYERS: dict[str, int] = {
     "lightreg.sklearn": 5,
     "lightreg.lambda_path.runner": 6,  # trains one model along the λ grid
     "lightreg.compact.__main__": 6,  # python -m lightreg.compact RUN_DIR
+    "lightreg.run_guard": 6,  # resume checks and the divergence/console guard callback
     "lightreg.pipeline": 7,
-    "lightreg": 8,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
-    "train": 9,
+    "lightreg.job": 8,  # one CLI job: checks, resume guard, pipeline, train.log, one-line errors
+    "lightreg": 9,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
+    "train": 10,
 }
 """Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
 

@@ -4,26 +4,131 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from lightreg.errors import UserError
 from lightreg.lambda_path.config import check_path
 
+# optimizer argument -> (lowest allowed, highest allowed, is the upper bound excluded?, what it is)
+OPTIMIZER_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "lr": (0.0, math.inf, False, "a learning rate > 0"),
+    "weight_decay": (0.0, math.inf, False, ">= 0"),
+    "momentum": (0.0, math.inf, False, ">= 0 (usually 0.9)"),
+    "dampening": (0.0, 1.0, False, "in [0, 1]"),
+    "eps": (0.0, math.inf, False, ">= 0 (e.g. 1e-8)"),
+    "lr_decay": (0.0, math.inf, False, ">= 0"),
+    "initial_accumulator_value": (0.0, math.inf, False, ">= 0"),
+    "alpha": (0.0, math.inf, False, ">= 0 (RMSprop's smoothing, e.g. 0.99)"),
+}
+PENALTY_OPTIONS = "l1, l2, elastic_net, group_lasso"
+
+
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float))
+
 
 def check_config(cfg: DictConfig) -> None:
     """Reject values that would silently train something else than asked, before any work starts."""
+    _check_missing(cfg)
     strength = cfg.get("lambda", 0.0)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)):
+    if not _number(strength):
         raise UserError(f"lambda must be a number, got {strength!r}")
     if not math.isfinite(strength) or strength < 0:
         raise UserError(
             f"lambda must be a finite number >= 0, got {strength}: a penalty is added to the loss, never subtracted"
         )
     max_epochs = cfg.trainer.get("max_epochs")
-    if max_epochs is not None and max_epochs < -1:
-        raise UserError(f"trainer.max_epochs must be >= 0 (or -1 for no limit), got {max_epochs}")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < -1):
+        raise UserError(f"trainer.max_epochs must be an integer >= 1 (or -1 for no limit), got {max_epochs!r}")
+    if max_epochs == 0:
+        raise UserError("trainer.max_epochs=0 trains nothing; set it to 1 or more (or -1 for no limit)")
     check_path(cfg)  # +path=...: lightreg.lambda_path
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
         raise UserError(f"ckpt_path {ckpt_path!r} is not a file; point it at a checkpoint such as <run dir>/checkpoints/last.ckpt")
+    _check_penalties(cfg)
+    _check_progress_bar(cfg)
+    if cfg.get("optimizer") is not None:
+        check_optimizer(cfg.optimizer)
+
+
+def _check_missing(cfg: DictConfig) -> None:
+    """A mandatory value (``???``) left unset, e.g. ``data=csv`` without ``data.target``."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        example = {"data.train_path": "data.train_path=train.csv", "data.target": "data.target=label"}
+        fixes = " ".join(example.get(k, f"{k}=...") for k in missing)
+        raise UserError(f"{', '.join(missing)} must be set: add {fixes} to the command line")
+
+
+def _check_penalties(cfg: DictConfig) -> None:
+    """``+penalty.mode=grad`` without ``+penalty=l1`` composes a penalty with no class to build."""
+    nodes = {"penalty": cfg.get("penalty")}
+    nodes.update({f"extra_penalties.{k}": v for k, v in (cfg.get("extra_penalties") or {}).items()})
+    for where, node in nodes.items():
+        if node is None:
+            continue
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            keys = ", ".join(f"{where}.{k}" for k in (node.keys() if isinstance(node, DictConfig) else []))
+            raise UserError(
+                f"{keys or where} set but no penalty chosen: add +{where.replace('extra_penalties.', 'penalty@extra_penalties.')}"
+                f"=l1 (or one of {PENALTY_OPTIONS}) before it"
+            )
+
+
+def _check_progress_bar(cfg: DictConfig) -> None:
+    """Lightning refuses a progress-bar callback with ``enable_progress_bar=False`` (five lines through Hydra)."""
+    if cfg.trainer.get("enable_progress_bar", True) is not False:
+        return
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if isinstance(node, DictConfig) and str(node.get("_target_", "")).endswith("ProgressBar"):
+            raise UserError(
+                f"trainer.enable_progress_bar=false but callbacks.{name} is a progress bar; drop it too with "
+                f"~callbacks.{name} (or use callbacks=none)"
+            )
+
+
+def check_optimizer(node: DictConfig) -> None:
+    """Every numeric optimizer argument in its range, ``betas`` in [0, 1), then a trial construction on one tensor
+    (catches unknown arguments and anything else the optimizer itself refuses) — before Lightning starts."""
+    for key, (low, high, open_high, what) in OPTIMIZER_RANGES.items():
+        if key not in node:
+            continue
+        value = node[key]
+        bad = not _number(value) or not math.isfinite(value) or value < low or value > high or (open_high and value == high)
+        if key == "lr" and _number(value) and value <= 0:
+            bad = True
+        if bad:
+            raise UserError(f"optimizer.{key} must be {what}, got {value!r}")
+    if "betas" in node:
+        betas = node["betas"]
+        if (
+            not OmegaConf.is_list(betas) and not isinstance(betas, (list, tuple))
+            or len(betas) != 2
+            or not all(_number(b) and 0.0 <= b < 1.0 for b in betas)
+        ):
+            shown = list(betas) if OmegaConf.is_list(betas) else betas
+            raise UserError(f"optimizer.betas must be two numbers in [0, 1) (e.g. [0.9, 0.999]), got {shown!r}")
+    _try_optimizer(node)
+
+
+def _try_optimizer(node: DictConfig) -> None:
+    import torch
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    target = node.get("_target_", "?")
+    try:
+        factory = instantiate(node)
+        factory([torch.nn.Parameter(torch.zeros(1))])
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise UserError(f"bad optimizer config ({target}): {_first_line(cause)}") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad optimizer config ({target}): {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -22,6 +22,7 @@ from lightreg.lambda_path.runner import train_path
 from lightreg.models import LogisticRegression
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
+from lightreg.run_guard import guard_callbacks, run_facts
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         task=datamodule.task,
         optimizer=build(cfg.optimizer, "optimizer"),
     )
-    callbacks = build_callbacks(cfg)
+    callbacks = [*build_callbacks(cfg), *guard_callbacks(cfg)]
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     trainer: L.Trainer = build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False)
     for lg in loggers:
@@ -57,6 +58,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         status = "interrupted" if trainer.interrupted else "completed"
+    except Exception as exc:
+        status = getattr(exc, "status", status)  # "diverged" (lightreg.run_guard.Diverged), else "failed"
+        raise
     finally:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
         if trainer.is_global_zero:
@@ -88,6 +92,7 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
     for cb in regs:
         if cb.finish_report is not None:  # also when the finish ran after an early stop (no exact/* logged then)
             figures.update({f"exact/{key}": value for key, value in cb.finish_report.items()})
+    figures.update(run_facts(trainer))  # classes (the original labels of the class indices)
     if status == "completed":
         figures.update(kkt_figures(trainer, regs))
     return figures

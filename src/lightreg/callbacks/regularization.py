@@ -110,7 +110,9 @@ class RegularizationCallback(Callback):
 
     @property
     def state_key(self) -> str:
-        return self._generate_state_key(penalty=repr(self.penalty), include=self.include, exclude=self.exclude, name=self.name)
+        """Keyed by ``name`` only, so a resumed run finds the state of the same-named penalty even when the penalty,
+        its strength or mode changed, and :meth:`load_state_dict` can compare them."""
+        return self._generate_state_key(name=self.name)
 
     @classmethod
     def all_in(cls, trainer: L.Trainer) -> list[RegularizationCallback]:
@@ -336,16 +338,24 @@ class RegularizationCallback(Callback):
         return self.penalty.lambda_max(grad)
 
     # -- checkpointing ------------------------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, Any]:
+        """What must match for a resume to continue the same problem: penalty, strength and mode."""
+        return {"penalty": repr(self.penalty), "strength": self.strength, "mode": self.mode}
+
     def state_dict(self) -> dict[str, Any]:
-        return {"penalty": repr(self.penalty), "strength": self.strength, "mode": self.mode, "params": list(self.params)}
+        return {"name": self.name, **self.fingerprint(), "params": list(self.params)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = (state_dict.get("penalty"), state_dict.get("strength"), state_dict.get("mode"))
-        if saved != (repr(self.penalty), self.strength, self.mode):
-            warn(
-                f"{self.name}: resuming a run trained with {saved[0]} strength={saved[1]} mode={saved[2]} "
-                f"under {self.penalty!r} strength={self.strength} mode={self.mode}"
-            )
+        """Refuse a checkpoint written under another penalty, strength or mode (one line naming both), unless
+        ``allow_changes`` is set (the CLI's ``resume.allow_changes=true``, which has warned once already)."""
+        saved = {key: state_dict.get(key) for key in self.fingerprint()}
+        if saved == self.fingerprint() or getattr(self, "allow_changes", False):
+            return
+        raise UserError(
+            f"{self.name}: the checkpoint was trained with {saved['penalty']} strength={saved['strength']} "
+            f"mode={saved['mode']}, this run asks for {self.penalty!r} strength={self.strength} mode={self.mode}; "
+            "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
+        )
 
 
 def regularizer(

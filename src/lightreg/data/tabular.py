@@ -17,12 +17,14 @@ from lightreg.tasks import TASKS
 
 @dataclass(frozen=True)
 class TabularData:
-    """Features ``x`` (n, d), targets ``y`` (n,), column names, and the task."""
+    """Features ``x`` (n, d), targets ``y`` (n,), column names, the task, and for classification the original label
+    of each class index ``0..C-1`` (``None``: the labels are the indices)."""
 
     x: np.ndarray
     y: np.ndarray
     feature_names: list[str]
     task: str
+    classes: list | None = None
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -30,12 +32,17 @@ class TabularDataModule(L.LightningDataModule):
 
     Subclasses implement :meth:`load_train` (and optionally :meth:`load_val` when the source has its
     own validation split). After :meth:`setup` the module exposes what a model needs to size itself:
-    ``input_shape``, ``num_classes`` (``None`` for regression), ``task`` and ``feature_names``.
+    ``input_shape``, ``num_classes`` (``None`` for regression), ``task`` and ``feature_names``, plus ``classes``
+    (original class labels, or ``None``) and ``target_scale``: ``(mean, std)`` of the training targets for
+    regression with ``standardize_target`` (else ``None``). Targets stay in their own units; a
+    :class:`~lightreg.models.LightregModule` reads ``target_scale`` and fits ``(y - mean) / std``.
 
     Args:
         batch_size: samples per step; ``None`` = full batch.
         val_fraction: share of the rows held out for validation when there is no separate split.
         standardize: scale every feature to zero mean and unit variance (train-split statistics).
+        standardize_target: regression only: the model fits the target standardized with train-split statistics
+            (its predictions and ``mae``/``r2`` stay in the target's units).
         seed: seed of the split and of the shuffling.
     """
 
@@ -44,6 +51,7 @@ class TabularDataModule(L.LightningDataModule):
         batch_size: int | None = 64,
         val_fraction: float = 0.2,
         standardize: bool = True,
+        standardize_target: bool = True,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -54,6 +62,7 @@ class TabularDataModule(L.LightningDataModule):
         self.batch_size = batch_size
         self.val_fraction = val_fraction
         self.standardize = standardize
+        self.standardize_target = standardize_target
         self.seed = seed
         self.x_train: torch.Tensor | None = None
 
@@ -87,7 +96,16 @@ class TabularDataModule(L.LightningDataModule):
             x_tr, x_va = (x_tr - mean) / std, (x_va - mean) / std
         self.task = train.task
         self.feature_names = list(train.feature_names)
+        self.classes = train.classes
         self.num_classes = None if train.task == "regression" else int(np.max(train.y)) + 1
+        if train.classes is not None:
+            self.num_classes = len(train.classes)
+        self.target_scale = _target_scale(y_tr) if train.task == "regression" and self.standardize_target else None
+        if train.task != "regression" and len(np.unique(y_tr)) < 2:
+            raise UserError(
+                f"the training split has a single class ({np.unique(y_tr)[0]}): classification needs at least 2 "
+                "classes; check the target column (or data.task=regression)"
+            )
         y_dtype = torch.float32 if train.task in ("binary", "regression") else torch.long
         self.x_train = torch.as_tensor(x_tr, dtype=torch.float32)
         self.y_train = torch.as_tensor(y_tr, dtype=y_dtype)
@@ -102,6 +120,12 @@ class TabularDataModule(L.LightningDataModule):
         return TensorBatches(self.x_val, self.y_val, batch_size=self.batch_size)
 
 
+def _target_scale(y: np.ndarray) -> tuple[float, float]:
+    """``(mean, std)`` of the training targets; a constant target keeps std 1."""
+    std = float(np.std(y))
+    return float(np.mean(y)), std if std > 0 else 1.0
+
+
 def _check_table(table: TabularData, which: str) -> None:
     if table.task not in TASKS:
         raise UserError(f"task must be one of {TASKS}, got {table.task!r}")
@@ -110,6 +134,12 @@ def _check_table(table: TabularData, which: str) -> None:
     if table.x.shape[0] != table.y.shape[0]:
         raise UserError(f"the {which} data has {table.x.shape[0]} rows of features but {table.y.shape[0]} targets")
     if not np.isfinite(table.x).all():
-        raise UserError(f"the {which} features contain NaN or infinite values; impute or drop them first")
+        rows = np.nonzero(~np.isfinite(table.x).all(axis=1))[0]
+        raise UserError(
+            f"the {which} features contain NaN or infinite values in {len(rows)} rows (row indices "
+            f"{', '.join(map(str, rows[:5]))}{', ...' if len(rows) > 5 else ''}); impute or drop them first"
+        )
+    if not np.isfinite(np.asarray(table.y, dtype=np.float64)).all():
+        raise UserError(f"the {which} targets contain NaN or infinite values; drop those rows first")
     if table.task != "regression" and np.min(table.y) < 0:
         raise UserError(f"class labels must be 0..C-1, got {np.min(table.y)} in the {which} data")

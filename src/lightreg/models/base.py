@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
+from lightreg.console import epoch_line
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
 
@@ -43,6 +44,12 @@ class LightregModule(L.LightningModule):
         optimizer: ``params -> Optimizer`` (a Hydra ``_partial_`` config), needed for training only.
         scheduler: optional ``optimizer -> LRScheduler`` partial, stepped every epoch.
         print_epochs: print one summary line per epoch.
+        classes: the original label of each class index (e.g. ``["no", "yes"]``), saved with the checkpoint;
+            ``None`` takes the datamodule's ``classes`` at ``setup``.
+        target_scale: regression: ``(mean, std)`` of the training targets. The net fits ``(y - mean) / std``
+            (the data loss is the MSE in those standardized units) and ``forward`` returns ``mean + std·net(x)``,
+            so predictions, ``mae`` and ``r2`` are in the target's units. ``None`` takes the datamodule's
+            ``target_scale`` at ``setup``; both are buffers saved in checkpoints.
     """
 
     net: nn.Module
@@ -55,6 +62,8 @@ class LightregModule(L.LightningModule):
         optimizer: OptimizerFactory | None = None,
         scheduler: SchedulerFactory | None = None,
         print_epochs: bool = True,
+        classes: list | None = None,
+        target_scale: tuple[float, float] | list[float] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -78,9 +87,33 @@ class LightregModule(L.LightningModule):
         self._added_terms: dict[str, Tensor] = {}
         self._has_penalty = False
         self._last_val: dict[str, float] = {}
+        self.classes = list(classes) if classes is not None else None
+        mean, std = target_scale if target_scale is not None else (0.0, 1.0)
+        self.register_buffer("target_mean", torch.tensor(float(mean)))
+        self.register_buffer("target_std", torch.tensor(float(std)))
+
+    def setup(self, stage: str) -> None:
+        """Take ``classes`` and ``target_scale`` from the trainer's datamodule when they were not given."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if self.classes is None and getattr(datamodule, "classes", None) is not None:
+            self.classes = list(datamodule.classes)
+            self.hparams["classes"] = self.classes
+        scale = getattr(datamodule, "target_scale", None)
+        if self.task == "regression" and scale is not None and self.hparams.get("target_scale") is None:
+            self.target_mean.fill_(float(scale[0]))
+            self.target_std.fill_(float(scale[1]))
+            self.hparams["target_scale"] = [float(scale[0]), float(scale[1])]
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
+        """Logits for classification; for regression the prediction in the target's units."""
+        output = self.net(x)
+        return output * self.target_std + self.target_mean if self.task == "regression" else output
+
+    @torch.no_grad()
+    def predict_labels(self, x: Tensor) -> list:
+        """Predicted labels of ``x``: the original class labels (``classes``), or values in the target's units."""
+        predicted = tasks.predictions(self.task, self(x)).tolist()
+        return [self.classes[i] for i in predicted] if self.classes is not None else predicted
 
     # -- extension point -------------------------------------------------------------------------------
     def extra_loss_terms(self, batch: Any, output: Tensor) -> Mapping[str, Tensor]:
@@ -117,6 +150,9 @@ class LightregModule(L.LightningModule):
         full-batch tools (:mod:`lightreg.full_batch`, :mod:`lightreg.kkt`) evaluate the objective through it."""
         x, y = batch
         output = self(x)
+        if self.task == "regression":  # the MSE of the standardized target (units of std²)
+            scaled = (output - self.target_mean) / self.target_std, (y - self.target_mean) / self.target_std
+            return output, tasks.data_loss(self.task, *scaled), y
         return output, tasks.data_loss(self.task, output, y), y
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
@@ -168,7 +204,7 @@ class LightregModule(L.LightningModule):
         self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
         if self.print_epochs:
             shown = {**{k: float(v) for k, v in figures.items()}, **self._last_val}
-            self.print(f"Epoch [{self.current_epoch}] " + "  ".join(f"{k} {v:.4f}" for k, v in shown.items()))
+            self.print(epoch_line(self.current_epoch, self.trainer.max_epochs, shown))
 
     # -- optimization ---------------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -22,9 +22,9 @@ COMPARE_DIR = "compare"
 
 
 def _console() -> Console:
-    """The terminal's console; 120 columns when writing to a file or pipe (rich would use 80)."""
+    """The terminal's console; 80 columns when writing to a file or pipe (train.log, CI logs)."""
     console = Console()
-    return console if console.is_terminal else Console(width=120)
+    return console if console.is_terminal else Console(width=80)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None, console: Console | None = None) -> list[Path]:

@@ -50,11 +50,15 @@ def report_main(argv: Sequence[str] | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """The ``lightreg`` console script; its subcommand ``report`` is ``python -m lightreg.report``."""
+    """The ``lightreg`` console script; its subcommand ``report`` is ``python -m lightreg.report`` (and the default:
+    ``lightreg RUN_DIR`` = ``lightreg report RUN_DIR``)."""
     parser = argparse.ArgumentParser(prog="lightreg", description="lightreg tools (training itself: python -m train).")
     commands = parser.add_subparsers(dest="command", required=True)
     add_report_arguments(commands.add_parser("report", help="sparsity table and plots of finished runs")).set_defaults(
         action=report
     )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in commands.choices:
+        argv.insert(0, "report")  # `lightreg RUN_DIR ...` is short for `lightreg report RUN_DIR ...`
     args = parser.parse_args(argv)
     return _run(args.action, args)

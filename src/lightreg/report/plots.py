@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
 from lightreg.report.rundir import RunData
 
@@ -36,8 +36,11 @@ def _tick_style(count: int) -> dict[str, Any]:
     return {"rotation": 45, "ha": "right", "rotation_mode": "anchor", "fontsize": 8} if count > 12 else {}
 
 
-def _integer_epochs(ax: Axes) -> None:
+def _integer_epochs(ax: Axes, epochs: Sequence[int] = ()) -> None:
+    """Whole epochs on the x axis; at least one epoch wide (one epoch alone would get a ±0.05 axis)."""
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if epochs and max(epochs) - min(epochs) < 1:
+        ax.set_xlim(min(epochs) - 1, max(epochs) + 1)
 
 
 def sparsity_over_epochs(run: RunData) -> Figure:
@@ -58,17 +61,22 @@ def sparsity_over_epochs(run: RunData) -> Figure:
            title=f"Sparsity over epochs ({len(layers)} monitored tensors)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    _integer_epochs(ax)
+    _integer_epochs(ax, epochs)
     return fig
 
 
 def _histogram_panel(ax: Axes, name: str, hist: dict[str, Any], atol: float) -> None:
     total = sum(hist["counts"]) + hist["zeros"]
+    ax.set_xscale("log")
     if hist["counts"]:
         ax.stairs(hist["counts"], hist["edges"], fill=True, color=SELECTED, alpha=0.8)
-        ax.set_xscale("log")
-        if hist["edges"][0] <= atol <= hist["edges"][-1]:
-            ax.axvline(atol, color="black", ls="--", lw=1)
+        low, high = min(hist["edges"][0], atol), max(hist["edges"][-1], atol)
+    else:
+        low, high = atol, atol
+    ax.set_xlim(low / 2, high * 2)  # the atol line always in view
+    ax.axvline(atol, color="black", ls="--", lw=1, label=f"atol = {atol:g}")
+    ax.xaxis.set_major_locator(LogLocator(numticks=4))  # at most ~4 decades labelled: no overlapping labels
+    ax.xaxis.set_minor_formatter(NullFormatter())
     share = 100 * hist["zeros"] / total if total else 0.0
     ax.text(0.02, 0.95, f"exact zeros: {hist['zeros']} ({share:.1f}%)", transform=ax.transAxes, va="top",
             fontsize=8, color=ZERO, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": ZERO})
@@ -87,14 +95,14 @@ def weight_histograms(run: RunData) -> Figure:
         names = [names[i] for i in np.linspace(0, len(names) - 1, MAX_HISTOGRAMS).round().astype(int)]
     cols = min(3, len(names)) or 1
     rows = math.ceil(len(names) / cols) or 1
-    fig = Figure(figsize=(4 * cols, 3 * rows + 0.4), layout="constrained")
+    fig = Figure(figsize=(max(4 * cols, 6.5), 3 * rows + 0.4), layout="constrained")  # room for the title
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, name in zip(axes, names):
         _histogram_panel(ax, name, hists[name], run.sparsity["atol"])
     for ax in axes[len(names):]:
         ax.set_visible(False)
     shown = f"{len(names)} of {len(hists)}" if len(names) < len(hists) else f"{len(hists)}"
-    fig.suptitle(f"Weight magnitudes at the end ({shown} monitored tensors; dashed: atol)")
+    fig.suptitle(f"|w| at the end, {shown} monitored tensor(s); dashed: atol = {run.sparsity['atol']:g}", fontsize=10)
     return fig
 
 
@@ -161,7 +169,7 @@ def losses(run: RunData) -> Figure:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-        _integer_epochs(ax)
+        _integer_epochs(ax, epochs)
     return fig
 
 
@@ -182,7 +190,7 @@ def compare_sparsity(runs: Sequence[RunData]) -> Figure:
         ax.plot(epochs, [100 * r["total"]["zero_fraction"] for r in run.history], marker=_marker(len(epochs)), ms=3,
                 label=run.label)
     ax.set(xlabel="epoch", ylabel="% exact zeros (total)", ylim=(-2, 102), title="Sparsity over epochs")
-    _integer_epochs(ax)
+    _integer_epochs(ax, [e for run in runs for e in _epochs(run.history)])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -206,26 +214,33 @@ def compare_features(runs: Sequence[RunData]) -> Figure:
     if count <= MAX_LABELLED_INPUTS:
         names = feats[0]["names"] or [f"#{j}" for j in range(count)]  # type: ignore[index]
         ax.set_xticks(range(count), names, **_tick_style(count))
-        for i, j in zip(*np.nonzero(grid == 0)):
-            ax.text(j, i, "×", ha="center", va="center", color=DROPPED)
+    rows, cols = np.nonzero(grid == 0)
+    ax.scatter(cols, rows, marker="x", s=60 if count <= MAX_LABELLED_INPUTS else 12, color=ZERO, linewidths=1.5,
+               label="dropped (column exactly zero)")
     ax.set_yticks(range(len(runs)), [r.label for r in runs], fontsize=8)
     fig.colorbar(shown, ax=ax, label="norm / run's max")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12 - 0.07 * bool(count > 12)), frameon=False)
     ax.set_title("Input importance per run (× = dropped: column exactly zero)")
     return fig
 
 
 def compare_tradeoff(runs: Sequence[RunData]) -> Figure:
-    """Each final validation figure against the total fraction of exact zeros, one labelled point per run."""
+    """Each final validation figure against the total fraction of exact zeros: one point per run, told apart by
+    colour and marker and named in one legend below the panels (labels next to points overlap when runs agree)."""
     keys = sorted({k for r in runs for k in r.metrics if k.startswith("val/")}) or ["val/loss"]
-    fig = Figure(figsize=(5 * len(keys), 4.2), layout="constrained")
+    fig = Figure(figsize=(max(6, 4.5 * len(keys)), 4 + 0.22 * len(runs)), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False).flatten()
+    markers = "osD^vP*Xh<>p"
     for ax, key in zip(axes, keys):
-        for run in runs:
+        for i, run in enumerate(runs):
             x, y = 100 * run.sparsity["total"]["zero_fraction"], run.metrics.get(key, np.nan)
-            ax.scatter([x], [y])
-            ax.annotate(run.label, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.scatter([x], [y], marker=markers[i % len(markers)], color=f"C{i % 10}", s=40, alpha=0.85,
+                       label=run.label)
         ax.set(xlabel="% exact zeros (total)", ylabel=key, title=f"{key} vs sparsity")
         ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=1 if len(runs) > 4 else len(runs), fontsize=8,
+               frameon=False)
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -61,11 +62,18 @@ def features_lines(features: dict[str, Any] | None) -> list[str]:
 
 
 def layer_table(run: RunData) -> Table:
-    """Per monitored tensor: shape, nnz, % exact zeros, % ``|w| <= atol``, dead units, dropped inputs; then the total."""
+    """Per monitored tensor: shape, nnz, % exact zeros, % ``|w| <= atol``, dead units, dropped inputs; then the total.
+    Compact (no vertical rules, short headers) so that it stays whole at 80 columns."""
     s = run.sparsity
-    table = Table(title=f"Sparsity at the end of {run.path}", title_justify="left")
-    for header in ("layer", "shape", "nnz", "% zeros", f"% |w|<={s['atol']:g}", "dead units", "dropped inputs"):
-        table.add_column(header, justify="left" if header in ("layer", "shape") else "right", overflow="fold")
+    table = Table(
+        title=f"Sparsity at the end of {run.path}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True,
+        caption=f"zeros %: exactly 0; ≤atol %: |w| ≤ {s['atol']:g}; dead: all-zero units; dropped: all-zero inputs",
+        caption_justify="left",
+    )
+    table.add_column("layer", overflow="fold", ratio=None)
+    table.add_column("shape", no_wrap=True)
+    for header in ("nnz", "zeros %", "≤atol %", "dead", "dropped"):
+        table.add_column(header, justify="right", no_wrap=True)
     for layer in s["layers"]:
         table.add_row(
             layer["name"],
@@ -79,7 +87,7 @@ def layer_table(run: RunData) -> Table:
     t = s["total"]
     table.add_section()
     table.add_row(
-        "total", f"{t['numel']} entries", str(t["nnz"]), _pct(t["zero_fraction"]), _pct(t["near_zero_fraction"]),
+        "total", str(t["numel"]), str(t["nnz"]), _pct(t["zero_fraction"]), _pct(t["near_zero_fraction"]),
         _of(t["dead_units"], t["units"]), _of(t["dropped_inputs"], t["inputs"]), style="bold",
     )
     return table
@@ -90,6 +98,8 @@ def run_report(run: RunData) -> Group:
     val = {k: v for k, v in run.metrics.items() if k.startswith("val/")}
     lines = [Text(f"Penalties: {penalties_line(run.sparsity)}"), layer_table(run)]
     lines += [Text(line) for line in features_lines(run.features)]
+    if run.metrics.get("classes") is not None:
+        lines.append(Text("Classes (index: label): " + ", ".join(f"{i}: {c}" for i, c in enumerate(run.metrics["classes"]))))
     if val:
         lines.append(Text("Final " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(val.items()))))
     return Group(*lines)
@@ -98,20 +108,22 @@ def run_report(run: RunData) -> Group:
 def _strengths(sparsity: dict[str, Any]) -> str:
     """``l1 0.001 prox, l2_rest 0.01 grad``: each penalty's name, λ and mode."""
     named = [
-        f"{p['name']} {p['strength']:g} {p.get('mode') or ''}".rstrip()
+        f"{p['name']} {p['strength']:g} {p.get('mode') or ''}".rstrip().replace("group_lasso", "group lasso")
         for p in sparsity.get("penalties", []) if p.get("strength") is not None
     ]
     return ", ".join(named) or "-"
 
 
 def compare_table(runs: Sequence[RunData]) -> Table:
-    """One row per run: its label, penalties, final validation figures, sparsity and selected inputs."""
+    """One row per run: its label, penalties, final validation figures, sparsity and selected inputs (80 columns for
+    two validation figures; dead units are in each run's own table)."""
     val_keys = sorted({k for r in runs for k in r.metrics if k.startswith("val/")})
-    table = Table(title="Runs side by side", title_justify="left")
-    for header in ("run", "penalties", *val_keys, "% zeros", "nnz", "dead units", "inputs kept", "selected inputs"):
-        table.add_column(
-            header, justify="left" if header in ("run", "penalties", "selected inputs") else "right", overflow="fold"
-        )
+    table = Table(title="Runs side by side", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+    table.add_column("run", no_wrap=True)
+    table.add_column("penalties", overflow="fold", min_width=12)
+    for header in (*val_keys, "zeros %", "nnz", "inputs"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("selected", overflow="fold", min_width=8)
     for run in runs:
         t, f = run.sparsity["total"], run.features
         table.add_row(
@@ -120,7 +132,6 @@ def compare_table(runs: Sequence[RunData]) -> Table:
             *(f"{run.metrics[k]:.4f}" if k in run.metrics else "-" for k in val_keys),
             _pct(t["zero_fraction"]),
             str(t["nnz"]),
-            _of(t["dead_units"], t["units"]),
             _of(len(f["selected"]), f["count"]) if f else "-",
             selection_summary(f) if f else "-",
         )

@@ -1,0 +1,46 @@
+"""One CLI job from start to end: checks, resume guard, training, final block, all of it copied into train.log."""
+
+from __future__ import annotations
+
+import sys
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from lightreg import console
+from lightreg.config_checks import check_config
+from lightreg.errors import UserError
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """Train as ``cfg`` says and return the final ``val/loss`` (for Hydra sweepers).
+
+    A :class:`~lightreg.errors.UserError` is one ``lightreg: error: ...`` line on stderr and exit code 2; a resume
+    with nothing left to train is a one-line notice, exit 0, and its new run folder is removed. Anything else keeps
+    its traceback.
+    """
+    out_dir = cfg.paths.output_dir
+    with console.session(out_dir):  # the console, copied into <run dir>/train.log
+        try:
+            check_config(cfg)  # before the slow Lightning import below
+            from lightreg.pipeline import train
+            from lightreg.run_guard import NothingToDo, check_resume
+
+            try:
+                check_resume(cfg)
+            except NothingToDo as notice:
+                print(f"lightreg: {notice}")
+                metrics = None
+            else:
+                metrics = train(cfg)
+                console.print_final_block(out_dir, metrics)
+        except UserError as exc:
+            if HydraConfig.get().mode == RunMode.MULTIRUN:
+                raise  # one job of a sweep: recorded as a failed row by lightreg.sweep.SweepSummary, the sweep goes on
+            print(f"lightreg: error: {exc}", file=sys.stderr)
+            sys.exit(2)
+    if metrics is None:
+        console.discard_new_folder(out_dir)  # the resume had nothing to do: no new files
+        return None
+    return metrics.get("val/loss")

@@ -1,0 +1,79 @@
+"""Every command the README shows in its ```bash blocks runs as documented (shortened to one or two epochs).
+
+Placeholders are filled with the folders of runs made here: ``outputs/<date>/<time>`` and ``outputs/2026-...`` with
+a finished penalty run, ``outputs/multirun/.../k`` with the jobs of the README's own sweep. Fragments (``...``)
+and install lines are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from conftest import describe, run_train
+
+pytestmark = pytest.mark.slow
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SHORT = ["logger=none", "~callbacks.progress_bar"]
+
+
+def readme_commands() -> list[str]:
+    """The ``python -m train``, ``python -m lightreg.report`` and ``lightreg`` lines of the README's bash blocks
+    (continuation lines joined, comments dropped), plus the shortcut a comment documents (``# or: lightreg ...``)."""
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+        for line in re.sub(r"\\\n\s*", " ", block).splitlines():
+            code, _, comment = line.partition("  #")
+            code = code.strip()
+            if code.startswith(("python -m train", "python -m lightreg.report", "lightreg ")):
+                commands.append(code)
+            shortcut = re.search(r"or: (lightreg \S+)", comment)
+            if shortcut:
+                commands.append(shortcut.group(1))
+    return commands
+
+
+def test_readme_commands_are_found() -> None:
+    commands = readme_commands()
+    assert "python -m train" in commands and any(c.startswith("lightreg outputs/") for c in commands)
+    assert sum(c.startswith("python -m train") for c in commands) >= 8
+
+
+def _train_args(command: str, root: Path, name: str, previous: Path) -> list[str]:
+    args = shlex.split(command.replace("outputs/<date>/<time>", str(previous)))[3:]
+    epochs = "trainer.max_epochs=2" if any(a.startswith("ckpt_path=") for a in args) else "trainer.max_epochs=1"
+    where = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
+    return [*args, *SHORT, epochs, f"{where}={root / name}"]
+
+
+def test_readme_commands_run(tmp_path: Path) -> None:
+    commands = [c for c in readme_commands() if "..." not in c.replace("outputs/multirun/...", "")]
+    train = [c for c in commands if c.startswith("python -m train")]
+    report = [c for c in commands if not c.startswith("python -m train")]
+    previous = tmp_path / "previous"  # what `outputs/<date>/<time>` stands for: a finished penalty run
+    first = run_train("+penalty=l1", "lambda=0.001", *SHORT, "trainer.max_epochs=1", f"hydra.run.dir={previous}",
+                      cwd=tmp_path)
+    assert first.returncode == 0, describe(first)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {c: pool.submit(run_train, *_train_args(c, tmp_path, f"train{i}", previous), cwd=tmp_path)
+                   for i, c in enumerate(train)}
+        failed = [f"{c}\n{describe(f.result())}" for c, f in futures.items() if f.result().returncode != 0]
+    assert not failed, "\n\n".join(failed)
+    sweep = next(tmp_path / f"train{i}" for i, c in enumerate(train) if c.startswith("python -m train -m "))
+    for command in report:
+        filled = re.sub(r"outputs/multirun/\.\.\./(\d)", lambda m: str(sweep / m[1]), command)
+        filled = re.sub(r"outputs/\S*", str(previous), filled) if "multirun" not in command else filled
+        argv = shlex.split(filled)
+        exe = [sys.executable, "-m", "lightreg.report"] if argv[:3] == ["python", "-m", "lightreg.report"] else \
+            [str(Path(sys.executable).parent / "lightreg")]
+        proc = subprocess.run([*exe, *argv[3 if exe[1:2] == ["-m"] else 1:]], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, f"{filled}\n{describe(proc)}"
+        assert "wrote " in proc.stdout
