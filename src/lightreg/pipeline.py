@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -22,6 +23,7 @@ from lightreg.kkt import kkt_report
 from lightreg.models import LogisticRegression
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
+from lightreg.threads import training_threads
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     status = "failed"
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+        with training_threads(cfg.get("num_threads", "auto"), model, on_cpu):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         status = "interrupted" if trainer.interrupted else "completed"
     finally:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)

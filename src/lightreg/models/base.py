@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
+from lightreg.logging_steps import logs_this_step
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
 
@@ -76,6 +77,8 @@ class LightregModule(L.LightningModule):
         self.train_penalty, self.train_objective = MeanMetric(), MeanMetric()
         self._reported_penalties: dict[str, Tensor] = {}
         self._has_penalty = False
+        self._epoch_sums = torch.zeros(2)  # Σ n·data_loss, Σ n·penalty over the training epoch so far
+        self._epoch_count = 0
         self._last_val: dict[str, float] = {}
 
     def forward(self, x: Tensor) -> Tensor:
@@ -120,18 +123,20 @@ class LightregModule(L.LightningModule):
         penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
         total = loss + sum(terms.values()) if terms else loss
         n = y.shape[0]
-        self.train_loss.update(loss.detach(), weight=n)
+        # epoch figures: Σ n·loss and Σ n·penalty in one device buffer, no host sync (folded into the
+        # MeanMetrics once per epoch); the objective's epoch mean is their sum
+        self._epoch_sums.add_(torch.stack((loss.detach(), penalty)).to(self._epoch_sums.dtype), alpha=n)
+        self._epoch_count += n
         self.train_metrics.update(tasks.predictions(self.task, output.detach()), tasks.target_for_metrics(self.task, y))
-        self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=n)
         if terms or self._reported_penalties:
             self._has_penalty = True
-            objective = loss.detach() + penalty
-            self.train_penalty.update(penalty, weight=n)
-            self.train_objective.update(objective, weight=n)
-            for name, value in {**{k: v.detach() for k, v in terms.items()}, **self._reported_penalties}.items():
-                self.log(f"train/penalty/{name}", value, on_step=True, on_epoch=False, batch_size=n)
-            self.log("train/penalty_step", penalty, on_step=True, on_epoch=False, batch_size=n)
-            self.log("train/objective_step", objective, on_step=True, on_epoch=False, batch_size=n)
+        if logs_this_step(self._trainer):  # self.log costs even when not flushed: only on logged steps
+            self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=n)
+            if self._has_penalty:
+                for name, value in {**{k: v.detach() for k, v in terms.items()}, **self._reported_penalties}.items():
+                    self.log(f"train/penalty/{name}", value, on_step=True, on_epoch=False, batch_size=n)
+                self.log("train/penalty_step", penalty, on_step=True, on_epoch=False, batch_size=n)
+                self.log("train/objective_step", loss.detach() + penalty, on_step=True, on_epoch=False, batch_size=n)
         return {"loss": total, "data_loss": loss.detach(), "output": output.detach()}
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
@@ -149,7 +154,21 @@ class LightregModule(L.LightningModule):
         if not self.trainer.sanity_checking:
             self._last_val = {k: float(v) for k, v in figures.items()}
 
+    def on_train_epoch_start(self) -> None:
+        self._epoch_sums = torch.zeros(2, device=self.device)
+        self._epoch_count = 0
+
+    def _fold_epoch_sums(self) -> None:
+        """One MeanMetric update per epoch from the running sums (they sync across DDP ranks at ``compute``)."""
+        if self._epoch_count == 0:
+            return
+        loss, penalty = self._epoch_sums / self._epoch_count
+        self.train_loss.update(loss, weight=self._epoch_count)
+        self.train_penalty.update(penalty, weight=self._epoch_count)
+        self.train_objective.update(loss + penalty, weight=self._epoch_count)
+
     def on_train_epoch_end(self) -> None:
+        self._fold_epoch_sums()
         figures = {"train/loss": self.train_loss.compute(), **self.train_metrics.compute()}
         if self._has_penalty:
             figures["train/penalty"] = self.train_penalty.compute()
