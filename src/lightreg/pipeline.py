@@ -13,6 +13,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.accelerators import CPUAccelerator
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from lightreg import full_batch
@@ -34,7 +35,7 @@ def _build(node: Any, what: str, **kwargs: Any) -> Any:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
-        if isinstance(cause, (ValueError, TypeError)):
+        if isinstance(cause, (ValueError, TypeError, MisconfigurationException)):  # e.g. trainer=fsdp without a GPU
             raise UserError(f"bad {what} config: {cause}") from None
         raise
 
