@@ -79,6 +79,9 @@ class LightregModule(L.LightningModule):
         self._has_penalty = False
         self._epoch_sums = torch.zeros(2)  # Σ n·data_loss, Σ n·penalty over the training epoch so far
         self._epoch_count = 0
+        # the epoch's (predictions, targets) per batch, and (val loss, n, predictions, targets): device tensors, no sync
+        self._train_seen: list[tuple[Tensor, Tensor]] = []
+        self._val_seen: list[tuple[Tensor, int, Tensor, Tensor]] = []
         self._last_val: dict[str, float] = {}
 
     def forward(self, x: Tensor) -> Tensor:
@@ -127,7 +130,7 @@ class LightregModule(L.LightningModule):
         # MeanMetrics once per epoch); the objective's epoch mean is their sum
         self._epoch_sums.add_(torch.stack((loss.detach(), penalty)).to(self._epoch_sums.dtype), alpha=n)
         self._epoch_count += n
-        self.train_metrics.update(tasks.predictions(self.task, output.detach()), tasks.target_for_metrics(self.task, y))
+        self._train_seen.append((tasks.predictions(self.task, output.detach()), tasks.target_for_metrics(self.task, y)))
         if terms or self._reported_penalties:
             self._has_penalty = True
         if logs_this_step(self._trainer):  # self.log costs even when not flushed: only on logged steps
@@ -141,12 +144,18 @@ class LightregModule(L.LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
-        self.val_loss.update(loss, weight=y.shape[0])
-        self.val_metrics.update(tasks.predictions(self.task, output), tasks.target_for_metrics(self.task, y))
+        self._val_seen.append(
+            (loss.reshape(1), y.shape[0], tasks.predictions(self.task, output), tasks.target_for_metrics(self.task, y))
+        )
         return {"loss": loss, "output": output}
 
     # -- epoch-end aggregation ----------------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
+        if self._val_seen:  # one metric update per epoch (a torchmetrics update costs ~0.1-0.2 ms: more than a step)
+            losses, counts, predictions, targets = zip(*self._val_seen)
+            self.val_loss.update(torch.cat(losses), weight=torch.tensor(counts, device=losses[0].device))
+            self.val_metrics.update(torch.cat(predictions), torch.cat(targets))
+            self._val_seen.clear()
         figures = {"val/loss": self.val_loss.compute(), **self.val_metrics.compute()}
         self.val_loss.reset()
         self.val_metrics.reset()
@@ -157,9 +166,14 @@ class LightregModule(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._epoch_sums = torch.zeros(2, device=self.device)
         self._epoch_count = 0
+        self._train_seen.clear()
 
     def _fold_epoch_sums(self) -> None:
-        """One MeanMetric update per epoch from the running sums (they sync across DDP ranks at ``compute``)."""
+        """One update per metric per epoch, from the running sums and the epoch's predictions (the metrics sync across
+        DDP ranks at ``compute``); every metric here is a sum over samples, so the figures are the same."""
+        if self._train_seen:
+            self.train_metrics.update(*(torch.cat(part) for part in zip(*self._train_seen)))
+            self._train_seen.clear()
         if self._epoch_count == 0:
             return
         loss, penalty = self._epoch_sums / self._epoch_count
