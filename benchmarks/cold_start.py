@@ -41,8 +41,12 @@ print("TIMES", json.dumps({"import_train": t1 - t0, "import_pipeline": t2 - t1, 
 
 def one_run(overrides: list[str], run_dir: Path) -> dict[str, float]:
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", HARNESS, json.dumps([*overrides, f"hydra.run.dir={run_dir}"])],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", HARNESS, json.dumps([*overrides, f"hydra.run.dir={run_dir}"])],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - started
     times = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("TIMES"))[6:])
     fit = json.loads((run_dir / "metrics.json").read_text())["fit_seconds"]
@@ -57,10 +61,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = [one_run(overrides, Path(tmp) / str(i)) for i in range(args.repeats)]
     median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    compiled = "compiles every start (PYTHONDONTWRITEBYTECODE=1)" if os.environ.get("PYTHONDONTWRITEBYTECODE") else \
-        "bytecode cached"
-    print(f"python -m train {' '.join(overrides)}: median of {args.repeats} cold starts; {compiled}; "
-          f"load average {os.getloadavg()[0]:.2f} at the end")
+    compiled = (
+        "compiles every start (PYTHONDONTWRITEBYTECODE=1)"
+        if os.environ.get("PYTHONDONTWRITEBYTECODE")
+        else "bytecode cached"
+    )
+    print(
+        f"python -m train {' '.join(overrides)}: median of {args.repeats} cold starts; {compiled}; "
+        f"load average {os.getloadavg()[0]:.2f} at the end"
+    )
     print("| wall s | interpreter + imports s | setup s | fit s |\n|---|---|---|---|")
     print(f"| {median['wall']:.2f} | {median['imports']:.2f} | {median['setup']:.2f} | {median['fit']:.2f} |")
 

@@ -46,9 +46,12 @@ SPLIT: dict[str, list[str]] = {
     "last.ckpt every epoch": ["callbacks.last_checkpoint.every_n_epochs=1"],
     "no loggers": ["logger=none"],
     "no epoch print": ["model.print_epochs=false"],
-    "l1, no monitor file": ["+penalty=l1", "lambda=0.001",
-                            "+callbacks.sparsity._target_=lightreg.callbacks.SparsityMonitor",
-                            "+callbacks.sparsity.filename=null"],
+    "l1, no monitor file": [
+        "+penalty=l1",
+        "lambda=0.001",
+        "+callbacks.sparsity._target_=lightreg.callbacks.SparsityMonitor",
+        "+callbacks.sparsity.filename=null",
+    ],
 }
 
 
@@ -101,8 +104,15 @@ class _Minimal:
                 return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
 
         torch.manual_seed(0)
-        trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                            enable_model_summary=False, num_sanity_val_steps=0, accelerator="cpu")
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            accelerator="cpu",
+        )
         train = TensorBatches(data[0], data[1], batch_size=batch_size, shuffle=True)
         val = TensorBatches(data[2], data[3], batch_size=batch_size)
         started = time.perf_counter()
@@ -149,10 +159,14 @@ def main() -> None:
         threads = torch.get_num_threads()
     median = {v: statistics.median(t) for v, t in times.items()}
     load = os.getloadavg()[0]
-    print(f"digits, logistic regression, batch 64, {args.epochs} epochs, median of {args.repeats}; "
-          f"{os.cpu_count()} CPUs, {threads} torch thread(s), load average {load:.2f} at the end")
-    rows = [[v, f"{median[v]:.3f}", f"{median[v] / args.epochs * 1e3:.1f}", f"{median[v] / median['hand']:.1f}x"]
-            for v in times]
+    print(
+        f"digits, logistic regression, batch 64, {args.epochs} epochs, median of {args.repeats}; "
+        f"{os.cpu_count()} CPUs, {threads} torch thread(s), load average {load:.2f} at the end"
+    )
+    rows = [
+        [v, f"{median[v]:.3f}", f"{median[v] / args.epochs * 1e3:.1f}", f"{median[v] / median['hand']:.1f}x"]
+        for v in times
+    ]
     print(table(["variant", "fit s", "ms/epoch", "vs hand"], rows))
 
 

@@ -22,6 +22,7 @@ is what the penalty adds on top of the parameters, gradients and optimizer state
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import time
@@ -52,7 +53,7 @@ STRENGTH = 1e-5
 
 def mlp(widths: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
         layers.append(nn.Linear(a, b))
         if i < len(widths) - 2:
             layers.append(nn.ReLU())
@@ -61,8 +62,10 @@ def mlp(widths: list[int]) -> nn.Sequential:
 
 def variants(forms: bool) -> dict[str, tuple[str, str | None, str | None, str | None]]:
     """name -> (optimizer, mode, penalty, kernel form)."""
-    table: dict[str, tuple[str, str | None, str | None, str | None]] = {"none": ("sgd", None, None, None),
-                                                                         "loss-loop": ("sgd", "loss", "l1", None)}
+    table: dict[str, tuple[str, str | None, str | None, str | None]] = {
+        "none": ("sgd", None, None, None),
+        "loss-loop": ("sgd", "loss", "l1", None),
+    }
     for penalty in PENALTIES:
         table[f"grad-{penalty}"] = ("sgd", "grad", penalty, None)
         table[f"prox-{penalty}"] = ("sgd", "prox", penalty, None)
@@ -154,16 +157,20 @@ def run(model_name: str, args: argparse.Namespace, device: torch.device) -> None
     memory = {name: peak_bytes(step, device) for name, step in steps.items()}
     median = {v: statistics.median(t) for v, t in times.items()}
     param_bytes = n_params * 4
-    print(f"\n{model_name} MLP: {len(widths) - 1} Linear {widths[1]}x{widths[1]}, {n_params / 1e6:.2f} M parameters, "
-          f"batch "
-          f"{batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats} x {args.steps} steps, "
-          f"load average {os.getloadavg()[0]:.2f}; kernel form by default: {kernels.default_form(device)}")
+    print(
+        f"\n{model_name} MLP: {len(widths) - 1} Linear {widths[1]}x{widths[1]}, {n_params / 1e6:.2f} M parameters, "
+        f"batch "
+        f"{batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats} x {args.steps} steps, "
+        f"load average {os.getloadavg()[0]:.2f}; kernel form by default: {kernels.default_form(device)}"
+    )
     print("| variant | ms/step | ratio | extra peak MiB | % of param bytes |\n|---|---|---|---|---|")
     for name, (opt, *_rest) in table.items():
         base = "none" if opt == "sgd" else f"none-{opt}"
         extra = max(0, memory[name] - memory[base])
-        print(f"| {name} | {median[name]:.2f} | {median[name] / median[base]:.2f} | {extra / 2**20:.1f} | "
-              f"{100 * extra / param_bytes:.1f} |")
+        print(
+            f"| {name} | {median[name]:.2f} | {median[name] / median[base]:.2f} | {extra / 2**20:.1f} | "
+            f"{100 * extra / param_bytes:.1f} |"
+        )
 
 
 def main() -> None:
@@ -178,7 +185,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     with training_threads(args.threads, nn.Linear(1, 1), on_cpu=device.type == "cpu"):
-        for name in (["deep", "wide"] if args.model == "both" else [args.model]):
+        for name in ["deep", "wide"] if args.model == "both" else [args.model]:
             run(name, args, device)
 
 

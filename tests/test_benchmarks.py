@@ -23,8 +23,9 @@ def test_every_benchmark_is_in_the_quick_run() -> None:
 
 @pytest.mark.slow
 def test_quick_benchmarks_run() -> None:
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for name in ("loop_overhead", "penalty_overhead", "cold_start"):
         assert f"== benchmarks.{name}: exit 0" in proc.stdout

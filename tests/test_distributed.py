@@ -13,9 +13,20 @@ from omegaconf import OmegaConf
 from helpers import run_cli
 
 # 640 training rows = 10 batches of 64: every run sees whole batches (no short or padded last batch)
-COMMON = ["data=synthetic", "data.n_samples=800", "model=mlp", "optimizer=sgd", "+penalty=l1", "lambda=0.003",
-          "trainer.max_epochs=3", "logger=none", "model.print_epochs=false", "~callbacks.progress_bar",
-          "trainer.enable_progress_bar=false", "num_threads=1"]
+COMMON = [
+    "data=synthetic",
+    "data.n_samples=800",
+    "model=mlp",
+    "optimizer=sgd",
+    "+penalty=l1",
+    "lambda=0.003",
+    "trainer.max_epochs=3",
+    "logger=none",
+    "model.print_epochs=false",
+    "~callbacks.progress_bar",
+    "trainer.enable_progress_bar=false",
+    "num_threads=1",
+]
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -63,8 +74,14 @@ def test_fsdp_without_gpu_is_one_line(tmp_path: Path) -> None:
 def test_slurm_launcher_composes() -> None:
     """hydra/launcher=submitit_slurm composes without the plugin installed (every key is spelled out) and takes its
     nodes from trainer.num_nodes and one task per GPU."""
-    overrides = ["hydra/launcher=submitit_slurm", "trainer=ddp", "trainer.num_nodes=2", "trainer.devices=4",
-                 "hydra.launcher.gpus_per_node=4", "hydra.launcher.partition=gpu"]
+    overrides = [
+        "hydra/launcher=submitit_slurm",
+        "trainer=ddp",
+        "trainer.num_nodes=2",
+        "trainer.devices=4",
+        "hydra.launcher.gpus_per_node=4",
+        "hydra.launcher.partition=gpu",
+    ]
     with initialize_config_module("lightreg.conf", version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)
     launcher = cfg.hydra.launcher

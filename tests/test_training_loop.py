@@ -49,8 +49,17 @@ def test_step_figures_on_logged_steps_and_last_checkpoint_at_the_end(tmp_path: P
     """7 epochs of 23 steps, log_every_n_steps=10: per-step rows only at steps 9, 19, ...; epoch figures exact;
     last.ckpt (every 5 epochs) also written at the end, so it holds epoch 7's weights."""
     run = tmp_path / "run"
-    run_cli(run, "+penalty=l1", "lambda=0.001", "trainer.max_epochs=7", "trainer.log_every_n_steps=10",
-            "logger=csv", "model.print_epochs=false", "trainer.enable_progress_bar=false", "~callbacks.progress_bar")
+    run_cli(
+        run,
+        "+penalty=l1",
+        "lambda=0.001",
+        "trainer.max_epochs=7",
+        "trainer.log_every_n_steps=10",
+        "logger=csv",
+        "model.print_epochs=false",
+        "trainer.enable_progress_bar=false",
+        "~callbacks.progress_bar",
+    )
     metrics = read_metrics(run)
     with (run / "csv" / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
