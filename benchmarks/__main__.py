@@ -1,7 +1,7 @@
 """Run every benchmark, at its default sizes or (``--quick``) at tiny ones: ``python -m benchmarks --quick``.
 
 The quick run is CI's smoke test (``tests/test_benchmarks.py``): each benchmark must start, run and print its table;
-its figures mean nothing at these sizes. Each benchmark runs as ``python -m benchmarks.<name>`` from the repository
+its figures mean nothing at these sizes. Each benchmark runs as ``python benchmarks/<name>.py`` from the repository
 root; the run stops at the first failure with that benchmark's exit code.
 """
 
@@ -51,7 +51,7 @@ def main() -> int:
     for name in args.only or QUICK:
         started = time.perf_counter()
         print(f"== benchmarks.{name} {' '.join(QUICK[name]) if args.quick else ''}", flush=True)
-        command = [sys.executable, "-m", f"benchmarks.{name}", *(QUICK[name] if args.quick else [])]
+        command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *(QUICK[name] if args.quick else [])]
         code = subprocess.run(command, cwd=ROOT).returncode
         print(f"== benchmarks.{name}: exit {code}, {time.perf_counter() - started:.1f} s", flush=True)
         if code != 0:

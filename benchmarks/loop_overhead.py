@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 import torch
-from benchmarks._common import table
+from _common import table
 from torch import nn
 
 from lightreg.threads import training_threads
