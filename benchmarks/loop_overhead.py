@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 
 import torch
-from _common import table
 from torch import nn
 
 from lightreg.threads import training_threads
+
+from _common import table
 
 VARIANTS: dict[str, list[str]] = {
     "default": [],
