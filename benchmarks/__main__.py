@@ -8,6 +8,7 @@ root; the run stops at the first failure with that benchmark's exit code.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 import time
@@ -42,6 +43,9 @@ QUICK: dict[str, list[str]] = {
 }
 """Every benchmark and its tiny-size arguments (a new benchmark must be added here; the smoke test checks it)."""
 
+NEEDS: dict[str, str] = {"lassonet_seed001": "lassonet"}
+"""Benchmarks that compare with a package lightreg does not depend on: run only where it is installed."""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,6 +53,9 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(QUICK), help="run these benchmarks only")
     args = parser.parse_args()
     for name in args.only or QUICK:
+        if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
+            print(f"== benchmarks.{name}: not run, it needs the {NEEDS[name]!r} package (pip install {NEEDS[name]})")
+            continue
         started = time.perf_counter()
         print(f"== benchmarks.{name} {' '.join(QUICK[name]) if args.quick else ''}", flush=True)
         command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), *(QUICK[name] if args.quick else [])]
