@@ -138,7 +138,7 @@ def part_timing(num: int, rtol: float, max_epochs: int, mode: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["sklearn", "synthetic", "timing"], required=True)
+    parser.add_argument("--part", choices=["sklearn", "synthetic", "timing"], default="sklearn")
     parser.add_argument("--num", type=int, default=20, help="grid points")
     parser.add_argument("--rtol", type=float, default=0.01, help="timing: a cold run stops within this of the warm val/loss")
     parser.add_argument("--max-epochs", type=int, default=100, help="timing: most epochs of a cold run")

@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from image_files import write_cifar10, write_idx_set
+from lightreg.callbacks import LastCheckpoint
 from lightreg.data import CSVDataModule, ImageDataModule, SklearnDataModule, SyntheticDataModule, TabularDataModule
 from lightreg.data.tabular import TASKS
 from lightreg.models import CNN, MLP, LightregModule, LogisticRegression, ResNet
@@ -209,6 +210,9 @@ def test_trainer_option(option: str, make_cfg, tmp_path: Path) -> None:
         # ddp: every device of the machine (devices: auto), so it also runs on a one-GPU machine; ddp_cpu: 2 processes
         expected = 2 if option == "ddp_cpu" else (torch.cuda.device_count() or 1)
         assert trainer.num_devices == expected
+    if option == "fsdp":  # only reached with a GPU: Lightning 2.6 refuses FSDP on the CPU (tests/test_distributed.py)
+        assert isinstance(trainer.strategy, L.pytorch.strategies.FSDPStrategy)
+        assert trainer.num_devices == torch.cuda.device_count()
 
 
 def test_trainer_overrides_apply(make_cfg) -> None:
@@ -221,7 +225,7 @@ def test_trainer_overrides_apply(make_cfg) -> None:
 # callbacks and loggers
 # ----------------------------------------------------------------------------------------------------------------
 EXPECTED_CALLBACKS = {
-    "default": {"model_checkpoint": ModelCheckpoint, "last_checkpoint": ModelCheckpoint, "progress_bar": RichProgressBar},
+    "default": {"model_checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "progress_bar": RichProgressBar},
     "none": {},
 }
 
@@ -240,6 +244,7 @@ def test_callbacks_option(option: str, make_cfg, tmp_path: Path) -> None:
         assert Path(best.dirpath) == Path(last.dirpath) == tmp_path / "checkpoints"
         assert best.monitor == "val/loss" and best.filename == "best"
         assert last.monitor is None and last.filename == "last" and not last._enable_version_counter
+        assert last._every_n_epochs == 5  # and at the end of training (tests/test_training_loop.py)
         assert best.state_key != last.state_key
 
 

@@ -17,6 +17,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 LAYERS: dict[str, int] = {
     "lightreg.errors": 0,
     "lightreg.tasks": 0,
+    "lightreg.logging_steps": 0,  # when a step's figures reach a logger (duck-typed trainer, no Lightning)
+    "lightreg.threads": 1,  # intra-op threads of a CPU run (torch only)
     "lightreg.penalties": 1,
     "lightreg.full_batch": 2,  # the objective on the whole training set, under the solvers
     "lightreg.sparsity": 2,
@@ -143,5 +145,7 @@ def test_pyproject_lists_every_package() -> None:
     root = SRC.parent
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     code = {_module_name(p.parent / "__init__.py") for p in (SRC / "lightreg").rglob("__init__.py")}
-    groups = {f"lightreg.conf.{d.name}" for d in (root / "conf").iterdir() if d.is_dir() and not d.name.startswith("_")}
+    conf = root / "conf"  # groups and nested groups (hydra/launcher): package data does not recurse
+    groups = {"lightreg.conf." + ".".join(d.relative_to(conf).parts) for d in conf.rglob("*")
+              if d.is_dir() and not any(part.startswith("_") for part in d.relative_to(conf).parts)}
     assert listed == code | groups | {"lightreg.conf"}

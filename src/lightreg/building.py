@@ -10,6 +10,7 @@ from typing import Any
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig
 
 from lightreg.callbacks import SparsityMonitor
@@ -17,13 +18,13 @@ from lightreg.errors import UserError
 
 
 def build(node: Any, what: str, **kwargs: Any) -> Any:
-    """Instantiate a config node; a constructor's ``ValueError``/``TypeError`` becomes a one-line :class:`UserError`
-    that names the config group ``what``."""
+    """Instantiate a config node; a constructor's ``ValueError``/``TypeError`` (or Lightning's
+    ``MisconfigurationException``) becomes a one-line :class:`UserError` that names the config group ``what``."""
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as exc:
         cause = exc.__cause__
-        if isinstance(cause, (ValueError, TypeError)):
+        if isinstance(cause, (ValueError, TypeError, MisconfigurationException)):  # e.g. trainer=fsdp without a GPU
             raise UserError(f"bad {what} config: {cause}") from None
         raise
 

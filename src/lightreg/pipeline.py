@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.accelerators import CPUAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lightreg import full_batch
@@ -23,6 +24,7 @@ from lightreg.models import LogisticRegression
 from lightreg.report import write_report
 from lightreg.report.rundir import SPARSITY_FILE
 from lightreg.run_guard import guard_callbacks, run_facts
+from lightreg.threads import training_threads
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     status = "failed"
     try:
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
+        with training_threads(cfg.get("num_threads", "auto"), model, on_cpu):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         status = "interrupted" if trainer.interrupted else "completed"
     except Exception as exc:
         status = getattr(exc, "status", status)  # "diverged" (lightreg.run_guard.Diverged), else "failed"

@@ -2,7 +2,8 @@
 monitoring."""
 
 from lightreg.callbacks.activity import ActivityRegularization
+from lightreg.callbacks.checkpoint import LastCheckpoint
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
 
-__all__ = ["ActivityRegularization", "RegularizationCallback", "SparsityMonitor", "regularizer"]
+__all__ = ["ActivityRegularization", "LastCheckpoint", "RegularizationCallback", "SparsityMonitor", "regularizer"]

@@ -15,8 +15,8 @@ from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelP
 
 from lightreg import full_batch
 from lightreg.errors import UserError, warn
-from lightreg.optim import ProximalFinish, is_adaptive, prox_step
-from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, penalty_value, select_parameters
+from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step
+from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 
 MODES = ("prox", "grad", "exact")
@@ -58,6 +58,8 @@ class RegularizationCallback(Callback):
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
         finish: options of :class:`~lightreg.optim.ProximalFinish` (``mode: exact`` only).
+        kernel_form: how the gradient and prox passes run (:mod:`lightreg.optim.kernels`): ``foreach``,
+            ``chunked`` or ``plain``; ``None`` = the measured default of the parameters' device.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class RegularizationCallback(Callback):
         adaptive: bool = True,
         name: str | None = None,
         finish: dict[str, Any] | None = None,
+        kernel_form: str | None = None,
     ) -> None:
         if not isinstance(penalty, Penalty):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
@@ -89,6 +92,9 @@ class RegularizationCallback(Callback):
         self.mode = mode
         self.include = [include] if isinstance(include, str) else (list(include) if include else None)
         self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
+        if kernel_form is not None and kernel_form not in kernels.FORMS:
+            raise UserError(f"kernel_form must be one of {kernels.FORMS} or null (the device's default), got {kernel_form!r}")
+        self.kernel_form = kernel_form
         self.warmup_epochs = warmup_epochs
         self.adaptive = adaptive
         self.name = name or penalty.name
@@ -199,12 +205,17 @@ class RegularizationCallback(Callback):
 
     # -- the penalty itself -----------------------------------------------------------------------------------
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        value = penalty_value([self.as_term(trainer.current_epoch)])
+        # a device-side reduction per step (no host sync, no weight-sized temporary): the epoch's train/penalty is exact
+        params = list(self.params.values())
+        value = kernels.value(self.penalty, params) * self.current_strength(trainer.current_epoch) if params else torch.zeros(())
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
             pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True)
         self._last_value = value
+
+    def _kernel_form(self, device: torch.device) -> str:
+        return self.kernel_form or kernels.default_form(device)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.mode != "grad":
@@ -212,10 +223,10 @@ class RegularizationCallback(Callback):
         lam = self.current_strength(trainer.current_epoch)
         if lam == 0:
             return
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                if id(p) in self._param_ids and p.grad is not None:
-                    p.grad.add_(self.penalty.grad(p.detach()), alpha=lam)
+        pairs = [(p, p.grad) for g in optimizer.param_groups for p in g["params"] if id(p) in self._param_ids and p.grad is not None]
+        if pairs:
+            params, grads = zip(*pairs)
+            kernels.add_grad_(self.penalty, [p.detach() for p in params], grads, lam, self._kernel_form(params[0].device))
 
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
@@ -223,9 +234,16 @@ class RegularizationCallback(Callback):
         if lam == 0:
             return
         for group in optimizer.param_groups:
+            scalar: dict[float, list[Tensor]] = {}  # one batched pass per scalar threshold (SGD: one per group)
             for p in group["params"]:
                 if id(p) in self._param_ids:
-                    self.penalty.prox_(p, prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam, scale=lam))
+                    step = prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam, scale=lam)
+                    if isinstance(step, Tensor):
+                        self.penalty.prox_(p, step)
+                    else:
+                        scalar.setdefault(step, []).append(p)
+            for step, params in scalar.items():
+                kernels.prox_(self.penalty, params, step, self._kernel_form(params[0].device))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._step_strength = self.current_strength(trainer.current_epoch)

@@ -1,0 +1,175 @@
+"""What the training loop costs: a hand-written PyTorch loop beside ``lightreg`` fits of the same problem, as ratios.
+
+Problem: logistic regression on sklearn digits (1437 train / 360 val rows, 64 features, 10 classes), SGD lr 0.1
+momentum 0.9, batch 64, a validation pass per epoch, ``--epochs`` epochs (20 as ``python -m train``). Variants:
+
+  hand       index slicing over a seeded permutation, ``model(x)``, cross entropy, backward, SGD; a validation pass
+  default    ``lightreg.pipeline.train`` with the default callbacks (2 checkpoints, progress bar) and loggers
+             (CSV + TensorBoard), as ``python -m train``
+  l1         default + ``+penalty=l1 lambda=0.001`` (prox after every step, its sparsity monitor)
+  bare       ``callbacks=none logger=none trainer.enable_progress_bar=false``
+  lightning  the floor of Lightning's loop: a minimal LightningModule (forward, cross entropy, no metrics, no logs)
+             fit by ``L.Trainer`` with loggers, checkpoints, progress bar, summary and sanity check off
+  the rest   one piece of ``default`` removed at a time (``--split``), to say where the time goes
+
+Every lightreg variant runs in this process through Hydra's compose API (same code path as the CLI, no start-up
+cost); the time is the ``fit_seconds`` of ``metrics.json`` (``trainer.fit`` only). Variants are interleaved over
+``--repeats`` rounds; medians. Ratios are to the hand-written loop of the same round-robin.
+
+    python benchmarks/loop_overhead.py [--repeats 5] [--epochs 20] [--split] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lightreg.threads import training_threads
+
+from _common import table
+
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "l1": ["+penalty=l1", "lambda=0.001"],
+    "bare": ["callbacks=none", "logger=none", "trainer.enable_progress_bar=false"],
+}
+SPLIT: dict[str, list[str]] = {
+    "no progress bar": ["~callbacks.progress_bar", "trainer.enable_progress_bar=false"],
+    "bar redrawn every batch": ["callbacks.progress_bar.refresh_rate=1"],
+    "no checkpoints": ["~callbacks.model_checkpoint", "~callbacks.last_checkpoint"],
+    "last.ckpt every epoch": ["callbacks.last_checkpoint.every_n_epochs=1"],
+    "no loggers": ["logger=none"],
+    "no epoch print": ["model.print_epochs=false"],
+    "l1, no monitor file": [
+        "+penalty=l1",
+        "lambda=0.001",
+        "+callbacks.sparsity._target_=lightreg.callbacks.SparsityMonitor",
+        "+callbacks.sparsity.filename=null",
+    ],
+}
+
+
+def hand_loop(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...]) -> float:
+    """Seconds of the hand-written loop (the floor every framework pays on top of)."""
+    x_tr, y_tr, x_va, y_va = data
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(x_tr.shape[1], 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x_tr), generator=torch.Generator().manual_seed(epoch))
+        model.train()
+        for start in range(0, len(x_tr), batch_size):
+            idx = order[start : start + batch_size]
+            loss = nn.functional.cross_entropy(model(x_tr[idx]), y_tr[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            correct = 0
+            for start in range(0, len(x_va), batch_size):
+                out = model(x_va[start : start + batch_size])
+                correct += int((out.argmax(1) == y_va[start : start + batch_size]).sum())
+    return time.perf_counter() - started
+
+
+class _Minimal:
+    """Built lazily (Lightning imports slowly): the least a LightningModule can do for this problem."""
+
+    @staticmethod
+    def fit(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...]) -> float:
+        import lightning as L
+
+        from lightreg.data.loader import TensorBatches
+
+        class Module(L.LightningModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = nn.Sequential(nn.Flatten(), nn.Linear(data[0].shape[1], 10))
+
+            def training_step(self, batch, batch_idx):
+                return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+            def validation_step(self, batch, batch_idx):
+                return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+        torch.manual_seed(0)
+        trainer = L.Trainer(
+            max_epochs=epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            accelerator="cpu",
+        )
+        train = TensorBatches(data[0], data[1], batch_size=batch_size, shuffle=True)
+        val = TensorBatches(data[2], data[3], batch_size=batch_size)
+        started = time.perf_counter()
+        trainer.fit(Module(), train, val)
+        return time.perf_counter() - started
+
+
+def lightreg_fit(overrides: list[str], epochs: int, out: Path) -> float:
+    from hydra import compose, initialize_config_module
+
+    from lightreg.pipeline import train
+
+    with initialize_config_module("lightreg.conf", version_base="1.3"):
+        cfg = compose("train", overrides=[f"trainer.max_epochs={epochs}", f"paths.output_dir={out}", *overrides])
+    return float(train(cfg)["fit_seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--split", action="store_true", help="also time the default run minus one piece at a time")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 1 repeat, no split (a smoke test)")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.epochs, args.split = 1, 2, False
+    from lightreg.data import SklearnDataModule
+
+    dm = SklearnDataModule(name="digits", batch_size=64, seed=0)
+    dm.setup("fit")
+    data = (dm.x_train, dm.y_train, dm.x_val, dm.y_val)
+    variants = {**VARIANTS, **(SPLIT if args.split else {})}
+    times: dict[str, list[float]] = {"hand": [], "lightning": [], **{v: [] for v in variants}}
+    # one intra-op thread throughout, as `python -m train` uses for a model this small (num_threads=auto)
+    with tempfile.TemporaryDirectory() as tmp, training_threads(1, nn.Linear(1, 1), on_cpu=True):
+        run = 0
+        lightreg_fit(VARIANTS["bare"], 1, Path(tmp) / "warm")  # first-call costs (imports, compose) out of the figures
+        for _ in range(args.repeats):  # interleaved: load changes hit every variant alike
+            times["hand"].append(hand_loop(args.epochs, 64, data))
+            times["lightning"].append(_Minimal.fit(args.epochs, 64, data))
+            for name, overrides in variants.items():
+                run += 1
+                times[name].append(lightreg_fit(overrides, args.epochs, Path(tmp) / str(run)))
+        threads = torch.get_num_threads()
+    median = {v: statistics.median(t) for v, t in times.items()}
+    load = os.getloadavg()[0]
+    print(
+        f"digits, logistic regression, batch 64, {args.epochs} epochs, median of {args.repeats}; "
+        f"{os.cpu_count()} CPUs, {threads} torch thread(s), load average {load:.2f} at the end"
+    )
+    rows = [
+        [v, f"{median[v]:.3f}", f"{median[v] / args.epochs * 1e3:.1f}", f"{median[v] / median['hand']:.1f}x"]
+        for v in times
+    ]
+    print(table(["variant", "fit s", "ms/epoch", "vs hand"], rows))
+
+
+if __name__ == "__main__":
+    main()
