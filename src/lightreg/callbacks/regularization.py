@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 from lightreg import full_batch
 from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError, warn
-from lightreg.optim import is_adaptive, prox_step
+from lightreg.optim import is_adaptive, prox_step, warmup_steps
 from lightreg.penalties import Penalty, make_penalty, select_parameters
 
 MODES = ("prox", "grad", "exact")
@@ -141,6 +141,7 @@ class RegularizationCallback(Callback):
                     warn(
                         f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ"
                     )
+                self._prox_warmup = warmup_steps(trainer.estimated_stepping_batches)
                 self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
@@ -199,7 +200,9 @@ class RegularizationCallback(Callback):
         for group in optimizer.param_groups:
             for p in group["params"]:
                 if id(p) in self._param_ids:
-                    self.penalty.prox_(p, prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam, scale=lam))
+                    self.penalty.prox_(
+                        p, prox_step(optimizer, group, p, self.adaptive, floor=lam, scale=lam, warmup=self._prox_warmup)
+                    )
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._step_strength = self.current_strength(trainer.current_epoch)
