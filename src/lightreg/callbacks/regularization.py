@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lightreg import full_batch
+from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.callbacks.exact_support import ProximalFinish
 from lightreg.errors import UserError, warn
 from lightreg.optim import is_adaptive, prox_step, warmup_steps
@@ -254,6 +255,12 @@ class RegularizationCallback(Callback):
             warn(message)
 
     def _all_zero_message(self, trainer: L.Trainer, pl_module: L.LightningModule, lam: float) -> str:
+        if is_network(pl_module):
+            adaptive = self.adaptive and any(is_adaptive(o) for o in trainer.optimizers)
+            metric = trainer.global_step > getattr(self, "_prox_warmup", 0) if adaptive else None
+            return network_all_zero_message(
+                self.name, list(self.params), trainer.current_epoch, trainer.global_step, lam, self.strength, metric
+            )
         message = (
             f"{self.name}: every penalized weight is exactly zero after epoch {trainer.current_epoch}: "
             f"lambda={lam:g} is at or above lambda_max, the model predicts from biases only."
