@@ -43,6 +43,11 @@ QUICK: dict[str, list[str]] = {
     "image_loader_speed": ["--quick", "--repeats", "1", "--workers", "1", "--threads", "1"],
     "compact_vs_prune": ["--lambdas", "0.03", "--epochs", "1", "--finetune", "1"],
     "lambda_path": ["--part", "sklearn", "--num", "3"],
+    "seed001_selection": [
+        "--seeds", "1", "--rules", "linear", "--optimizers", "adam", "--grid", "", "--no-lassonet", "--workers", "1",
+        "--out", "outputs/benchmarks_quick/seed001_selection.jsonl",
+    ],
+    "seed001_prox_threshold": ["--optimizers", "adagrad"],
 }
 """Every benchmark and its tiny-size arguments (a new benchmark must be added here; the smoke test checks it)."""
 

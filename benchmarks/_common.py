@@ -1,5 +1,5 @@
-"""Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, the seed-001 input support,
-and markdown tables."""
+"""Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, a run built from the CLI's own
+config, the seed-001 input support, and markdown tables."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra import compose, initialize_config_module
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -36,6 +39,28 @@ def fit(model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callbac
     figures = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     figures["seconds"] = time.perf_counter() - started
     return figures
+
+
+def cli_config(*overrides: str) -> DictConfig:
+    """The config ``python -m train callbacks=none logger=none <overrides>`` composes (Hydra's own composition of
+    ``lightreg.conf``; no checkpoints, loggers or progress bar, which need a Hydra run dir)."""
+    with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
+        return compose("train", overrides=["callbacks=none", "logger=none", *overrides])
+
+
+def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]]:
+    """(model, datamodule, penalty callbacks) exactly as :func:`lightreg.pipeline.train` builds them from ``cfg``
+    (same seeding), without its loggers, checkpoints and sparsity report."""
+    from lightreg.callbacks import RegularizationCallback
+    from lightreg.pipeline import build_callbacks
+
+    L.seed_everything(cfg.seed, verbose=False)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
+                        task=datamodule.task, optimizer=instantiate(cfg.optimizer), print_epochs=False)
+    penalties = [cb for cb in build_callbacks(cfg) if isinstance(cb, RegularizationCallback)]
+    return model, datamodule, penalties
 
 
 def input_support(model: Any, n_informative: int = 2) -> tuple[int, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightreg.optim import prox_step
+from lightreg.optim import prox_step, warmup_steps
+from lightreg.optim.prox_steps import UNBOUNDED_RUN_WARMUP
 
 
 def _stepped(optimizer_cls, steps: int = 3, **kwargs) -> tuple[torch.optim.Optimizer, torch.nn.Parameter]:
@@ -66,3 +67,51 @@ def test_plain_step_when_not_adaptive_or_before_the_first_step() -> None:
     assert prox_step(opt, opt.param_groups[0], p, adaptive=False) == 0.01
     fresh = torch.optim.Adam([torch.nn.Parameter(torch.ones(2, 2))], lr=0.02)
     assert prox_step(fresh, fresh.param_groups[0], fresh.param_groups[0]["params"][0]) == 0.02
+
+
+ADAPTIVE_CASES = [
+    (torch.optim.Adam, {"lr": 0.01}),
+    (torch.optim.AdamW, {"lr": 0.01, "amsgrad": True}),
+    (torch.optim.Adagrad, {"lr": 0.1, "lr_decay": 0.5}),
+    (torch.optim.RMSprop, {"lr": 0.001, "centered": True}),
+]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ADAPTIVE_CASES)
+def test_threshold_never_exceeds_the_plain_step_during_warmup(cls, kwargs) -> None:
+    """Small gradients (≪ λ, a fresh network near a stationary point): the metric threshold would be lr per step;
+    during the warm-up it stays at or below SGD's plain lr·λ on every entry, at every step."""
+    lam, lr = 0.04, kwargs["lr"]
+    torch.manual_seed(1)
+    p = torch.nn.Parameter(torch.randn(6, 10))
+    opt = cls([p], **kwargs)
+    for step in range(1, 21):
+        p.grad = 0.01 * torch.randn(6, 10)
+        p.grad[:, 0] = 0.0
+        opt.step()
+        bounded = prox_step(opt, opt.param_groups[0], p, floor=lam, scale=lam, warmup=20)
+        assert float(bounded.max()) <= lr * lam * (1 + 1e-6), step
+        unbounded = prox_step(opt, opt.param_groups[0], p, floor=lam, scale=lam, warmup=0)
+        assert float(unbounded.max()) > 2 * lr * lam  # the bound is doing something here
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), ADAPTIVE_CASES)
+def test_after_warmup_the_step_is_the_floored_proxgen_step(cls, kwargs) -> None:
+    opt, p = _stepped(cls, steps=5, **kwargs)
+    group, lam = opt.param_groups[0], 1e-3
+    after = prox_step(opt, group, p, floor=lam, scale=lam, warmup=4)
+    torch.testing.assert_close(after, prox_step(opt, group, p, floor=lam, scale=lam))
+    during = prox_step(opt, group, p, floor=lam, scale=lam, warmup=5)
+    assert not torch.equal(during, after)
+    torch.testing.assert_close(during, torch.minimum(after, torch.full_like(after, lam * kwargs["lr"])))
+
+
+def test_sgd_ignores_the_warmup() -> None:
+    opt, p = _stepped(torch.optim.SGD, lr=0.3, momentum=0.9)
+    assert prox_step(opt, opt.param_groups[0], p, floor=0.1, scale=0.1, warmup=100) == pytest.approx(0.03)
+
+
+def test_warmup_is_half_the_run_or_the_moment_horizon() -> None:
+    assert warmup_steps(780) == 390
+    assert warmup_steps(1) == 0
+    assert warmup_steps(float("inf")) == UNBOUNDED_RUN_WARMUP == 1000

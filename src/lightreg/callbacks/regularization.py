@@ -14,8 +14,9 @@ from torch.optim import Optimizer
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 
 from lightreg import full_batch
+from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.errors import UserError, warn
-from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step
+from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step, warmup_steps
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 
@@ -106,6 +107,7 @@ class RegularizationCallback(Callback):
         self._handles: list[Any] = []
         self._epoch_sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
         self._warned: set[str] = set()
+        self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
         self.finish_report: dict[str, float] | None = None
         """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
         if self.strength == 0:
@@ -169,6 +171,7 @@ class RegularizationCallback(Callback):
                     warn(
                         f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ"
                     )
+                self._prox_warmup = warmup_steps(trainer.estimated_stepping_batches)
                 self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
 
     def _check_exact(self, trainer: L.Trainer) -> None:
@@ -237,7 +240,9 @@ class RegularizationCallback(Callback):
             scalar: dict[float, list[Tensor]] = {}  # one batched pass per scalar threshold (SGD: one per group)
             for p in group["params"]:
                 if id(p) in self._param_ids:
-                    step = prox_step(optimizer, group, p, adaptive=self.adaptive, floor=lam, scale=lam)
+                    step = prox_step(
+                        optimizer, group, p, self.adaptive, floor=lam, scale=lam, warmup=self._prox_warmup
+                    )
                     if isinstance(step, Tensor):
                         self.penalty.prox_(p, step)
                     else:
@@ -335,6 +340,12 @@ class RegularizationCallback(Callback):
             warn(message)
 
     def _all_zero_message(self, trainer: L.Trainer, pl_module: L.LightningModule, lam: float) -> str:
+        if is_network(pl_module):
+            adaptive = self.adaptive and any(is_adaptive(o) for o in trainer.optimizers)
+            metric = trainer.global_step > self._prox_warmup if adaptive else None
+            return network_all_zero_message(
+                self.name, list(self.params), trainer.current_epoch, trainer.global_step, lam, self.strength, metric
+            )
         message = (
             f"{self.name}: every penalized weight is exactly zero after epoch {trainer.current_epoch}: "
             f"lambda={lam:g} is at or above lambda_max, the model predicts from biases only."

@@ -3,6 +3,6 @@ KKT-checked thresholding, and the full-batch proximal finish. Depends on :mod:`l
 
 from lightreg.optim import kernels
 from lightreg.optim.finish import ProximalFinish
-from lightreg.optim.prox_steps import ADAPTIVE, is_adaptive, prox_step
+from lightreg.optim.prox_steps import ADAPTIVE, is_adaptive, prox_step, warmup_steps
 
-__all__ = ["ADAPTIVE", "ProximalFinish", "is_adaptive", "kernels", "prox_step"]
+__all__ = ["ADAPTIVE", "ProximalFinish", "is_adaptive", "kernels", "prox_step", "warmup_steps"]
