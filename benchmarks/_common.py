@@ -26,13 +26,21 @@ OPTIMIZERS = {
 }
 
 
-def fit(model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callback], epochs: int,
-        precision: str = "32-true") -> dict[str, float]:
+def fit(
+    model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callback], epochs: int, precision: str = "32-true"
+) -> dict[str, float]:
     """Fit without loggers, checkpoints or progress bars; validate once at the end. Returns the val figures."""
     trainer = L.Trainer(
-        max_epochs=epochs, callbacks=list(callbacks), logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-        check_val_every_n_epoch=epochs, accelerator="cpu", precision=precision,
+        max_epochs=epochs,
+        callbacks=list(callbacks),
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=epochs,
+        accelerator="cpu",
+        precision=precision,
     )
     started = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
@@ -57,8 +65,14 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]
     L.seed_everything(cfg.seed, verbose=False)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
-    model = instantiate(cfg.model, input_shape=datamodule.input_shape, num_classes=datamodule.num_classes,
-                        task=datamodule.task, optimizer=instantiate(cfg.optimizer), print_epochs=False)
+    model = instantiate(
+        cfg.model,
+        input_shape=datamodule.input_shape,
+        num_classes=datamodule.num_classes,
+        task=datamodule.task,
+        optimizer=instantiate(cfg.optimizer),
+        print_epochs=False,
+    )
     penalties = [cb for cb in build_callbacks(cfg) if isinstance(cb, RegularizationCallback)]
     return model, datamodule, penalties
 

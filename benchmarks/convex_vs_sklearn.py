@@ -22,12 +22,13 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression as SkLogistic
 
-from _common import fit, table
 from lightreg import full_batch
 from lightreg.callbacks import regularizer
 from lightreg.data import SklearnDataModule
 from lightreg.kkt import kkt_report
 from lightreg.models import LogisticRegression
+
+from _common import fit, table
 
 PASSES = {"n": 0}
 
@@ -36,6 +37,7 @@ def _counting(fn):
     def wrapped(*args, **kwargs):
         PASSES["n"] += 1
         return fn(*args, **kwargs)
+
     return wrapped
 
 
@@ -63,13 +65,27 @@ def sklearn_solution(x: np.ndarray, y: np.ndarray, lam: float, ratio: float) -> 
     return coef, loss + penalty, int(np.max(model.n_iter_)), seconds
 
 
-def lightreg_solution(data: str, penalty: str, lam: float, mode: str, epochs: int, batch: int | None,
-                      precision: str = "32-true", lr: float = 0.1, momentum: float = 0.9) -> dict:
+def lightreg_solution(
+    data: str,
+    penalty: str,
+    lam: float,
+    mode: str,
+    epochs: int,
+    batch: int | None,
+    precision: str = "32-true",
+    lr: float = 0.1,
+    momentum: float = 0.9,
+) -> dict:
     torch.manual_seed(0)
     dm = SklearnDataModule(data, batch_size=batch)
     dm.setup("fit")
-    model = LogisticRegression(input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                               optimizer=partial(torch.optim.SGD, lr=lr, momentum=momentum), print_epochs=False)
+    model = LogisticRegression(
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=partial(torch.optim.SGD, lr=lr, momentum=momentum),
+        print_epochs=False,
+    )
     options = {"l1_ratio": 0.5} if penalty == "elastic_net" else {}
     finish = {"finish": {"max_iter": 20_000, "tol": 1e-10, "patience": 50}} if mode == "exact" else {}
     callback = regularizer(penalty, lam, mode=mode, **options, **finish)
@@ -78,8 +94,14 @@ def lightreg_solution(data: str, penalty: str, lam: float, mode: str, epochs: in
     finish_passes = PASSES["n"]
     batches = full_batch.materialize(dm.train_dataloader(), model.net.linear.weight)
     report = kkt_report(model, batches, [callback])
-    return dict(coef=model.net.linear.weight.detach().double().numpy(), objective=report["full_objective"],
-                kkt=report["kkt_violation"], passes=epochs + finish_passes, seconds=figures["seconds"], dm=dm)
+    return dict(
+        coef=model.net.linear.weight.detach().double().numpy(),
+        objective=report["full_objective"],
+        kkt=report["kkt_violation"],
+        passes=epochs + finish_passes,
+        seconds=figures["seconds"],
+        dm=dm,
+    )
 
 
 def main() -> None:
@@ -87,8 +109,12 @@ def main() -> None:
     parser.add_argument("--prox-epochs", type=int, default=200)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cases = [("breast_cancer", "l1", 0.01), ("breast_cancer", "elastic_net", 0.01),
-             ("digits", "l1", 0.005), ("digits", "elastic_net", 0.005)]
+    cases = [
+        ("breast_cancer", "l1", 0.01),
+        ("breast_cancer", "elastic_net", 0.01),
+        ("digits", "l1", 0.005),
+        ("digits", "elastic_net", 0.005),
+    ]
     rows = []
     for data, penalty, lam in cases:
         ratio = 1.0 if penalty == "l1" else 0.5
@@ -97,20 +123,66 @@ def main() -> None:
         x, y = exact["dm"].x_train.double().numpy(), exact["dm"].y_train.long().numpy()
         coef, sk_obj, sk_epochs, sk_seconds = sklearn_solution(x, y, lam, ratio)
         sk_support = coef != 0
-        rows.append([data, penalty, lam, "scikit-learn saga", f"{sk_obj:.6f}", "0", f"{int(sk_support.sum())}", "-",
-                     sk_epochs, f"{sk_seconds:.2f}", "-"])
+        rows.append(
+            [
+                data,
+                penalty,
+                lam,
+                "scikit-learn saga",
+                f"{sk_obj:.6f}",
+                "0",
+                f"{int(sk_support.sum())}",
+                "-",
+                sk_epochs,
+                f"{sk_seconds:.2f}",
+                "-",
+            ]
+        )
         prox = lightreg_solution(data, penalty, lam, "prox", args.prox_epochs, 64)
         prox_small = lightreg_solution(data, penalty, lam, "prox", args.prox_epochs, 64, lr=0.01, momentum=0.0)
-        for name, r in (("lightreg exact, float32", exact), ("lightreg exact, float64", exact64),
-                        (f"lightreg prox, SGD lr 0.1 mom 0.9, b64, {args.prox_epochs} ep", prox),
-                        (f"lightreg prox, SGD lr 0.01, b64, {args.prox_epochs} ep", prox_small)):
+        for name, r in (
+            ("lightreg exact, float32", exact),
+            ("lightreg exact, float64", exact64),
+            (f"lightreg prox, SGD lr 0.1 mom 0.9, b64, {args.prox_epochs} ep", prox),
+            (f"lightreg prox, SGD lr 0.01, b64, {args.prox_epochs} ep", prox_small),
+        ):
             support = r["coef"] != 0
             gap = (r["objective"] - sk_obj) / abs(sk_obj)
-            rows.append([data, penalty, lam, name, f"{r['objective']:.6f}", f"{gap:.1e}", int(support.sum()),
-                         "yes" if np.array_equal(support, sk_support) else f"no ({int((support != sk_support).sum())} differ)",
-                         r["passes"], f"{r['seconds']:.2f}", f"{r['kkt']:.1e}"])
-    print(table(["data", "penalty", "λ", "solver", "objective", "rel. gap", "nnz", "same support", "passes",
-                 "seconds", "kkt_violation"], rows))
+            rows.append(
+                [
+                    data,
+                    penalty,
+                    lam,
+                    name,
+                    f"{r['objective']:.6f}",
+                    f"{gap:.1e}",
+                    int(support.sum()),
+                    "yes"
+                    if np.array_equal(support, sk_support)
+                    else f"no ({int((support != sk_support).sum())} differ)",
+                    r["passes"],
+                    f"{r['seconds']:.2f}",
+                    f"{r['kkt']:.1e}",
+                ]
+            )
+    print(
+        table(
+            [
+                "data",
+                "penalty",
+                "λ",
+                "solver",
+                "objective",
+                "rel. gap",
+                "nnz",
+                "same support",
+                "passes",
+                "seconds",
+                "kkt_violation",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,11 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import OPTIMIZERS, fit, input_support, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
+
+from _common import OPTIMIZERS, fit, input_support, table
 
 
 def run(job: tuple[int, str, str, float, float, int, str, bool]) -> dict:
@@ -30,18 +31,33 @@ def run(job: tuple[int, str, str, float, float, int, str, bool]) -> dict:
     torch.manual_seed(seed)
     dm = SyntheticDataModule(batch_size=64, seed=seed, rule=rule)
     dm.setup("fit")
-    model = MLP(hidden_sizes=[6], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                optimizer=OPTIMIZERS[opt], print_epochs=False)
+    model = MLP(
+        hidden_sizes=[6],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=OPTIMIZERS[opt],
+        print_epochs=False,
+    )
     callbacks = []
     if lam > 0:
-        callbacks.append(regularizer("group_lasso", lam, groups="columns", include=["net.fc1.weight"], mode=mode,
-                                     adaptive=adaptive))
+        callbacks.append(
+            regularizer("group_lasso", lam, groups="columns", include=["net.fc1.weight"], mode=mode, adaptive=adaptive)
+        )
         if l2 > 0:
             callbacks.append(regularizer("l2", l2, exclude=["net.fc1.weight"], name="l2"))
     figures = fit(model, dm, callbacks, epochs)
     noise_zero, kept = input_support(model)
-    return dict(seed=seed, opt=opt, mode=mode, lam=lam, acc=figures["val/acc"], noise_zero=noise_zero,
-                kept=kept, seconds=figures["seconds"])
+    return dict(
+        seed=seed,
+        opt=opt,
+        mode=mode,
+        lam=lam,
+        acc=figures["val/acc"],
+        noise_zero=noise_zero,
+        kept=kept,
+        seconds=figures["seconds"],
+    )
 
 
 def main() -> None:
@@ -60,25 +76,63 @@ def main() -> None:
     opts, modes = args.optimizers.split(","), args.modes.split(",")
     adaptive = not args.no_adaptive
     jobs = [(s, o, "prox", 0.0, 0.0, args.epochs, args.rule, adaptive) for s in range(args.seeds) for o in opts]
-    jobs += [(s, o, m, lam, args.l2, args.epochs, args.rule, adaptive)
-             for s, o, m, lam in itertools.product(range(args.seeds), opts, modes, lams)]
+    jobs += [
+        (s, o, m, lam, args.l2, args.epochs, args.rule, adaptive)
+        for s, o, m, lam in itertools.product(range(args.seeds), opts, modes, lams)
+    ]
     with Pool(args.workers) as pool:
         results = pool.map(run, jobs)
     dense = {o: statistics.mean(r["acc"] for r in results if r["lam"] == 0 and r["opt"] == o) for o in opts}
     best = max(dense.values())
-    rows = [[o, "dense", "-", "-", "-", f"{100 * dense[o]:.1f}", "-",
-             f"{statistics.mean(r['seconds'] for r in results if r['lam'] == 0 and r['opt'] == o):.1f}"] for o in opts]
+    rows = [
+        [
+            o,
+            "dense",
+            "-",
+            "-",
+            "-",
+            f"{100 * dense[o]:.1f}",
+            "-",
+            f"{statistics.mean(r['seconds'] for r in results if r['lam'] == 0 and r['opt'] == o):.1f}",
+        ]
+        for o in opts
+    ]
     for o, m, lam in itertools.product(opts, modes, lams):
         rs = [r for r in results if (r["opt"], r["mode"], r["lam"]) == (o, m, lam)]
         success = sum(r["noise_zero"] == 8 and r["kept"] == 2 for r in rs)
         acc = statistics.mean(r["acc"] for r in rs)
-        rows.append([o, m, lam, f"{success}/{len(rs)}", f"{statistics.mean(r['noise_zero'] for r in rs):.1f}",
-                     f"{100 * acc:.1f}", f"{100 * (acc - best):+.1f}", f"{statistics.mean(r['seconds'] for r in rs):.1f}"])
-    print(f"rule={args.rule} epochs={args.epochs} batch=64 group lasso on fc1 columns + L2 {args.l2:g} on the rest; "
-          f"adaptive={adaptive}; "
-          f"{args.seeds} seeds; best dense val acc {100 * best:.1f}")
-    print(table(["optimizer", "mode", "λ", "8 noise zero & 2 kept", "mean noise cols zero", "val acc %",
-                 "vs best dense", "s/run"], rows))
+        rows.append(
+            [
+                o,
+                m,
+                lam,
+                f"{success}/{len(rs)}",
+                f"{statistics.mean(r['noise_zero'] for r in rs):.1f}",
+                f"{100 * acc:.1f}",
+                f"{100 * (acc - best):+.1f}",
+                f"{statistics.mean(r['seconds'] for r in rs):.1f}",
+            ]
+        )
+    print(
+        f"rule={args.rule} epochs={args.epochs} batch=64 group lasso on fc1 columns + L2 {args.l2:g} on the rest; "
+        f"adaptive={adaptive}; "
+        f"{args.seeds} seeds; best dense val acc {100 * best:.1f}"
+    )
+    print(
+        table(
+            [
+                "optimizer",
+                "mode",
+                "λ",
+                "8 noise zero & 2 kept",
+                "mean noise cols zero",
+                "val acc %",
+                "vs best dense",
+                "s/run",
+            ],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import fit, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
+
+from _common import fit, table
 
 SETUPS = {
     "adam": (partial(torch.optim.Adam, lr=1e-3), 3e-3),
@@ -36,8 +37,14 @@ def run(job: tuple[int, str, str, int]) -> dict:
     dm = SyntheticDataModule(batch_size=64, seed=seed)
     dm.setup("fit")
     factory, lam = SETUPS[opt]
-    model = MLP(hidden_sizes=[50, 30, 10], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                optimizer=factory, print_epochs=False)
+    model = MLP(
+        hidden_sizes=[50, 30, 10],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=factory,
+        print_epochs=False,
+    )
     callbacks = [] if mode == "dense" else [regularizer("l1", lam, mode=mode)]
     figures = fit(model, dm, callbacks, epochs)
     zeros = {name: float((getattr(model.net, name).weight == 0).float().mean()) for name in LAYERS}
@@ -57,8 +64,16 @@ def main() -> None:
     for opt, mode in itertools.product(SETUPS, ("dense", "prox", "exact")):
         rs = [r for r in results if (r["opt"], r["mode"]) == (opt, mode)]
         zeros = [f"{100 * statistics.mean(r[name] for r in rs):.1f}" for name in LAYERS]
-        rows.append([opt, mode, "-" if mode == "dense" else rs[0]["lam"], *zeros,
-                     f"{100 * statistics.mean(r['acc'] for r in rs):.1f}", f"{statistics.mean(r['seconds'] for r in rs):.1f}"])
+        rows.append(
+            [
+                opt,
+                mode,
+                "-" if mode == "dense" else rs[0]["lam"],
+                *zeros,
+                f"{100 * statistics.mean(r['acc'] for r in rs):.1f}",
+                f"{statistics.mean(r['seconds'] for r in rs):.1f}",
+            ]
+        )
     print(f"MLP [50, 30, 10], L1 on every weight matrix, batch 64, {args.epochs} epochs, mean of {args.seeds} seeds")
     print(table(["optimizer", "mode", "λ", *(f"% zeros {n}" for n in LAYERS), "val acc %", "s/run"], rows))
 

@@ -14,9 +14,10 @@ import time
 
 import torch
 
-from _common import table
 from lightreg.penalties import GroupLasso
 from lightreg.penalties.functional import block_soft_threshold_, group_min
+
+from _common import table
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -45,14 +46,20 @@ def main() -> None:
         param.grad = torch.randn_like(w)
         adam = torch.optim.Adam([param], lr=1e-3)
 
-        def metric() -> None:
+        def metric(penalty=penalty, work=work, w=w, step=step) -> None:
             penalty.prox_(work.copy_(w), step)
 
-        def minimum() -> None:
+        def minimum(work=work, w=w, step=step, size=size) -> None:
             block_soft_threshold_(work.copy_(w), group_min(step, work, 1) * math.sqrt(size), 1)
 
-        rows.append([f"{shape[0]}x{shape[1]}", f"{_median_ms(metric, args.repeats):.3f}",
-                     f"{_median_ms(minimum, args.repeats):.3f}", f"{_median_ms(adam.step, args.repeats):.3f}"])
+        rows.append(
+            [
+                f"{shape[0]}x{shape[1]}",
+                f"{_median_ms(metric, args.repeats):.3f}",
+                f"{_median_ms(minimum, args.repeats):.3f}",
+                f"{_median_ms(adam.step, args.repeats):.3f}",
+            ]
+        )
     print(table(["weight", "metric prox ms", "group-min prox ms", "Adam step ms"], rows))
 
 

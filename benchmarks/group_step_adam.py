@@ -19,12 +19,13 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import fit, input_support, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
 from lightreg.penalties import GroupLasso
 from lightreg.penalties.functional import block_soft_threshold_, group_min
+
+from _common import fit, input_support, table
 
 METRIC_PROX = GroupLasso.prox_
 
@@ -44,11 +45,25 @@ def run(job: tuple[int, str, float, int]) -> dict:
     torch.manual_seed(seed)
     dm = SyntheticDataModule(batch_size=64, seed=seed)
     dm.setup("fit")
-    model = MLP(hidden_sizes=[6], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                optimizer=partial(torch.optim.Adam, lr=0.01), print_epochs=False)
-    callbacks = [regularizer("group_lasso", lam, groups="columns", include=["net.fc1.weight"], mode="prox",
-                             adaptive=variant != "plain-lr"),
-                 regularizer("l2", 0.01, exclude=["net.fc1.weight"], name="l2")]
+    model = MLP(
+        hidden_sizes=[6],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=partial(torch.optim.Adam, lr=0.01),
+        print_epochs=False,
+    )
+    callbacks = [
+        regularizer(
+            "group_lasso",
+            lam,
+            groups="columns",
+            include=["net.fc1.weight"],
+            mode="prox",
+            adaptive=variant != "plain-lr",
+        ),
+        regularizer("l2", 0.01, exclude=["net.fc1.weight"], name="l2"),
+    ]
     figures = fit(model, dm, callbacks, epochs)
     noise_zero, kept = input_support(model)
     return dict(variant=variant, lam=lam, acc=figures["val/acc"], noise_zero=noise_zero, kept=kept)
@@ -68,11 +83,25 @@ def main() -> None:
     rows = []
     for v, lam in itertools.product(variants, lams):
         rs = [r for r in results if (r["variant"], r["lam"]) == (v, lam)]
-        rows.append([v, lam, f"{sum(r['noise_zero'] == 8 and r['kept'] == 2 for r in rs)}/{len(rs)}",
-                     f"{statistics.mean(r['noise_zero'] for r in rs):.1f}", f"{statistics.mean(r['kept'] for r in rs):.1f}",
-                     f"{100 * statistics.mean(r['acc'] for r in rs):.1f}"])
-    print(f"Adam lr 0.01, batch 64, {args.epochs} epochs, prox mode, group lasso fc1 columns + L2 0.01 rest, {args.seeds} seeds")
-    print(table(["group step", "λ", "8 noise zero & 2 kept", "mean noise cols zero", "mean informative kept", "val acc %"], rows))
+        rows.append(
+            [
+                v,
+                lam,
+                f"{sum(r['noise_zero'] == 8 and r['kept'] == 2 for r in rs)}/{len(rs)}",
+                f"{statistics.mean(r['noise_zero'] for r in rs):.1f}",
+                f"{statistics.mean(r['kept'] for r in rs):.1f}",
+                f"{100 * statistics.mean(r['acc'] for r in rs):.1f}",
+            ]
+        )
+    print(
+        f"Adam lr 0.01, batch 64, {args.epochs} epochs, prox mode, group lasso fc1 columns + L2 0.01 rest, {args.seeds} seeds"
+    )
+    print(
+        table(
+            ["group step", "λ", "8 noise zero & 2 kept", "mean noise cols zero", "mean informative kept", "val acc %"],
+            rows,
+        )
+    )
 
 
 if __name__ == "__main__":

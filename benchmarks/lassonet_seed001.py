@@ -20,8 +20,9 @@ from multiprocessing import Pool
 import numpy as np
 import torch
 
-from _common import table
 from lightreg.data import SyntheticDataModule
+
+from _common import table
 
 
 def run(job: tuple[int, str]) -> dict:
@@ -46,9 +47,17 @@ def run(job: tuple[int, str]) -> dict:
     model.load(best.state_dict)
     acc = float((model.predict(xv) == yv).mean())
     selected = set(np.flatnonzero(best.selected.numpy()).tolist())
-    return dict(seed=seed, top2=top2 == {0, 1}, exact=selected == {0, 1}, n_selected=len(selected),
-                kept=len(selected & {0, 1}), acc=acc, seconds=seconds,
-                two_exact=set(np.flatnonzero(two.selected.numpy()).tolist()) == {0, 1}, two_acc=two_acc)
+    return dict(
+        seed=seed,
+        top2=top2 == {0, 1},
+        exact=selected == {0, 1},
+        n_selected=len(selected),
+        kept=len(selected & {0, 1}),
+        acc=acc,
+        seconds=seconds,
+        two_exact=set(np.flatnonzero(two.selected.numpy()).tolist()) == {0, 1},
+        two_acc=two_acc,
+    )
 
 
 def main() -> None:
@@ -60,13 +69,26 @@ def main() -> None:
     with Pool(args.workers) as pool:
         rs = pool.map(run, [(s, args.rule) for s in range(args.seeds)])
     print(f"LassoNet, rule={args.rule}, {args.seeds} seeds")
-    print(table(
-        ["top-2 of path = {x0, x1}", "best-val model selects exactly {x0, x1}", "mean features selected (best val)",
-         "val acc % (best val)", "s/path"],
-        [[f"{sum(r['top2'] for r in rs)}/{len(rs)}", f"{sum(r['exact'] for r in rs)}/{len(rs)}",
-          f"{statistics.mean(r['n_selected'] for r in rs):.1f}", f"{100 * statistics.mean(r['acc'] for r in rs):.1f}",
-          f"{statistics.mean(r['seconds'] for r in rs):.1f}"]],
-    ))
+    print(
+        table(
+            [
+                "top-2 of path = {x0, x1}",
+                "best-val model selects exactly {x0, x1}",
+                "mean features selected (best val)",
+                "val acc % (best val)",
+                "s/path",
+            ],
+            [
+                [
+                    f"{sum(r['top2'] for r in rs)}/{len(rs)}",
+                    f"{sum(r['exact'] for r in rs)}/{len(rs)}",
+                    f"{statistics.mean(r['n_selected'] for r in rs):.1f}",
+                    f"{100 * statistics.mean(r['acc'] for r in rs):.1f}",
+                    f"{statistics.mean(r['seconds'] for r in rs):.1f}",
+                ]
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

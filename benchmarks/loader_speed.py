@@ -32,7 +32,7 @@ BATCH_SIZES = (64, 256)
 def _epoch_seconds(loader: Iterable, expected: int) -> float:
     started = time.perf_counter()
     seen = 0
-    for x, y in loader:
+    for x, _ in loader:
         seen += x.shape[0]
     elapsed = time.perf_counter() - started
     assert seen == expected, (seen, expected)

@@ -40,8 +40,13 @@ INPUTS, CLASSES, WIDTH, HIDDEN_LAYERS, BATCH = 100, 10, 256, 41, 128
 
 
 def deep_mlp() -> MLP:
-    return MLP(hidden_sizes=[WIDTH] * HIDDEN_LAYERS, input_shape=(INPUTS,), num_classes=CLASSES, print_epochs=False,
-               optimizer=partial(torch.optim.SGD, lr=1e-3))
+    return MLP(
+        hidden_sizes=[WIDTH] * HIDDEN_LAYERS,
+        input_shape=(INPUTS,),
+        num_classes=CLASSES,
+        print_epochs=False,
+        optimizer=partial(torch.optim.SGD, lr=1e-3),
+    )
 
 
 def timed_ms(fn: Callable[[], object], sync: Callable[[], None], calls: int = 1) -> float:
@@ -90,9 +95,15 @@ def isolated(device: str, steps: int, repeats: int) -> dict[str, float]:
         runs.append((step_ms, timed_ms(monitor.measure, sync), timed_ms(lambda: monitor.summary(trainer), sync)))
     step_ms, measure_ms, summary_ms = (statistics.median(column) for column in zip(*runs))
     in_steps = statistics.median(m / s for s, m, _ in runs)
-    return {"step_ms": step_ms, "measure_ms": measure_ms, "summary_ms": summary_ms, "in_steps": in_steps,
-            "epoch_ratio": in_steps / steps, "weights": sum(p.numel() for p in monitor.params.values()),
-            "tensors": len(monitor.params)}
+    return {
+        "step_ms": step_ms,
+        "measure_ms": measure_ms,
+        "summary_ms": summary_ms,
+        "in_steps": in_steps,
+        "epoch_ratio": in_steps / steps,
+        "weights": sum(p.numel() for p in monitor.params.values()),
+        "tensors": len(monitor.params),
+    }
 
 
 class EveryOtherEpoch(SparsityMonitor):
@@ -106,9 +117,17 @@ class EveryOtherEpoch(SparsityMonitor):
 def in_lightning(device: str, steps: int, repeats: int) -> dict[str, float]:
     data = TensorDataset(torch.randn(steps * BATCH, INPUTS), torch.randint(0, CLASSES, (steps * BATCH,)))
     timer = EpochTimer()
-    trainer = L.Trainer(max_epochs=2 * repeats + 2, callbacks=[EveryOtherEpoch(filename=None), timer], logger=False,
-                        accelerator=device, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        max_epochs=2 * repeats + 2,
+        callbacks=[EveryOtherEpoch(filename=None), timer],
+        logger=False,
+        accelerator=device,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(deep_mlp(), train_dataloaders=DataLoader(data, batch_size=BATCH, shuffle=True))
     seconds = timer.seconds[2:]  # the first pair = warm-up
     without, with_monitor = (1e3 * statistics.median(seconds[parity::2]) for parity in (0, 1))
@@ -122,18 +141,24 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--lightning", action="store_true", help="also time whole Lightning epochs with and without")
     args = parser.parse_args()
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {args.device}; epoch = {args.steps} steps of batch {BATCH}; median of {args.repeats}")
+    print(
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"device {args.device}; epoch = {args.steps} steps of batch {BATCH}; median of {args.repeats}"
+    )
     a = isolated(args.device, args.steps, args.repeats)
     print(f"deep MLP: {a['tensors']} weight tensors, {a['weights']:,} weights")
-    print(f"(a) one SGD step {a['step_ms']:.2f} ms; monitor epoch-end figures {a['measure_ms']:.2f} ms "
-          f"= {a['in_steps']:.3f} steps = {100 * a['epoch_ratio']:.3f}% of a {args.steps}-step epoch; "
-          f"end-of-run summary (histograms) {a['summary_ms']:.1f} ms once per fit")
+    print(
+        f"(a) one SGD step {a['step_ms']:.2f} ms; monitor epoch-end figures {a['measure_ms']:.2f} ms "
+        f"= {a['in_steps']:.3f} steps = {100 * a['epoch_ratio']:.3f}% of a {args.steps}-step epoch; "
+        f"end-of-run summary (histograms) {a['summary_ms']:.1f} ms once per fit"
+    )
     if not args.lightning:
         return
     b = in_lightning(args.device, args.steps, args.repeats)
-    print(f"(b) Lightning epoch without monitor {b['epoch_ms_without']:.1f} ms, with {b['epoch_ms_with']:.1f} ms: "
-          f"overhead {100 * b['ratio']:+.2f}% (noise included)")
+    print(
+        f"(b) Lightning epoch without monitor {b['epoch_ms_without']:.1f} ms, with {b['epoch_ms_with']:.1f} ms: "
+        f"overhead {100 * b['ratio']:+.2f}% (noise included)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,12 +16,12 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from _common import fit, input_support
-
 from lightreg.callbacks import RegularizationCallback
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
 from lightreg.penalties import L1
+
+from _common import fit, input_support
 
 OPTIMIZERS = {
     "sgd": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),
@@ -35,8 +35,14 @@ def run(optimizer: str, strength: float, epochs: int, seed: int) -> tuple[int, b
     L.seed_everything(seed, verbose=False)
     dm = SyntheticDataModule(batch_size=64, seed=seed)
     dm.setup("fit")
-    model = MLP(hidden_sizes=[6], input_shape=dm.input_shape, num_classes=2, task="binary",
-                optimizer=OPTIMIZERS[optimizer], print_epochs=False)
+    model = MLP(
+        hidden_sizes=[6],
+        input_shape=dm.input_shape,
+        num_classes=2,
+        task="binary",
+        optimizer=OPTIMIZERS[optimizer],
+        print_epochs=False,
+    )
     callbacks = [RegularizationCallback(L1(), strength, include="net.fc1.weight")] if strength > 0 else []
     figures = fit(model, dm, callbacks, epochs)
     noise_zero, kept = input_support(model)

@@ -21,8 +21,9 @@ from typing import Any
 import lightning as L
 import torch
 
-from _common import build_run, cli_config, fit, input_support, table
 from lightreg.optim import prox_step
+
+from _common import build_run, cli_config, fit, input_support, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SHOWN_STEPS = (1, 2, 3, 5, 8, 13, 26, 65, 130, 390, 391, 780)
@@ -58,9 +59,17 @@ class ThresholdProbe(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         threshold, grad = self.pending
         norms = self.weight.detach().norm(dim=0)
-        self.rows.append(dict(step=trainer.global_step, epoch=trainer.current_epoch, t01=threshold[:2].tolist(),
-                              t_noise=threshold[2:].median().item(), g01=grad[:2].tolist(), w01=norms[:2].tolist(),
-                              zero=int((norms == 0).sum())))
+        self.rows.append(
+            dict(
+                step=trainer.global_step,
+                epoch=trainer.current_epoch,
+                t01=threshold[:2].tolist(),
+                t_noise=threshold[2:].median().item(),
+                g01=grad[:2].tolist(),
+                w01=norms[:2].tolist(),
+                zero=int((norms == 0).sum()),
+            )
+        )
 
 
 def probe(optimizer: str, rule: str, seed: int, warmup: int | None) -> tuple[list[dict], float, tuple[int, int]]:
@@ -76,21 +85,47 @@ def main() -> None:
     parser.add_argument("--rule", default="ring", choices=["linear", "clusters", "ring"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--warmup", type=int, default=None,
-                        help="steps with the threshold bounded by lr·λ (default: the callback's, half the run)")
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="steps with the threshold bounded by lr·λ (default: the callback's, half the run)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     for optimizer in args.optimizers.split(","):
         rows, acc, (noise_zero, kept) = probe(optimizer, args.rule, args.seed, args.warmup)
         shown = [r for r in rows if r["step"] in SHOWN_STEPS]
-        print(f"\n{optimizer}, rule={args.rule}, seed={args.seed}, warm-up "
-              f"{'default' if args.warmup is None else args.warmup} steps: final val/acc {acc:.3f}, "
-              f"x0/x1 kept {kept}/2, noise columns zero {noise_zero}/8")
-        print(table(
-            ["step", "epoch", "λ·η x0 / x1", "λ·η noise", "‖g‖/√6 x0 / x1", "‖w‖ x0 / x1 after prox", "zero columns"],
-            [[r["step"], r["epoch"], f"{r['t01'][0]:.4f} / {r['t01'][1]:.4f}", f"{r['t_noise']:.4f}",
-              f"{r['g01'][0]:.4f} / {r['g01'][1]:.4f}", f"{r['w01'][0]:.3f} / {r['w01'][1]:.3f}", r["zero"]]
-             for r in shown]))
+        print(
+            f"\n{optimizer}, rule={args.rule}, seed={args.seed}, warm-up "
+            f"{'default' if args.warmup is None else args.warmup} steps: final val/acc {acc:.3f}, "
+            f"x0/x1 kept {kept}/2, noise columns zero {noise_zero}/8"
+        )
+        print(
+            table(
+                [
+                    "step",
+                    "epoch",
+                    "λ·η x0 / x1",
+                    "λ·η noise",
+                    "‖g‖/√6 x0 / x1",
+                    "‖w‖ x0 / x1 after prox",
+                    "zero columns",
+                ],
+                [
+                    [
+                        r["step"],
+                        r["epoch"],
+                        f"{r['t01'][0]:.4f} / {r['t01'][1]:.4f}",
+                        f"{r['t_noise']:.4f}",
+                        f"{r['g01'][0]:.4f} / {r['g01'][1]:.4f}",
+                        f"{r['w01'][0]:.3f} / {r['w01'][1]:.3f}",
+                        r["zero"],
+                    ]
+                    for r in shown
+                ],
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ question first; a run with more ``--seeds`` adds only the new seeds.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import statistics
 from multiprocessing import Pool
@@ -51,8 +50,17 @@ def run(job: tuple[str, str, int, str, float]) -> dict:
     figures = fit(model, dm, penalties, int(cfg.trainer.max_epochs))
     kept_columns = (model.net.fc1.weight.detach() != 0).any(dim=0)
     noise_zero, kept = input_support(model)
-    return dict(rule=rule, opt=optimizer, seed=seed, mode=mode, lam=lam, acc=figures["val/acc"],
-                val_loss=figures["val/loss"], exact=noise_zero == 8 and kept == 2, n_kept=int(kept_columns.sum()))
+    return dict(
+        rule=rule,
+        opt=optimizer,
+        seed=seed,
+        mode=mode,
+        lam=lam,
+        acc=figures["val/acc"],
+        val_loss=figures["val/loss"],
+        exact=noise_zero == 8 and kept == 2,
+        n_kept=int(kept_columns.sum()),
+    )
 
 
 def lassonet(job: tuple[int, str]) -> dict:
@@ -63,8 +71,12 @@ def lassonet(job: tuple[int, str]) -> dict:
 
 def summary(rs: list[dict], best_dense: float) -> list[str]:
     acc = statistics.mean(r["acc"] for r in rs)
-    return [f"{sum(r['exact'] for r in rs)}/{len(rs)}", f"{statistics.mean(r['n_kept'] for r in rs):.1f}",
-            f"{100 * acc:.1f}", f"{100 * (acc - best_dense):+.1f}"]
+    return [
+        f"{sum(r['exact'] for r in rs)}/{len(rs)}",
+        f"{statistics.mean(r['n_kept'] for r in rs):.1f}",
+        f"{100 * acc:.1f}",
+        f"{100 * (acc - best_dense):+.1f}",
+    ]
 
 
 def main() -> None:
@@ -77,15 +89,19 @@ def main() -> None:
     parser.add_argument("--grid", default="clusters:0.02", help="rule:λ,λ;... extra exact λ chosen by val/loss")
     parser.add_argument("--no-lassonet", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path("outputs/seed001_selection.jsonl"), help="results, one run a line")
+    parser.add_argument(
+        "--out", type=Path, default=Path("outputs/seed001_selection.jsonl"), help="results, one run a line"
+    )
     parser.add_argument("--report", action="store_true", help="print the tables of --out without running")
     args = parser.parse_args()
     rules, opts = args.rules.split(","), args.optimizers.split(",")
     if args.quick:
         args.seeds, rules, args.grid, args.no_lassonet = 2, [r for r in rules if r != "clusters"], "", True
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    grid = {rule: [float(x) for x in lams.split(",")] for rule, lams in
-            (item.split(":") for item in args.grid.split(";") if item)}
+    grid = {
+        rule: [float(x) for x in lams.split(",")]
+        for rule, lams in (item.split(":") for item in args.grid.split(";") if item)
+    }
     jobs = []
     for rule in rules:
         jobs += [(rule, o, s, "exact", PRESET_LAMBDA) for o in opts for s in seeds]
@@ -107,13 +123,18 @@ def main() -> None:
     results = [r for r in results if r["mode"] != "lassonet"]
     seeds = sorted({r["seed"] for r in results})
 
-    print(f"experiment=seed001_exact (λ = {PRESET_LAMBDA}, 60 epochs, batch 64), optimizers at conf/optimizer defaults; "
-          f"seeds {seeds[0]}-{seeds[-1]}. 'x0,x1 exactly' = both informative input columns kept and all 8 "
-          "noise columns exactly zero; 'inputs kept' = mean nonzero input columns; accuracy is val/acc.")
+    print(
+        f"experiment=seed001_exact (λ = {PRESET_LAMBDA}, 60 epochs, batch 64), optimizers at conf/optimizer defaults; "
+        f"seeds {seeds[0]}-{seeds[-1]}. 'x0,x1 exactly' = both informative input columns kept and all 8 "
+        "noise columns exactly zero; 'inputs kept' = mean nonzero input columns; accuracy is val/acc."
+    )
     header = ["rule", "model", "x0,x1 exactly", "inputs kept", "val acc %", "vs best dense"]
     for rule in rules:
-        dense = {o: statistics.mean(r["acc"] for r in results if (r["rule"], r["opt"], r["mode"]) == (rule, o, "dense"))
-                 for o in opts if any((r["rule"], r["opt"], r["mode"]) == (rule, o, "dense") for r in results)}
+        dense = {
+            o: statistics.mean(r["acc"] for r in results if (r["rule"], r["opt"], r["mode"]) == (rule, o, "dense"))
+            for o in opts
+            if any((r["rule"], r["opt"], r["mode"]) == (rule, o, "dense") for r in results)
+        }
         if not dense:
             continue
         best = max(dense.values())
@@ -121,29 +142,49 @@ def main() -> None:
         for o in dense:
             rows.append([rule, f"{o} dense", "-", "10.0", f"{100 * dense[o]:.1f}", f"{100 * (dense[o] - best):+.1f}"])
             for mode in ("prox", "exact"):
-                rs = [r for r in results if (r["rule"], r["opt"], r["mode"], r["lam"]) == (rule, o, mode, PRESET_LAMBDA)]
+                rs = [
+                    r for r in results if (r["rule"], r["opt"], r["mode"], r["lam"]) == (rule, o, mode, PRESET_LAMBDA)
+                ]
                 if rs:
                     rows.append([rule, f"{o} {mode}", *summary(rs, best)])
             if grid.get(rule):
                 chosen = []
                 for s in seeds:
-                    candidates = [r for r in results if (r["rule"], r["opt"], r["mode"], r["seed"]) == (rule, o, "exact", s)]
+                    candidates = [
+                        r for r in results if (r["rule"], r["opt"], r["mode"], r["seed"]) == (rule, o, "exact", s)
+                    ]
                     if len(candidates) == 1 + len(grid[rule]):
                         chosen.append(min(candidates, key=lambda r: r["val_loss"]))
                 if not chosen:
                     continue
-                lams = "/".join(f"{lam:g}:{sum(r['lam'] == lam for r in chosen)}"
-                                for lam in sorted({r["lam"] for r in chosen}))
+                lams = "/".join(
+                    f"{lam:g}:{sum(r['lam'] == lam for r in chosen)}" for lam in sorted({r["lam"] for r in chosen})
+                )
                 rows.append([rule, f"{o} exact, λ by val/loss ({lams})", *summary(chosen, best)])
         lrs = [r for r in ln if r["rule"] == rule]
         if lrs:
             acc = statistics.mean(r["acc"] for r in lrs)
-            rows.append([rule, "LassoNet best-val model", f"{sum(r['exact'] for r in lrs)}/{len(lrs)}",
-                         f"{statistics.mean(r['n_selected'] for r in lrs):.1f}", f"{100 * acc:.1f}",
-                         f"{100 * (acc - best):+.1f}"])
+            rows.append(
+                [
+                    rule,
+                    "LassoNet best-val model",
+                    f"{sum(r['exact'] for r in lrs)}/{len(lrs)}",
+                    f"{statistics.mean(r['n_selected'] for r in lrs):.1f}",
+                    f"{100 * acc:.1f}",
+                    f"{100 * (acc - best):+.1f}",
+                ]
+            )
             acc = statistics.mean(r["two_acc"] for r in lrs)
-            rows.append([rule, "LassoNet first ≤2-feature model", f"{sum(r['two_exact'] for r in lrs)}/{len(lrs)}",
-                         "≤2", f"{100 * acc:.1f}", f"{100 * (acc - best):+.1f}"])
+            rows.append(
+                [
+                    rule,
+                    "LassoNet first ≤2-feature model",
+                    f"{sum(r['two_exact'] for r in lrs)}/{len(lrs)}",
+                    "≤2",
+                    f"{100 * acc:.1f}",
+                    f"{100 * (acc - best):+.1f}",
+                ]
+            )
         print(f"\nrule={rule}: best dense model {100 * best:.1f} %")
         print(table(header, rows))
 

@@ -34,7 +34,9 @@ def cli_console() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=pattern)
         plain = warnings.showwarning
 
-        def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+        def show(
+            message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+        ) -> None:
             if issubclass(category, LightregWarning):
                 print(f"lightreg: WARNING: {message}", file=file or sys.stderr)
             else:

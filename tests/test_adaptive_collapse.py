@@ -11,7 +11,6 @@ import lightning as L
 import pytest
 import torch
 
-from helpers import read_metrics, run_cli
 from lightreg.callbacks import RegularizationCallback
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.data import SyntheticDataModule
@@ -19,16 +18,32 @@ from lightreg.errors import LightregWarning
 from lightreg.models import MLP, LogisticRegression
 from lightreg.penalties import GroupLasso
 
+from helpers import read_metrics, run_cli
+
 
 def _fit_mlp(optimizer, strength: float, epochs: int = 1) -> list[str]:
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0, rule="ring")
     dm.setup("fit")
     torch.manual_seed(0)
-    model = MLP(hidden_sizes=[6], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                optimizer=optimizer, print_epochs=False)
+    model = MLP(
+        hidden_sizes=[6],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=optimizer,
+        print_epochs=False,
+    )
     callback = RegularizationCallback(GroupLasso("columns"), strength, include="net.fc1.weight")
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, max_epochs=epochs, callbacks=[callback], limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=epochs,
+        callbacks=[callback],
+        limit_val_batches=0,
+    )
     with pytest.warns(LightregWarning) as record:
         trainer.fit(model, datamodule=dm)
     assert (model.net.fc1.weight == 0).all()
@@ -71,8 +86,16 @@ def test_cli_adagrad_on_ring_keeps_exactly_x0_x1(tmp_path: Path) -> None:
     """The issue's command: before the fix every input column was zero at epoch 0 and val/acc was 0.500 (chance).
     Floor 0.85: a model of x0, x1 alone reached 0.945 on ring data of this kind (the dense models 0.95), while
     the collapse sits at 0.50; 0.85 leaves room for platform noise and stays far above chance."""
-    result = run_cli(tmp_path, "experiment=seed001_exact", "data.rule=ring", "optimizer=adagrad", "optimizer.lr=0.05",
-                     "logger=none", "callbacks=none", "model.print_epochs=false")
+    result = run_cli(
+        tmp_path,
+        "experiment=seed001_exact",
+        "data.rule=ring",
+        "optimizer=adagrad",
+        "optimizer.lr=0.05",
+        "logger=none",
+        "callbacks=none",
+        "model.print_epochs=false",
+    )
     assert "every penalized weight" not in result.stderr
     metrics = read_metrics(tmp_path)
     features = json.loads((tmp_path / "sparsity.json").read_text())["features"]

@@ -60,30 +60,66 @@ def _table(root: Path, ckpt: Path) -> dict[str, tuple[list[str], list[str]]]:
         "betas_-0.1": (["optimizer=adamw", "optimizer.betas=[-0.1,0.999]", *QUICK], ["optimizer.betas", "-0.1"]),
         "betas_three": (["optimizer=adam", "optimizer.betas=[0.9,0.99,0.999]", *QUICK], ["optimizer.betas"]),
         "optimizer_unknown_arg": (["+optimizer.foo=1", *QUICK], ["optimizer", "foo"]),
-        "progress_bar_off": (["trainer.enable_progress_bar=false", "trainer.max_epochs=1"], ["enable_progress_bar", "~callbacks.progress_bar"]),
+        "progress_bar_off": (
+            ["trainer.enable_progress_bar=false", "trainer.max_epochs=1"],
+            ["enable_progress_bar", "~callbacks.progress_bar"],
+        ),
         # mandatory CSV settings and penalty options without a penalty
         "csv_no_target": ([*csv, f"data.train_path={good}"], ["data.target", "data.target=label"]),
         "csv_nothing": (csv, ["data.target", "data.train_path"]),
         "penalty_mode_only": (["+penalty.mode=grad", *QUICK], ["penalty.mode", "+penalty=l1"]),
         "penalty_include_only": (["+penalty.include=[net.linear.weight]", *QUICK], ["penalty.include", "+penalty="]),
         # CSV contents
-        "csv_missing_target": ([*csv, f"data.train_path={missing_target}", "data.target=label"], ["missing", "line 7", "label", "data.dropna=true"]),
-        "csv_missing_feature": ([*csv, f"data.train_path={missing_feature}", "data.target=label"], ["missing", "line 5", "b", "data.dropna=true"]),
+        "csv_missing_target": (
+            [*csv, f"data.train_path={missing_target}", "data.target=label"],
+            ["missing", "line 7", "label", "data.dropna=true"],
+        ),
+        "csv_missing_feature": (
+            [*csv, f"data.train_path={missing_feature}", "data.target=label"],
+            ["missing", "line 5", "b", "data.dropna=true"],
+        ),
         "csv_one_class": ([*csv, f"data.train_path={one_class}", "data.target=label"], ["single class", "1"]),
-        "csv_one_string_class": ([*csv, f"data.train_path={one_string_class}", "data.target=label"], ["single class", "'yes'"]),
-        "csv_text_regression": ([*csv, f"data.train_path={text_regression}", "data.target=y", "data.task=regression"], ["'high'", "regression"]),
-        "csv_drop_unknown": ([*csv, f"data.train_path={good}", "data.target=label", "data.drop=[ID]"], ["data.drop", "ID"]),
-        "csv_drop_target": ([*csv, f"data.train_path={good}", "data.target=label", "data.drop=[label]"], ["data.drop", "'label'"]),
-        "csv_bad_delimiter": ([*csv, f"data.train_path={good}", "data.target=label", "data.delimiter=';'"], ["'label'", "delimiter"]),
+        "csv_one_string_class": (
+            [*csv, f"data.train_path={one_string_class}", "data.target=label"],
+            ["single class", "'yes'"],
+        ),
+        "csv_text_regression": (
+            [*csv, f"data.train_path={text_regression}", "data.target=y", "data.task=regression"],
+            ["'high'", "regression"],
+        ),
+        "csv_drop_unknown": (
+            [*csv, f"data.train_path={good}", "data.target=label", "data.drop=[ID]"],
+            ["data.drop", "ID"],
+        ),
+        "csv_drop_target": (
+            [*csv, f"data.train_path={good}", "data.target=label", "data.drop=[label]"],
+            ["data.drop", "'label'"],
+        ),
+        "csv_bad_delimiter": (
+            [*csv, f"data.train_path={good}", "data.target=label", "data.delimiter=';'"],
+            ["'label'", "delimiter"],
+        ),
         # checkpoints
         "ckpt_text": ([f"ckpt_path={not_ckpt}", *QUICK], ["notes.ckpt", "not a checkpoint"]),
         "ckpt_empty": ([f"ckpt_path={empty_ckpt}", *QUICK], ["empty.ckpt", "not a checkpoint"]),
         "ckpt_json": ([f"ckpt_path={json_ckpt}", *QUICK], ["metrics.ckpt", "not a"]),
         "ckpt_dir": ([f"ckpt_path={root}", *QUICK], ["ckpt_path", "not a file"]),
-        "resume_fewer_epochs": ([*resume, "+penalty=l1", "lambda=0.001", "trainer.max_epochs=1"], ["max_epochs=1", "2 epochs"]),
-        "resume_other_penalty": ([*resume, "+penalty=l2", "lambda=0.001", "trainer.max_epochs=4"], ["L1()", "L2()", "resume.allow_changes=true"]),
-        "resume_other_strength": ([*resume, "+penalty=l1", "lambda=0.01", "trainer.max_epochs=4"], ["strength=0.001", "strength=0.01"]),
-        "resume_other_mode": ([*resume, "+penalty=l1", "lambda=0.001", "penalty.mode=grad", "trainer.max_epochs=4"], ["mode=prox", "mode=grad"]),
+        "resume_fewer_epochs": (
+            [*resume, "+penalty=l1", "lambda=0.001", "trainer.max_epochs=1"],
+            ["max_epochs=1", "2 epochs"],
+        ),
+        "resume_other_penalty": (
+            [*resume, "+penalty=l2", "lambda=0.001", "trainer.max_epochs=4"],
+            ["L1()", "L2()", "resume.allow_changes=true"],
+        ),
+        "resume_other_strength": (
+            [*resume, "+penalty=l1", "lambda=0.01", "trainer.max_epochs=4"],
+            ["strength=0.001", "strength=0.01"],
+        ),
+        "resume_other_mode": (
+            [*resume, "+penalty=l1", "lambda=0.001", "penalty.mode=grad", "trainer.max_epochs=4"],
+            ["mode=prox", "mode=grad"],
+        ),
         "resume_no_penalty": ([*resume, "trainer.max_epochs=4"], ["L1()", "no penalty"]),
     }
 
@@ -92,7 +128,8 @@ def _snapshot(folder: Path) -> dict[str, str]:
     """Every file of ``folder`` (relative path -> sha256 and mtime): any change shows."""
     return {
         str(p.relative_to(folder)): f"{hashlib.sha256(p.read_bytes()).hexdigest()} {p.stat().st_mtime_ns}"
-        for p in sorted(folder.rglob("*")) if p.is_file()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
     }
 
 
@@ -246,7 +283,7 @@ def test_table_of_bad_inputs(table_runs) -> None:
 
 
 def test_table_touches_no_earlier_run(table_runs) -> None:
-    earlier, before, table, procs = table_runs
+    earlier, before, table, _ = table_runs
     assert _snapshot(earlier) == before
     for name in table:
         run_dir = earlier.parent / "runs" / name

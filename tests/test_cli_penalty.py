@@ -34,9 +34,20 @@ def test_l1_as_typed_in_the_readme(tmp_path: Path) -> None:
 
 def test_sweep_runs_one_job_per_lambda(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "train", "-m", "+penalty=l1", "lambda=1e-4,1e-2", "trainer.max_epochs=3", *QUIET,
-         f"hydra.sweep.dir={tmp_path}"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "train",
+            "-m",
+            "+penalty=l1",
+            "lambda=1e-4,1e-2",
+            "trainer.max_epochs=3",
+            *QUIET,
+            f"hydra.sweep.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     small, large = (read_metrics(tmp_path / str(job)) for job in (0, 1))
@@ -60,9 +71,17 @@ def test_bad_lambda_stops_before_training(tmp_path: Path, value: str) -> None:
 
 def test_penalty_options_from_the_command_line(tmp_path: Path) -> None:
     run_cli(
-        tmp_path, "data=synthetic", "model=mlp", "model.hidden_sizes=[6]", "+penalty=group_lasso", "lambda=0.05",
-        "penalty.groups=columns", "penalty.include=[net.fc1.weight]", "penalty.warmup_epochs=1",
-        "trainer.max_epochs=4", *QUIET,
+        tmp_path,
+        "data=synthetic",
+        "model=mlp",
+        "model.hidden_sizes=[6]",
+        "+penalty=group_lasso",
+        "lambda=0.05",
+        "penalty.groups=columns",
+        "penalty.include=[net.fc1.weight]",
+        "penalty.warmup_epochs=1",
+        "trainer.max_epochs=4",
+        *QUIET,
     )
     m = read_metrics(tmp_path)
     assert m["sparsity/group_lasso"] > 0
@@ -81,10 +100,19 @@ def test_sparse_group_lasso_drops_inputs_and_entries(tmp_path: Path) -> None:
     """One class + one YAML file: ``+penalty=sparse_group_lasso`` works like every penalty. With the exact finish on the
     synthetic data (x0, x1 informative) it keeps exactly x0 and x1 and also zeros single entries of kept columns."""
     run_cli(
-        tmp_path, "data=synthetic", "model=mlp", "model.hidden_sizes=[6]", "+penalty=sparse_group_lasso", "lambda=0.03",
-        "penalty.include=[net.fc1.weight]", "penalty.mode=exact", "+penalty@extra_penalties.l2_rest=l2",
-        "extra_penalties.l2_rest.strength=0.01", "extra_penalties.l2_rest.exclude=[net.fc1.weight]",
-        "trainer.max_epochs=30", *QUIET,
+        tmp_path,
+        "data=synthetic",
+        "model=mlp",
+        "model.hidden_sizes=[6]",
+        "+penalty=sparse_group_lasso",
+        "lambda=0.03",
+        "penalty.include=[net.fc1.weight]",
+        "penalty.mode=exact",
+        "+penalty@extra_penalties.l2_rest=l2",
+        "extra_penalties.l2_rest.strength=0.01",
+        "extra_penalties.l2_rest.exclude=[net.fc1.weight]",
+        "trainer.max_epochs=30",
+        *QUIET,
     )
     m = read_metrics(tmp_path)
     sparsity = json.loads((tmp_path / "sparsity.json").read_text())
@@ -113,8 +141,16 @@ def test_resume_from_last_checkpoint_continues_exactly(tmp_path: Path) -> None:
 
 def test_ddp_through_the_lightning_trainer(tmp_path: Path) -> None:
     """Two CPU processes (gloo) through `trainer.strategy=ddp`: the penalty callback runs on both ranks."""
-    run_cli(tmp_path, "trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu", "+penalty=l1",
-            "lambda=0.001", "trainer.max_epochs=2", *QUIET)
+    run_cli(
+        tmp_path,
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.accelerator=cpu",
+        "+penalty=l1",
+        "lambda=0.001",
+        "trainer.max_epochs=2",
+        *QUIET,
+    )
     m = read_metrics(tmp_path)
     assert m["status"] == "completed" and m["epochs"] == 2
     assert m["train/penalty"] > 0 and m["sparsity/l1"] > 0

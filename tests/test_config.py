@@ -101,7 +101,7 @@ def test_data_option(option: str, make_cfg, small_csv: Path, tmp_path: Path) -> 
         overrides += [f"data.root={tmp_path}", "data.download=false"]
     cfg = make_cfg(*overrides)
     dm = instantiate(cfg.data)
-    assert isinstance(dm, TabularDataModule) or isinstance(dm, L.LightningDataModule)
+    assert isinstance(dm, (TabularDataModule, L.LightningDataModule))
     assert isinstance(dm, get_class(cfg.data._target_))
     assert dm.seed == 3
     assert dm.batch_size == cfg.data.batch_size
@@ -196,7 +196,7 @@ def test_trainer_option(option: str, make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(f"trainer={option}")
     assert cfg.trainer.default_root_dir == str(tmp_path)
     if cfg.trainer.accelerator == "gpu" and not torch.cuda.is_available():
-        with pytest.raises(Exception, match="(?i)gpu"):  # no GPU here: Lightning says so before anything runs
+        with pytest.raises(Exception, match=r"(?i)gpu"):  # no GPU here: Lightning says so before anything runs
             instantiate(cfg.trainer, callbacks=[], logger=False)
         return
     trainer = instantiate(cfg.trainer, callbacks=[], logger=False)
@@ -225,7 +225,11 @@ def test_trainer_overrides_apply(make_cfg) -> None:
 # callbacks and loggers
 # ----------------------------------------------------------------------------------------------------------------
 EXPECTED_CALLBACKS = {
-    "default": {"model_checkpoint": ModelCheckpoint, "last_checkpoint": LastCheckpoint, "progress_bar": RichProgressBar},
+    "default": {
+        "model_checkpoint": ModelCheckpoint,
+        "last_checkpoint": LastCheckpoint,
+        "progress_bar": RichProgressBar,
+    },
     "none": {},
 }
 

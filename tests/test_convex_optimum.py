@@ -13,8 +13,8 @@ from sklearn.linear_model import LogisticRegression as SkLogistic
 
 from lightreg.callbacks import regularizer
 from lightreg.data import SklearnDataModule
-from lightreg.kkt import kkt_report
 from lightreg.full_batch import materialize
+from lightreg.kkt import kkt_report
 from lightreg.models import LogisticRegression
 
 
@@ -35,12 +35,24 @@ def test_exact_mode_matches_sklearn_on_breast_cancer(penalty: str, ratio: float)
     dm = SklearnDataModule("breast_cancer", batch_size=None)
     dm.setup("fit")
     torch.manual_seed(0)
-    model = LogisticRegression(input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-                               optimizer=partial(torch.optim.SGD, lr=0.1), print_epochs=False)
+    model = LogisticRegression(
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=partial(torch.optim.SGD, lr=0.1),
+        print_epochs=False,
+    )
     options = {"l1_ratio": ratio} if penalty == "elastic_net" else {}
     callback = regularizer(penalty, lam, mode="exact", **options)
-    trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(model, datamodule=dm)
     report = kkt_report(model, materialize(dm.train_dataloader(), model.net.linear.weight), [callback])
     reference, coef = _sklearn_objective(dm.x_train.double().numpy(), dm.y_train.double().numpy(), lam, ratio)

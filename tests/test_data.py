@@ -11,10 +11,11 @@ import torch
 from sklearn import datasets
 from sklearn.neighbors import KNeighborsClassifier
 
-from conftest import write_csv
 from lightreg.data import CSVDataModule, SklearnDataModule, SyntheticDataModule, TensorBatches, read_csv_table
 from lightreg.data.synthetic import RULES
 from lightreg.errors import UserError
+
+from conftest import write_csv
 
 # name: (n_samples, n_features, task, num_classes, sklearn loader)
 SKLEARN = {

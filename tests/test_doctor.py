@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import describe
 from lightreg.data import SyntheticDataModule
 from lightreg.errors import UserError
 from lightreg.models import MLP, LogisticRegression
 from lightreg.models.doctor import check_terms, diagnose, reaches_parameter
+
+from conftest import describe
 
 # The seed questions' mistakes as LightregModule subclasses; also written to a file for the CLI tests.
 SEED_MODELS = textwrap.dedent(
@@ -58,7 +59,7 @@ SEED_MODELS = textwrap.dedent(
     '''
 )
 namespace: dict = {}
-exec(compile(SEED_MODELS, "seed_models", "exec"), namespace)  # noqa: S102 - the test's own source above
+exec(compile(SEED_MODELS, "seed_models", "exec"), namespace)
 Seed000, Seed001, Seed002, Correct = (namespace[k] for k in ("Seed000", "Seed001", "Seed002", "Correct"))
 
 EXPECTED = {  # class, term name, phrases the message must contain
@@ -70,13 +71,25 @@ EXPECTED = {  # class, term name, phrases the message must contain
 
 def _model(cls: type, lr: float = 0.1) -> nn.Module:
     kwargs = {} if issubclass(cls, LogisticRegression) else {"hidden_sizes": [6]}
-    return cls(input_shape=(10,), num_classes=2, task="binary", print_epochs=False,
-               optimizer=functools.partial(torch.optim.SGD, lr=lr), **kwargs)
+    return cls(
+        input_shape=(10,),
+        num_classes=2,
+        task="binary",
+        print_epochs=False,
+        optimizer=functools.partial(torch.optim.SGD, lr=lr),
+        **kwargs,
+    )
 
 
 def _fit(model: nn.Module, tmp_path: Path, epochs: int = 1) -> L.Trainer:
-    trainer = L.Trainer(max_epochs=epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, datamodule=SyntheticDataModule(n_samples=60, batch_size=16))
     return trainer
 
@@ -141,8 +154,14 @@ def test_val_loss_never_contains_the_extra_term(tmp_path: Path) -> None:
 
     model = _model(Huge, lr=0.0)  # weights stay as initialized
     data = SyntheticDataModule(n_samples=60, batch_size=16)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(model, datamodule=data)
     with torch.no_grad():
         logits = model(data.x_val).squeeze(-1)
@@ -158,8 +177,14 @@ def test_cli_reports_the_seed_mistake(seed: str, cli, tmp_path: Path) -> None:
     cls, term, phrases = EXPECTED[seed]
     model = ["model=logistic"] if cls is Seed000 else ["model=mlp", "model.hidden_sizes=[6]"]
     run = tmp_path / "run"
-    proc = cli("data=synthetic", *model, f"model._target_=seed_models.{cls.__name__}", "trainer.max_epochs=1",
-               "logger=none", f"hydra.run.dir={run}")
+    proc = cli(
+        "data=synthetic",
+        *model,
+        f"model._target_=seed_models.{cls.__name__}",
+        "trainer.max_epochs=1",
+        "logger=none",
+        f"hydra.run.dir={run}",
+    )
     assert proc.returncode == 2, describe(proc)
     assert f"lightreg: error: {cls.__name__}.extra_loss_terms()[{term!r}]" in proc.stderr
     assert all(phrase in proc.stderr for phrase in phrases), proc.stderr

@@ -21,12 +21,20 @@ def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0)
     torch.manual_seed(0)
     model = LogisticRegression(
-        input_shape=(10,), num_classes=2, task="binary", print_epochs=False,
+        input_shape=(10,),
+        num_classes=2,
+        task="binary",
+        print_epochs=False,
         optimizer=functools.partial(torch.optim.SGD, lr=0.1),
     )
     callback = RegularizationCallback(L1(), 0.02, mode="exact", finish={"max_iter": 200})
-    options = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                   enable_model_summary=False)
+    options = dict(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer = L.Trainer(callbacks=[callback, *trainer_options.pop("callbacks", [])], **options, **trainer_options)
     trainer.fit(model, datamodule=dm)
     return callback, trainer

@@ -9,17 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra import compose, initialize_config_module
 from sklearn.linear_model import Lasso
 
-from hydra import compose, initialize_config_module
-
+from lightreg.building import build_callbacks
 from lightreg.callbacks import RegularizationCallback, regularizer
 from lightreg.errors import UserError
 from lightreg.optim import ProximalFinish
 from lightreg.optim.proximal_gradient import fista, kkt_threshold
 from lightreg.penalties import L1, L2, GroupLasso, PenaltyTerm
-from lightreg.building import build_callbacks
 from lightreg.penalties.metric_prox import metric_group_soft_threshold_
+
 from conftest import describe
 
 
@@ -28,6 +28,7 @@ def _randn(*shape: int, seed: int = 0) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- group prox in the optimizer's metric
+
 
 @pytest.mark.parametrize("groups", ["rows", "columns"])
 def test_group_prox_in_diagonal_metric_is_stationary(groups: str) -> None:
@@ -66,6 +67,7 @@ def test_group_prox_equal_steps_is_block_soft_threshold() -> None:
 
 
 # ---------------------------------------------------------------- FISTA and the KKT thresholding
+
 
 def _least_squares(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor):
     n = x.shape[0]
@@ -113,11 +115,14 @@ def test_kkt_threshold_keeps_only_zeros_that_satisfy_kkt() -> None:
 
 # ---------------------------------------------------------------- options
 
+
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"max_iter": 0}, "finish.max_iter must be a positive integer, got 0"),
-     ({"tol": -1.0}, r"finish.tol must be a number in \[0, 1\), got -1.0"),
-     ({"threshold_rel": 1.5}, r"finish.threshold_rel must be a number in \[0, 1\), got 1.5")],
+    [
+        ({"max_iter": 0}, "finish.max_iter must be a positive integer, got 0"),
+        ({"tol": -1.0}, r"finish.tol must be a number in \[0, 1\), got -1.0"),
+        ({"threshold_rel": 1.5}, r"finish.threshold_rel must be a number in \[0, 1\), got 1.5"),
+    ],
 )
 def test_finish_rejects_bad_options(options: dict, message: str) -> None:
     with pytest.raises(UserError, match=message):
@@ -133,7 +138,10 @@ def test_seed001_exact_experiment_composes() -> None:
     with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
         cfg = compose("train", overrides=["experiment=seed001_exact", "callbacks=none"])
     regs = [cb for cb in build_callbacks(cfg) if isinstance(cb, RegularizationCallback)]
-    assert [(type(cb.penalty), cb.mode, cb.strength) for cb in regs] == [(GroupLasso, "exact", 0.04), (L2, "grad", 0.01)]
+    assert [(type(cb.penalty), cb.mode, cb.strength) for cb in regs] == [
+        (GroupLasso, "exact", 0.04),
+        (L2, "grad", 0.01),
+    ]
     assert regs[0].penalty.groups == "columns" and regs[0].include == ["net.fc1.weight"]
     assert isinstance(regs[0].finish, ProximalFinish) and regs[1].finish is None
 
@@ -141,9 +149,17 @@ def test_seed001_exact_experiment_composes() -> None:
 # ---------------------------------------------------------------- the CLI on the seed-001 setup
 
 SEED001 = (
-    "data=synthetic", "model=mlp", "model.hidden_sizes=[6]", "+penalty=group_lasso", "lambda=0.04",
-    "penalty.include=[net.fc1.weight]", "+penalty@extra_penalties.l2_rest=l2", "extra_penalties.l2_rest.strength=0.01",
-    "extra_penalties.l2_rest.exclude=[net.fc1.weight]", "trainer.max_epochs=15", "logger=none",
+    "data=synthetic",
+    "model=mlp",
+    "model.hidden_sizes=[6]",
+    "+penalty=group_lasso",
+    "lambda=0.04",
+    "penalty.include=[net.fc1.weight]",
+    "+penalty@extra_penalties.l2_rest=l2",
+    "extra_penalties.l2_rest.strength=0.01",
+    "extra_penalties.l2_rest.exclude=[net.fc1.weight]",
+    "trainer.max_epochs=15",
+    "logger=none",
 )
 
 

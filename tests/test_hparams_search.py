@@ -8,16 +8,26 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import describe
 
 
 @pytest.mark.slow  # three trials through the CLI
 def test_three_optuna_trials_on_tiny_data(cli, tmp_path: Path) -> None:
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the [tune] extra (also in [dev], which CI installs)")
+    pytest.importorskip(
+        "hydra_plugins.hydra_optuna_sweeper", reason="the [tune] extra (also in [dev], which CI installs)"
+    )
     sweep = tmp_path / "sweep"
     proc = cli(
-        "hparams_search=optuna", "+penalty=l1", "hydra.sweeper.n_trials=3", "data=iris", "trainer.max_epochs=2",
-        "logger=none", "callbacks=none", "model.print_epochs=false", "trainer.enable_progress_bar=false",
+        "hparams_search=optuna",
+        "+penalty=l1",
+        "hydra.sweeper.n_trials=3",
+        "data=iris",
+        "trainer.max_epochs=2",
+        "logger=none",
+        "callbacks=none",
+        "model.print_epochs=false",
+        "trainer.enable_progress_bar=false",
         f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 0, describe(proc)

@@ -11,9 +11,9 @@ import torch
 
 import lightreg
 from lightreg.data import SklearnDataModule
-from lightreg.penalties import PenaltyTerm
 from lightreg.models import LogisticRegression
-from lightreg.penalties import L1, L2, ElasticNet, GroupLasso
+from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, PenaltyTerm
+
 from conftest import describe
 
 
@@ -86,7 +86,7 @@ def test_kkt_violation_at_all_zero_weights_is_the_excess_over_lambda(breast_canc
 
 
 def test_kkt_violation_rejects_unknown_items(breast_cancer: SklearnDataModule) -> None:
-    with pytest.raises(ValueError, match="kkt_violation takes .* got 'l1'"):
+    with pytest.raises(ValueError, match=r"kkt_violation takes .* got 'l1'"):
         lightreg.kkt_violation(_model(breast_cancer), breast_cancer, "l1")
 
 
@@ -95,8 +95,16 @@ def test_metrics_json_reports_kkt_for_logistic_regression(cli, tmp_path: Path) -
     """Plain prox-SGD stops far from optimal; mode=exact ends at a KKT point; both figures land in metrics.json."""
     figures = {}
     for mode in ("prox", "exact"):
-        proc = cli("data=breast_cancer", "+penalty=l1", "lambda=0.01", f"penalty.mode={mode}", "trainer.max_epochs=2",
-                   "logger=none", "callbacks=none", f"hydra.run.dir={tmp_path / mode}")
+        proc = cli(
+            "data=breast_cancer",
+            "+penalty=l1",
+            "lambda=0.01",
+            f"penalty.mode={mode}",
+            "trainer.max_epochs=2",
+            "logger=none",
+            "callbacks=none",
+            f"hydra.run.dir={tmp_path / mode}",
+        )
         assert proc.returncode == 0, describe(proc)
         figures[mode] = json.loads((tmp_path / mode / "metrics.json").read_text())
     assert figures["prox"]["kkt_violation"] > 1e-3

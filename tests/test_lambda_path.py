@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import describe
 from omegaconf import OmegaConf
 
 from lightreg.errors import UserError
 from lightreg.lambda_path import best_index, check_path, geometric_grid, one_se_index
+
+from conftest import describe
 
 QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 
@@ -20,7 +21,7 @@ QUIET = ["logger=none", "callbacks=none", "trainer.enable_progress_bar=false"]
 def test_geometric_grid_runs_from_lambda_max_down_to_min_ratio() -> None:
     grid = geometric_grid(0.5, 5, 1e-2)
     assert grid[0] == 0.5 and grid[-1] == pytest.approx(5e-3)
-    np.testing.assert_allclose(grid[1:] / grid[:-1], 1e-2 ** 0.25)
+    np.testing.assert_allclose(grid[1:] / grid[:-1], 1e-2**0.25)
 
 
 def test_best_prefers_the_sparser_model_among_ties() -> None:
@@ -38,8 +39,17 @@ def test_one_se_rule_takes_the_largest_lambda_within_one_error_of_the_best() -> 
 
 
 def _cfg(**path) -> OmegaConf:
-    spec = {"num": 5, "min_ratio": 1e-2, "lambda_max": None, "epochs_per_lambda": 2, "patience": 1, "monitor": "val/loss",
-            "checkpoints": "chosen", "bisect_steps": 2, **path}
+    spec = {
+        "num": 5,
+        "min_ratio": 1e-2,
+        "lambda_max": None,
+        "epochs_per_lambda": 2,
+        "patience": 1,
+        "monitor": "val/loss",
+        "checkpoints": "chosen",
+        "bisect_steps": 2,
+        **path,
+    }
     return OmegaConf.create({"lambda": 0.0, "penalty": {"penalty": "l1"}, "extra_penalties": {}, "path": spec})
 
 
@@ -89,8 +99,17 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
 
 @pytest.mark.slow  # an 8-point path on synthetic data
 def test_linear_path_on_synthetic_data(cli, tmp_path: Path) -> None:
-    proc = cli("+penalty=l1", "penalty.mode=exact", "+path=geometric", "path.num=8", "path.min_ratio=0.01",
-               "path.epochs_per_lambda=4", "data=synthetic", *QUIET, f"hydra.run.dir={tmp_path}")
+    proc = cli(
+        "+penalty=l1",
+        "penalty.mode=exact",
+        "+path=geometric",
+        "path.num=8",
+        "path.min_ratio=0.01",
+        "path.epochs_per_lambda=4",
+        "data=synthetic",
+        *QUIET,
+        f"hydra.run.dir={tmp_path}",
+    )
     assert proc.returncode == 0, describe(proc)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     rows = _rows(tmp_path)
@@ -123,9 +142,21 @@ def test_linear_path_on_synthetic_data(cli, tmp_path: Path) -> None:
 
 @pytest.mark.slow  # three λ_max searches' worth of short fits
 def test_network_lambda_max_is_searched(cli, tmp_path: Path) -> None:
-    proc = cli("+penalty=l1", "penalty.include=[net.fc1.weight]", "model=mlp", "model.hidden_sizes=[4]", "+path=geometric",
-               "path.num=3", "path.epochs_per_lambda=2", "path.bisect_steps=2", "path.checkpoints=none", "data=synthetic",
-               "data.n_samples=200", *QUIET, f"hydra.run.dir={tmp_path}")
+    proc = cli(
+        "+penalty=l1",
+        "penalty.include=[net.fc1.weight]",
+        "model=mlp",
+        "model.hidden_sizes=[4]",
+        "+path=geometric",
+        "path.num=3",
+        "path.epochs_per_lambda=2",
+        "path.bisect_steps=2",
+        "path.checkpoints=none",
+        "data=synthetic",
+        "data.n_samples=200",
+        *QUIET,
+        f"hydra.run.dir={tmp_path}",
+    )
     assert proc.returncode == 0, describe(proc)
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["lambda_max_source"] == "search" and metrics["lambda_max"] > 0
@@ -142,8 +173,17 @@ def test_breast_cancer_path_matches_sklearn_at_each_lambda(cli, tmp_path: Path) 
 
     from lightreg.data import SklearnDataModule
 
-    proc = cli("data=breast_cancer", "+penalty=l1", "penalty.mode=exact", "+path=geometric", "path.num=5",
-               "path.min_ratio=0.02", "path.checkpoints=none", *QUIET, f"hydra.run.dir={tmp_path}")
+    proc = cli(
+        "data=breast_cancer",
+        "+penalty=l1",
+        "penalty.mode=exact",
+        "+path=geometric",
+        "path.num=5",
+        "path.min_ratio=0.02",
+        "path.checkpoints=none",
+        *QUIET,
+        f"hydra.run.dir={tmp_path}",
+    )
     assert proc.returncode == 0, describe(proc)
     data = SklearnDataModule(name="breast_cancer", seed=0)
     data.setup()
@@ -159,8 +199,9 @@ def test_breast_cancer_path_matches_sklearn_at_each_lambda(cli, tmp_path: Path) 
         coef = np.array([float(row[f"coef:{f}"]) for f in data.feature_names])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ref = SkLogistic(l1_ratio=1.0, C=1 / (n * lam), solver="liblinear", tol=1e-10, max_iter=100_000,
-                             intercept_scaling=1e4).fit(x, y)
+            ref = SkLogistic(
+                l1_ratio=1.0, C=1 / (n * lam), solver="liblinear", tol=1e-10, max_iter=100_000, intercept_scaling=1e4
+            ).fit(x, y)
         f_ref = objective(ref.coef_.ravel(), float(ref.intercept_[0]), lam)
         assert abs(objective(coef, float(row["intercept"]), lam) - f_ref) <= 1e-3 * f_ref, lam
         np.testing.assert_array_equal(coef != 0, ref.coef_.ravel() != 0, err_msg=f"λ = {lam}")

@@ -47,9 +47,17 @@ LAYERS: dict[str, int] = {
 }
 """Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
 
-PURE = ("lightreg.tasks", "lightreg.penalties", "lightreg.sparsity", "lightreg.full_batch",
-        "lightreg.optim", "lightreg.kkt", "lightreg.compact.core", "lightreg.lambda_path.config",
-        "lightreg.lambda_path.selection")
+PURE = (
+    "lightreg.tasks",
+    "lightreg.penalties",
+    "lightreg.sparsity",
+    "lightreg.full_batch",
+    "lightreg.optim",
+    "lightreg.kkt",
+    "lightreg.compact.core",
+    "lightreg.lambda_path.config",
+    "lightreg.lambda_path.selection",
+)
 """Maths without Lightning: none of these may import ``lightning`` (``errors.warn`` may, lazily, to warn on rank 0)."""
 
 
@@ -102,7 +110,8 @@ GRAPH = _graph()
 def test_imports_only_lower_layers(module: str) -> None:
     unit = _unit(module)
     upward = [
-        target for target in GRAPH[module]
+        target
+        for target in GRAPH[module]
         if _unit(target) != unit and LAYERS[_unit(target)] >= LAYERS[unit] and not module.startswith(_unit(target))
     ]
     assert not upward, f"{module} (layer {LAYERS[unit]}) imports {upward}"
@@ -121,7 +130,7 @@ def test_no_import_cycle() -> None:
         state[node] = 1
         for nxt in sorted(GRAPH[node]):
             if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt):] + [nxt] if nxt in stack else [node, nxt]
+                cycle = [*stack[stack.index(nxt) :], nxt] if nxt in stack else [node, nxt]
                 raise AssertionError(f"import cycle: {' -> '.join(cycle)}")
             if nxt not in state:
                 visit(nxt, [*stack, nxt])
@@ -146,6 +155,9 @@ def test_pyproject_lists_every_package() -> None:
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     code = {_module_name(p.parent / "__init__.py") for p in (SRC / "lightreg").rglob("__init__.py")}
     conf = root / "conf"  # groups and nested groups (hydra/launcher): package data does not recurse
-    groups = {"lightreg.conf." + ".".join(d.relative_to(conf).parts) for d in conf.rglob("*")
-              if d.is_dir() and not any(part.startswith("_") for part in d.relative_to(conf).parts)}
+    groups = {
+        "lightreg.conf." + ".".join(d.relative_to(conf).parts)
+        for d in conf.rglob("*")
+        if d.is_dir() and not any(part.startswith("_") for part in d.relative_to(conf).parts)
+    }
     assert listed == code | groups | {"lightreg.conf"}

@@ -11,17 +11,13 @@ import torch
 from torch import nn
 
 from lightreg.data import SklearnDataModule, SyntheticDataModule
-from lightreg.models import MLP, LightregModule, LogisticRegression
-from lightreg.models import tasks
+from lightreg.models import MLP, LightregModule, LogisticRegression, tasks
 
 MODELS = {"logistic": LogisticRegression, "mlp": MLP}
 
 
 def _data(name: str, **kwargs):
-    if name == "synthetic":
-        dm = SyntheticDataModule(**kwargs)
-    else:
-        dm = SklearnDataModule(name=name, **kwargs)
+    dm = SyntheticDataModule(**kwargs) if name == "synthetic" else SklearnDataModule(name=name, **kwargs)
     dm.setup("fit")
     return dm
 

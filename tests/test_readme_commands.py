@@ -58,12 +58,15 @@ def test_readme_commands_run(tmp_path: Path) -> None:
     train = [c for c in commands if c.startswith("python -m train")]
     report = [c for c in commands if not c.startswith("python -m train")]
     previous = tmp_path / "previous"  # what `outputs/<date>/<time>` stands for: a finished penalty run
-    first = run_train("+penalty=l1", "lambda=0.001", *SHORT, "trainer.max_epochs=1", f"hydra.run.dir={previous}",
-                      cwd=tmp_path)
+    first = run_train(
+        "+penalty=l1", "lambda=0.001", *SHORT, "trainer.max_epochs=1", f"hydra.run.dir={previous}", cwd=tmp_path
+    )
     assert first.returncode == 0, describe(first)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {c: pool.submit(run_train, *_train_args(c, tmp_path, f"train{i}", previous), cwd=tmp_path)
-                   for i, c in enumerate(train)}
+        futures = {
+            c: pool.submit(run_train, *_train_args(c, tmp_path, f"train{i}", previous), cwd=tmp_path)
+            for i, c in enumerate(train)
+        }
         failed = [f"{c}\n{describe(f.result())}" for c, f in futures.items() if f.result().returncode != 0]
     assert not failed, "\n\n".join(failed)
     sweep = next(tmp_path / f"train{i}" for i, c in enumerate(train) if c.startswith("python -m train -m "))
@@ -71,9 +74,13 @@ def test_readme_commands_run(tmp_path: Path) -> None:
         filled = re.sub(r"outputs/multirun/\.\.\./(\d)", lambda m: str(sweep / m[1]), command)
         filled = re.sub(r"outputs/\S*", str(previous), filled) if "multirun" not in command else filled
         argv = shlex.split(filled)
-        exe = [sys.executable, "-m", "lightreg.report"] if argv[:3] == ["python", "-m", "lightreg.report"] else \
-            [str(Path(sys.executable).parent / "lightreg")]
-        proc = subprocess.run([*exe, *argv[3 if exe[1:2] == ["-m"] else 1:]], capture_output=True, text=True,
-                              timeout=300)
+        exe = (
+            [sys.executable, "-m", "lightreg.report"]
+            if argv[:3] == ["python", "-m", "lightreg.report"]
+            else [str(Path(sys.executable).parent / "lightreg")]
+        )
+        proc = subprocess.run(
+            [*exe, *argv[3 if exe[1:2] == ["-m"] else 1 :]], capture_output=True, text=True, timeout=300
+        )
         assert proc.returncode == 0, f"{filled}\n{describe(proc)}"
         assert "wrote " in proc.stdout

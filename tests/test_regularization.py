@@ -29,15 +29,23 @@ def _data(batch_size: int | None = 32, n_samples: int = 200) -> SyntheticDataMod
 def _mlp(dm: SyntheticDataModule, optimizer, cls=MLP, seed: int = 0) -> MLP:
     torch.manual_seed(seed)
     return cls(
-        hidden_sizes=[8, 6], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-        optimizer=optimizer, print_epochs=False,
+        hidden_sizes=[8, 6],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=optimizer,
+        print_epochs=False,
     )
 
 
 def _trainer(callbacks=(), **kwargs) -> L.Trainer:
     options = dict(
-        accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        max_epochs=1,
     )
     options.update(kwargs)
     return L.Trainer(callbacks=list(callbacks), **options)
@@ -219,7 +227,9 @@ def test_fused_optimizer_under_grad_scaler_is_refused() -> None:
     callback = RegularizationCallback(L1(), 1e-3)
     callback.setup(SimpleNamespace(strategy=object()), model, "fit")
     fused = torch.optim.Adam(model.parameters(), fused=True)
-    trainer = SimpleNamespace(precision_plugin=SimpleNamespace(scaler=object(), precision="16-mixed"), optimizers=[fused])
+    trainer = SimpleNamespace(
+        precision_plugin=SimpleNamespace(scaler=object(), precision="16-mixed"), optimizers=[fused]
+    )
     with pytest.raises(UserError, match="fused=True"):
         callback.on_fit_start(trainer, model)
 
@@ -235,8 +245,11 @@ def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
     dm = _data(batch_size=None)
     torch.manual_seed(0)
     model = LogisticRegression(
-        input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-        optimizer=functools.partial(torch.optim.SGD, lr=0.5), print_epochs=False,
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=functools.partial(torch.optim.SGD, lr=0.5),
+        print_epochs=False,
     )
     with pytest.warns(LightregWarning, match=r"lambda_max = ([0-9.e-]+)") as record:
         _trainer([RegularizationCallback(L1(), 5.0)], max_epochs=1, limit_val_batches=0).fit(model, datamodule=dm)
@@ -245,7 +258,7 @@ def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
     model.zero_grad()
     model.batch_loss((dm.x_train, dm.y_train))[1].backward()
     lam_max = float(model.net.linear.weight.grad.abs().max())
-    reported = [str(w.message) for w in record if "lambda_max" in str(w.message)][0]
+    reported = next(str(w.message) for w in record if "lambda_max" in str(w.message))
     assert f"lambda_max = {lam_max:.4g}" in reported
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -19,12 +20,20 @@ from lightreg.report import compare_runs, label_runs, load_run, plots, table, wr
 from lightreg.sparsity import SCHEMA_VERSION, feature_selection, magnitude_histogram, measure, totals
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-FC1 = torch.tensor([[1.0, 0.5, 0.0, -2.0], [0.0, 0.0, 0.0, 0.0], [-0.001, 3.0, 0.0, 0.5]])  # 6 zeros, unit 1 dead, c dropped
+FC1 = torch.tensor(
+    [[1.0, 0.5, 0.0, -2.0], [0.0, 0.0, 0.0, 0.0], [-0.001, 3.0, 0.0, 0.5]]
+)  # 6 zeros, unit 1 dead, c dropped
 OUT = torch.tensor([[0.0, 2.0, -1.0]])
 
 
-def write_run(path: Path, weights: dict[str, torch.Tensor], lam: float, fractions: list[float],
-              names: list[str] | None = None, input_shape: list[int] | None = None) -> Path:
+def write_run(
+    path: Path,
+    weights: dict[str, torch.Tensor],
+    lam: float,
+    fractions: list[float],
+    names: list[str] | None = None,
+    input_shape: list[int] | None = None,
+) -> Path:
     """A run directory as a finished run leaves it, with figures computed from ``weights``; ``fractions`` is the
     total zero fraction at each epoch (the history)."""
     path.mkdir(parents=True)
@@ -32,30 +41,51 @@ def write_run(path: Path, weights: dict[str, torch.Tensor], lam: float, fraction
     first = next(iter(weights))
     features = feature_selection(first, weights[first], names).as_dict() | {"input_shape": input_shape or []}
     history = [
-        {"epoch": e, "step": 10 * (e + 1), "total": {"zero_fraction": f, "near_zero_fraction": min(1.0, f + 0.1)},
-         "layers": {s.name: {"zero_fraction": f, "near_zero_fraction": f} for s in stats},
-         "metrics": {"train/loss": 1.0 / (e + 1), "val/loss": 1.2 / (e + 1), "train/penalty": 0.1,
-                     "train/objective": 1.0 / (e + 1) + 0.1, "val/acc": 0.5 + 0.1 * e}}
+        {
+            "epoch": e,
+            "step": 10 * (e + 1),
+            "total": {"zero_fraction": f, "near_zero_fraction": min(1.0, f + 0.1)},
+            "layers": {s.name: {"zero_fraction": f, "near_zero_fraction": f} for s in stats},
+            "metrics": {
+                "train/loss": 1.0 / (e + 1),
+                "val/loss": 1.2 / (e + 1),
+                "train/penalty": 0.1,
+                "train/objective": 1.0 / (e + 1) + 0.1,
+                "val/acc": 0.5 + 0.1 * e,
+            },
+        }
         for e, f in enumerate(fractions)
     ]
     sparsity = {
-        "version": SCHEMA_VERSION, "atol": 1e-3, "epochs": len(fractions), "global_step": 10 * len(fractions),
+        "version": SCHEMA_VERSION,
+        "atol": 1e-3,
+        "epochs": len(fractions),
+        "global_step": 10 * len(fractions),
         "penalties": [{"name": "l1", "penalty": "L1()", "strength": lam, "mode": "prox", "params": list(weights)}],
         "total": totals(stats) | {"features_selected": len(features["selected"])},
-        "layers": [s.as_dict() for s in stats], "features": features,
-        "histograms": {n: magnitude_histogram(w, 8).as_dict() for n, w in weights.items()}, "history": history,
+        "layers": [s.as_dict() for s in stats],
+        "features": features,
+        "histograms": {n: magnitude_histogram(w, 8).as_dict() for n, w in weights.items()},
+        "history": history,
     }
     (path / "sparsity.json").write_text(json.dumps(sparsity))
     (path / "metrics.json").write_text(json.dumps({"val/loss": 0.3 + lam, "val/acc": 0.9 - lam, "status": "completed"}))
     (path / ".hydra").mkdir()
-    (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["+penalty=l1", f"lambda={lam}", f"hydra.run.dir={path}"]))
+    (path / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump(["+penalty=l1", f"lambda={lam}", f"hydra.run.dir={path}"])
+    )
     return path
 
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    return write_run(tmp_path / "run", {"net.fc1.weight": FC1, "net.out.weight": OUT}, 0.01, [0.0, 0.25, 0.6],
-                     names=["a", "b", "c", "d"])
+    return write_run(
+        tmp_path / "run",
+        {"net.fc1.weight": FC1, "net.out.weight": OUT},
+        0.01,
+        [0.0, 0.25, 0.6],
+        names=["a", "b", "c", "d"],
+    )
 
 
 def rendered(renderable: object) -> str:
@@ -78,7 +108,9 @@ def test_run_table_shows_layers_totals_and_features(run_dir: Path) -> None:
 
 
 def test_compare_table_one_row_per_run_labelled_by_the_differing_override(tmp_path: Path) -> None:
-    dirs = [write_run(tmp_path / str(i), {"w": FC1}, lam, [0.5], names=list("abcd")) for i, lam in enumerate((0.01, 0.1))]
+    dirs = [
+        write_run(tmp_path / str(i), {"w": FC1}, lam, [0.5], names=list("abcd")) for i, lam in enumerate((0.01, 0.1))
+    ]
     runs = [load_run(d) for d in dirs]
     label_runs(runs)
     assert [r.label for r in runs] == ["lambda=0.01", "lambda=0.1"]
@@ -152,7 +184,12 @@ def test_sparsity_over_epochs_lines(run_dir: Path) -> None:
 def test_losses_show_the_penalty_beside_the_losses(run_dir: Path) -> None:
     fig = plots.losses(load_run(run_dir))
     left, right = fig.axes[:2]
-    assert {line.get_label() for line in left.get_lines()} == {"train/loss", "val/loss", "train/objective", "train/penalty"}
+    assert {line.get_label() for line in left.get_lines()} == {
+        "train/loss",
+        "val/loss",
+        "train/objective",
+        "train/penalty",
+    }
     assert [line.get_label() for line in right.get_lines()] == ["val/acc"]
     val = next(line for line in left.get_lines() if line.get_label() == "val/loss")
     assert val.get_ydata().tolist() == pytest.approx([1.2, 0.6, 0.4])
@@ -161,8 +198,10 @@ def test_losses_show_the_penalty_beside_the_losses(run_dir: Path) -> None:
 def test_compare_figures(tmp_path: Path) -> None:
     sparse = FC1.clone()
     sparse[:, 0] = 0.0
-    runs = [load_run(write_run(tmp_path / str(i), {"w": w}, lam, [f], names=list("abcd")))
-            for i, (w, lam, f) in enumerate([(FC1, 0.01, 0.5), (sparse, 0.1, 0.67)])]
+    runs = [
+        load_run(write_run(tmp_path / str(i), {"w": w}, lam, [f], names=list("abcd")))
+        for i, (w, lam, f) in enumerate([(FC1, 0.01, 0.5), (sparse, 0.1, 0.67)])
+    ]
     label_runs(runs)
     heat = plots.compare_features(runs).axes[0]
     (image,) = [a for a in heat.get_children() if isinstance(a, AxesImage)]
@@ -175,14 +214,16 @@ def test_compare_figures(tmp_path: Path) -> None:
 
 
 def test_compare_features_refuses_different_inputs(tmp_path: Path) -> None:
-    runs = [load_run(write_run(tmp_path / "a", {"w": FC1}, 0.01, [0.5])),
-            load_run(write_run(tmp_path / "b", {"w": torch.ones(2, 3)}, 0.01, [0.0]))]
+    runs = [
+        load_run(write_run(tmp_path / "a", {"w": FC1}, 0.01, [0.5])),
+        load_run(write_run(tmp_path / "b", {"w": torch.ones(2, 3)}, 0.01, [0.0])),
+    ]
     assert "different inputs" in plots.compare_features(runs).axes[0].texts[0].get_text()
 
 
 # -- files and commands ----------------------------------------------------------------------------------------------
 def test_write_report_saves_the_four_plots(run_dir: Path) -> None:
-    paths = write_report(run_dir, console=Console(file=open("/dev/null", "w")))
+    paths = write_report(run_dir, console=Console(file=io.StringIO()))
     assert sorted(p.name for p in paths) == sorted(f"{name}.png" for name in plots.RUN_FIGURES)
     assert all(p.parent == run_dir / "plots" and p.read_bytes()[:8] == PNG_MAGIC for p in paths)
 
@@ -201,7 +242,11 @@ def test_load_run_errors_say_what_to_do(what: str, phrase: str, tmp_path: Path) 
 
 
 def _report_cli(*args: str, module: bool = True) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "lightreg.report"] if module else [str(Path(sys.executable).parent / "lightreg"), "report"]
+    command = (
+        [sys.executable, "-m", "lightreg.report"]
+        if module
+        else [str(Path(sys.executable).parent / "lightreg"), "report"]
+    )
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -224,7 +269,7 @@ def test_console_script_and_bad_run_dir(tmp_path: Path) -> None:
 
 def test_compare_runs_default_folder(tmp_path: Path) -> None:
     dirs = [write_run(tmp_path / str(i), {"w": FC1}, lam, [0.5]) for i, lam in enumerate((0.01, 0.1))]
-    paths = compare_runs(dirs, console=Console(file=open("/dev/null", "w")))
+    paths = compare_runs(dirs, console=Console(file=io.StringIO()))
     assert {p.parent for p in paths} == {dirs[0] / "compare"}
 
 
@@ -240,15 +285,21 @@ def _overlap(texts) -> list[tuple[str, str]]:
     """Pairs of visible, non-empty texts whose drawn boxes intersect."""
     shown = [t for t in texts if t.get_visible() and t.get_text()]
     boxes = [t.get_window_extent() for t in shown]
-    return [(shown[i].get_text(), shown[j].get_text()) for i in range(len(shown)) for j in range(i + 1, len(shown))
-            if boxes[i].overlaps(boxes[j])]
+    return [
+        (shown[i].get_text(), shown[j].get_text())
+        for i in range(len(shown))
+        for j in range(i + 1, len(shown))
+        if boxes[i].overlaps(boxes[j])
+    ]
 
 
 def test_compare_features_marks_each_dropped_input_with_an_x(tmp_path: Path) -> None:
     sparse = FC1.clone()
     sparse[:, 0] = 0.0
-    runs = [load_run(write_run(tmp_path / str(i), {"w": w}, lam, [0.5], names=list("abcd")))
-            for i, (w, lam) in enumerate([(FC1, 0.01), (sparse, 0.1)])]
+    runs = [
+        load_run(write_run(tmp_path / str(i), {"w": w}, lam, [0.5], names=list("abcd")))
+        for i, (w, lam) in enumerate([(FC1, 0.01), (sparse, 0.1)])
+    ]
     ax = plots.compare_features(runs).axes[0]
     (crosses,) = ax.collections
     assert crosses.get_label().startswith("dropped")
@@ -257,7 +308,9 @@ def test_compare_features_marks_each_dropped_input_with_an_x(tmp_path: Path) -> 
 
 
 def test_compare_tradeoff_names_runs_in_a_legend_not_overlapping_labels(tmp_path: Path) -> None:
-    runs = [load_run(write_run(tmp_path / str(i), {"w": FC1}, lam, [0.5])) for i, lam in enumerate((0.01, 0.011, 0.012))]
+    runs = [
+        load_run(write_run(tmp_path / str(i), {"w": FC1}, lam, [0.5])) for i, lam in enumerate((0.01, 0.011, 0.012))
+    ]
     label_runs(runs)  # same sparsity, nearly the same metrics: labels beside the points would sit on each other
     fig = _drawn(plots.compare_tradeoff(runs))
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [r.label for r in runs]
@@ -292,8 +345,10 @@ def test_weight_histograms_draw_the_atol_line_and_readable_ticks(tmp_path: Path,
 
 @pytest.mark.parametrize("names", [list("abcd"), [f"a_rather_long_feature_name_{j}" for j in range(4)]])
 def test_tables_stay_within_80_columns(tmp_path: Path, names: list[str]) -> None:
-    dirs = [write_run(tmp_path / str(i), {"net.fc1.weight": FC1, "net.out.weight": OUT}, lam, [0.5], names=names)
-            for i, lam in enumerate((0.01, 0.1))]
+    dirs = [
+        write_run(tmp_path / str(i), {"net.fc1.weight": FC1, "net.out.weight": OUT}, lam, [0.5], names=names)
+        for i, lam in enumerate((0.01, 0.1))
+    ]
     runs = [load_run(d) for d in dirs]
     label_runs(runs)
     expected = {  # figures are never folded: each row keeps its numbers on one line
@@ -311,4 +366,4 @@ def test_tables_stay_within_80_columns(tmp_path: Path, names: list[str]) -> None
 def test_weight_histograms_title_fits_with_one_panel(tmp_path: Path) -> None:
     fig = _drawn(plots.weight_histograms(load_run(write_run(tmp_path / "one", {"w": FC1}, 0.01, [0.5]))))
     box = fig._suptitle.get_window_extent()
-    assert 0 <= box.x0 and box.x1 <= fig.bbox.x1
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.x1

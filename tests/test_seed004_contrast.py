@@ -24,12 +24,21 @@ def _fit(optimizer, lr: float, callbacks: list) -> tuple[MLP, float]:
     dm.setup("fit")
     kwargs = {"momentum": 0.9} if optimizer is torch.optim.SGD else {}
     model = MLP(
-        hidden_sizes=[50, 30, 10], input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task,
-        optimizer=functools.partial(optimizer, lr=lr, **kwargs), print_epochs=False,
+        hidden_sizes=[50, 30, 10],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=functools.partial(optimizer, lr=lr, **kwargs),
+        print_epochs=False,
     )
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, callbacks=callbacks,
+        accelerator="cpu",
+        max_epochs=15,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
     )
     trainer.fit(model, datamodule=dm)
     return model, float(trainer.callback_metrics["val/acc"])
@@ -46,7 +55,9 @@ def test_prox_gives_exact_zeros_in_every_layer_at_dense_accuracy(optimizer, lr: 
     prox_model, prox_acc = _fit(optimizer, lr, [RegularizationCallback(L1(), strength, mode="prox")])
     grad_model, _ = _fit(optimizer, lr, [RegularizationCallback(L1(), strength, mode="grad")])
     prox, grad = _zero_fractions(prox_model), _zero_fractions(grad_model)
-    print(f"{optimizer.__name__} λ={strength}: dense acc {dense_acc:.3f}, prox acc {prox_acc:.3f}; zeros prox {prox} grad {grad}")
+    print(
+        f"{optimizer.__name__} λ={strength}: dense acc {dense_acc:.3f}, prox acc {prox_acc:.3f}; zeros prox {prox} grad {grad}"
+    )
     assert prox_acc >= dense_acc - 0.02
     assert all(prox[name] > 0 for name in LAYERS), prox
     if optimizer is torch.optim.Adagrad:

@@ -53,7 +53,9 @@ def test_bad_parameters_raise_at_fit(params: dict, match: str) -> None:
         estimator.fit(x, y)
 
 
-@pytest.mark.parametrize(("params", "n", "expected"), [({"C": 2.0}, 100, 1 / 200), ({"lambda_": 0.3}, 100, 0.3), ({}, 50, 1 / 50)])
+@pytest.mark.parametrize(
+    ("params", "n", "expected"), [({"C": 2.0}, 100, 1 / 200), ({"lambda_": 0.3}, 100, 0.3), ({}, 50, 1 / 50)]
+)
 def test_strength_from_lambda_or_c(params: dict, n: int, expected: float) -> None:
     assert LightregClassifier(**params).strength(n) == pytest.approx(expected)
 
@@ -86,7 +88,11 @@ def test_regressor_linear_and_mlp() -> None:
 
 # -- scikit-learn's own checks -------------------------------------------------------------------------------------
 @pytest.mark.slow  # ~100 small fits through the Lightning Trainer (≈ 40 s + 10 s on 2 busy cores)
-@pytest.mark.parametrize("estimator", [LightregClassifier(max_epochs=5, random_state=0), LightregRegressor(max_epochs=5, random_state=0)], ids=type)
+@pytest.mark.parametrize(
+    "estimator",
+    [LightregClassifier(max_epochs=5, random_state=0), LightregRegressor(max_epochs=5, random_state=0)],
+    ids=type,
+)
 def test_check_estimator(estimator) -> None:
     results = check_estimator(estimator, expected_failed_checks=EXPECTED_FAILED_CHECKS, on_fail=None)
     failed = {r["check_name"]: str(r["exception"])[:200] for r in results if r["status"] == "failed"}
@@ -97,7 +103,9 @@ def test_check_estimator(estimator) -> None:
 @pytest.mark.slow  # 3 folds x 3 values
 def test_grid_search_over_lambda(breast_cancer) -> None:
     x, y = breast_cancer
-    search = GridSearchCV(LightregClassifier(max_epochs=2, random_state=0), {"lambda_": [1.0, 0.01, 1e-4]}, cv=3).fit(x, y)
+    search = GridSearchCV(LightregClassifier(max_epochs=2, random_state=0), {"lambda_": [1.0, 0.01, 1e-4]}, cv=3).fit(
+        x, y
+    )
     assert search.best_params_["lambda_"] != 1.0  # λ = 1 zeroes every weight: chance level
     scores = dict(zip(search.cv_results_["param_lambda_"], search.cv_results_["mean_test_score"]))
     assert scores[1.0] < 0.7 < scores[0.01]

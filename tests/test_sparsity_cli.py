@@ -25,15 +25,27 @@ def group_lasso_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     momentum) so that columns reach zero."""
     cwd = tmp_path_factory.mktemp("cli")
     run = cwd / "run"
-    proc = run_train(*SEED_001, "trainer.max_epochs=30", "data.batch_size=null", "optimizer.lr=0.5", "optimizer.momentum=0",
-                     "+penalty=group_lasso", "penalty.include=[net.fc1.weight]", "lambda=0.03", f"hydra.run.dir={run}", cwd=cwd)
+    proc = run_train(
+        *SEED_001,
+        "trainer.max_epochs=30",
+        "data.batch_size=null",
+        "optimizer.lr=0.5",
+        "optimizer.momentum=0",
+        "+penalty=group_lasso",
+        "penalty.include=[net.fc1.weight]",
+        "lambda=0.03",
+        f"hydra.run.dir={run}",
+        cwd=cwd,
+    )
     assert proc.returncode == 0, describe(proc)
     return run
 
 
 def test_penalized_run_writes_sparsity_json_and_plots(group_lasso_run: Path) -> None:
     summary = json.loads((group_lasso_run / "sparsity.json").read_text())
-    weight = torch.load(group_lasso_run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"]["net.fc1.weight"]
+    weight = torch.load(group_lasso_run / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"][
+        "net.fc1.weight"
+    ]
     nonzero_columns = torch.nonzero(weight.abs().sum(dim=0) > 0).flatten().tolist()
     features = summary["features"]
     assert features["layer"] == "net.fc1.weight"
@@ -55,8 +67,12 @@ def test_penalized_run_writes_sparsity_json_and_plots(group_lasso_run: Path) -> 
 
 
 def test_report_command_rebuilds_a_finished_run(group_lasso_run: Path, tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "lightreg.report", str(group_lasso_run), "--out", str(tmp_path / "again")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightreg.report", str(group_lasso_run), "--out", str(tmp_path / "again")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == PLOTS
     assert "net.fc1.weight" in proc.stdout and "Selected inputs" in proc.stdout
@@ -64,7 +80,9 @@ def test_report_command_rebuilds_a_finished_run(group_lasso_run: Path, tmp_path:
 
 def test_monitor_without_penalty_through_the_callbacks_option(cli, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    proc = cli(*SEED_001, "trainer.max_epochs=2", "callbacks=sparsity", "callbacks.sparsity.atol=0.01", f"hydra.run.dir={run}")
+    proc = cli(
+        *SEED_001, "trainer.max_epochs=2", "callbacks=sparsity", "callbacks.sparsity.atol=0.01", f"hydra.run.dir={run}"
+    )
     assert proc.returncode == 0, describe(proc)
     summary = json.loads((run / "sparsity.json").read_text())
     assert summary["penalties"] == [] and summary["atol"] == 0.01

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import describe
 from rich.console import Console
 
 from lightreg.sweep import summary
+
+from conftest import describe
 
 
 def _job(sweep: Path, num: int, overrides: list[str], metrics: dict | None) -> None:
@@ -24,10 +25,25 @@ def _job(sweep: Path, num: int, overrides: list[str], metrics: dict | None) -> N
 @pytest.fixture
 def sweep(tmp_path: Path) -> Path:
     common = ["+penalty=l1", "trainer.max_epochs=3"]
-    _job(tmp_path, 0, [*common, "lambda=0.0001", "optimizer=sgd"], {"status": "completed", "val/loss": 0.30, "val/acc": 0.9, "sparsity/nnz": 60})
-    _job(tmp_path, 1, [*common, "lambda=0.01", "optimizer=sgd"], {"status": "completed", "val/loss": 0.20, "val/acc": 0.95, "sparsity/nnz": 20})
+    _job(
+        tmp_path,
+        0,
+        [*common, "lambda=0.0001", "optimizer=sgd"],
+        {"status": "completed", "val/loss": 0.30, "val/acc": 0.9, "sparsity/nnz": 60},
+    )
+    _job(
+        tmp_path,
+        1,
+        [*common, "lambda=0.01", "optimizer=sgd"],
+        {"status": "completed", "val/loss": 0.20, "val/acc": 0.95, "sparsity/nnz": 20},
+    )
     _job(tmp_path, 2, [*common, "lambda=0.1", "optimizer=adam"], None)  # failed before training
-    _job(tmp_path, 10, [*common, "lambda=0.001", "optimizer=adam"], {"status": "completed", "val/loss": 0.25, "val/acc": 0.93, "sparsity/nnz": 40})
+    _job(
+        tmp_path,
+        10,
+        [*common, "lambda=0.001", "optimizer=adam"],
+        {"status": "completed", "val/loss": 0.25, "val/acc": 0.93, "sparsity/nnz": 40},
+    )
     (tmp_path / "multirun.yaml").write_text("{}\n")  # not a job
     return tmp_path
 
@@ -41,7 +57,10 @@ def test_rows_in_job_order_with_failed_jobs(sweep: Path) -> None:
     assert summary.val_metric(rows) == "val/acc"
 
 
-@pytest.mark.parametrize(("monitor", "mode", "order"), [("val/loss", "min", ["1", "10", "0", "2"]), ("sparsity/nnz", "max", ["0", "10", "1", "2"])])
+@pytest.mark.parametrize(
+    ("monitor", "mode", "order"),
+    [("val/loss", "min", ["1", "10", "0", "2"]), ("sparsity/nnz", "max", ["0", "10", "1", "2"])],
+)
 def test_sorted_by_monitor_failed_last(sweep: Path, monitor: str, mode: str, order: list[str]) -> None:
     assert [r.job for r in summary.sort_rows(summary.collect(sweep), monitor, mode)] == order
 
@@ -85,8 +104,16 @@ def test_no_lambda_plot_without_a_lambda_sweep(tmp_path: Path) -> None:
 def test_cli_sweep_ends_with_a_summary_and_survives_a_failed_job(cli, tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = cli(
-        "-m", "+penalty=l1", "lambda=1e-4,-1,1e-1", "data=breast_cancer", "trainer.max_epochs=3", "logger=none",
-        "callbacks=none", "model.print_epochs=false", "trainer.enable_progress_bar=false", f"hydra.sweep.dir={sweep}",
+        "-m",
+        "+penalty=l1",
+        "lambda=1e-4,-1,1e-1",
+        "data=breast_cancer",
+        "trainer.max_epochs=3",
+        "logger=none",
+        "callbacks=none",
+        "model.print_epochs=false",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={sweep}",
     )
     assert proc.returncode == 2, describe(proc)  # a job failed on bad input: not green
     assert "lightreg: error: 1 of 3 jobs failed" in proc.stderr and "Traceback" not in proc.stderr

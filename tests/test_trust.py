@@ -11,7 +11,6 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import write_csv
 from lightreg.callbacks import RegularizationCallback
 from lightreg.config_checks import check_optimizer
 from lightreg.console import WIDTH, _LogCopy, epoch_line
@@ -19,6 +18,8 @@ from lightreg.data import CSVDataModule, SklearnDataModule, read_csv_table
 from lightreg.errors import LightregWarning, UserError
 from lightreg.models import LogisticRegression
 from lightreg.penalties import L1, L2
+
+from conftest import write_csv
 
 ROWS = [(i, (i * 7) % 5, i % 2) for i in range(20)]
 
@@ -88,7 +89,12 @@ def test_validation_labels_use_the_training_classes(tmp_path) -> None:
 @pytest.mark.parametrize("sep", [";", "\t", "|"])
 def test_delimiter_is_sniffed_or_given(tmp_path, sep: str) -> None:
     path = tmp_path / "t.csv"
-    path.write_text("\n".join(sep.join(map(str, r)) for r in [("id", "a", "b", "label"), *[(100 + i, *r) for i, r in enumerate(ROWS)]]) + "\n")
+    path.write_text(
+        "\n".join(
+            sep.join(map(str, r)) for r in [("id", "a", "b", "label"), *[(100 + i, *r) for i, r in enumerate(ROWS)]]
+        )
+        + "\n"
+    )
     for delimiter in (None, sep):
         table = read_csv_table(path, "label", None, drop=["id"], delimiter=delimiter)
         assert table.feature_names == ["a", "b"] and table.x.shape == (20, 2)
@@ -99,7 +105,9 @@ def test_target_scale_makes_the_loss_standardized_and_predictions_in_units() -> 
     dm.setup("fit")
     y = dm.y_train.double().numpy()
     assert dm.target_scale == pytest.approx((y.mean(), y.std()))
-    model = LogisticRegression(input_shape=dm.input_shape, num_classes=None, task="regression", target_scale=dm.target_scale)
+    model = LogisticRegression(
+        input_shape=dm.input_shape, num_classes=None, task="regression", target_scale=dm.target_scale
+    )
     with torch.no_grad():
         model.net.linear.weight.zero_()
         model.net.linear.bias.zero_()
@@ -115,11 +123,17 @@ def test_target_scale_makes_the_loss_standardized_and_predictions_in_units() -> 
 @pytest.mark.parametrize(
     ("target", "key", "value"),
     [
-        ("torch.optim.SGD", "lr", -1.0), ("torch.optim.SGD", "lr", 0.0), ("torch.optim.SGD", "lr", "fast"),
-        ("torch.optim.SGD", "momentum", -0.1), ("torch.optim.SGD", "weight_decay", -1e-4),
-        ("torch.optim.Adam", "eps", -1e-8), ("torch.optim.Adam", "betas", [0.9, 1.0]),
-        ("torch.optim.AdamW", "betas", [1.5, 0.999]), ("torch.optim.Adam", "betas", [0.9]),
-        ("torch.optim.RMSprop", "alpha", -0.5), ("torch.optim.Adagrad", "lr_decay", -1.0),
+        ("torch.optim.SGD", "lr", -1.0),
+        ("torch.optim.SGD", "lr", 0.0),
+        ("torch.optim.SGD", "lr", "fast"),
+        ("torch.optim.SGD", "momentum", -0.1),
+        ("torch.optim.SGD", "weight_decay", -1e-4),
+        ("torch.optim.Adam", "eps", -1e-8),
+        ("torch.optim.Adam", "betas", [0.9, 1.0]),
+        ("torch.optim.AdamW", "betas", [1.5, 0.999]),
+        ("torch.optim.Adam", "betas", [0.9]),
+        ("torch.optim.RMSprop", "alpha", -0.5),
+        ("torch.optim.Adagrad", "lr_decay", -1.0),
         ("torch.optim.SGD", "nesterov", True),  # nesterov needs momentum > 0: torch's own check, one line
     ],
 )
@@ -133,7 +147,9 @@ def test_bad_optimizer_arguments(target: str, key: str, value) -> None:
 
 
 def test_good_optimizer_arguments_pass() -> None:
-    check_optimizer(OmegaConf.create({"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, "betas": [0.9, 0.999]}))
+    check_optimizer(
+        OmegaConf.create({"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3, "betas": [0.9, 0.999]})
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -143,9 +159,12 @@ def test_state_key_is_the_name_so_a_changed_penalty_is_compared() -> None:
     saved = RegularizationCallback(L1(), 1e-3, name="reg")
     assert RegularizationCallback(L2(), 1e-2, name="reg").state_key == saved.state_key
     assert RegularizationCallback(L1(), 1e-3, name="other").state_key != saved.state_key
-    for changed in (RegularizationCallback(L2(), 1e-3, name="reg"), RegularizationCallback(L1(), 1e-2, name="reg"),
-                    RegularizationCallback(L1(), 1e-3, mode="grad", name="reg")):
-        with pytest.raises(UserError, match="resume.allow_changes=true") as err:
+    for changed in (
+        RegularizationCallback(L2(), 1e-3, name="reg"),
+        RegularizationCallback(L1(), 1e-2, name="reg"),
+        RegularizationCallback(L1(), 1e-3, mode="grad", name="reg"),
+    ):
+        with pytest.raises(UserError, match=r"resume\.allow_changes=true") as err:
             changed.load_state_dict(saved.state_dict())
         assert repr(saved.penalty) in str(err.value) and repr(changed.penalty) in str(err.value)
         changed.allow_changes = True  # resume.allow_changes=true: the CLI warned once (lightreg.run_guard)
@@ -159,10 +178,24 @@ def test_state_key_is_the_name_so_a_changed_penalty_is_compared() -> None:
 @pytest.mark.parametrize(
     "figures",
     [
-        {"train/loss": 0.7265, "train/acc": 0.7745, "train/penalty": 0.0821, "train/objective": 0.81,
-         "val/loss": 0.2788, "val/acc": 0.9278},
-        {"train/loss": 123.456, "train/mae": 12345.6, "train/r2": -6.5521, "val/loss": 99.1, "val/mae": 150.25,
-         "val/r2": -0.1234, "train/penalty": 1234.5, "train/objective": 1357.9},
+        {
+            "train/loss": 0.7265,
+            "train/acc": 0.7745,
+            "train/penalty": 0.0821,
+            "train/objective": 0.81,
+            "val/loss": 0.2788,
+            "val/acc": 0.9278,
+        },
+        {
+            "train/loss": 123.456,
+            "train/mae": 12345.6,
+            "train/r2": -6.5521,
+            "val/loss": 99.1,
+            "val/mae": 150.25,
+            "val/r2": -0.1234,
+            "train/penalty": 1234.5,
+            "train/objective": 1357.9,
+        },
     ],
 )
 def test_epoch_line_fits_80_columns(figures) -> None:
@@ -183,8 +216,13 @@ def test_log_copy_drops_colours_and_progress_redraws() -> None:
 
 
 def test_predict_labels_maps_indices_back() -> None:
-    model = LogisticRegression(input_shape=(2,), num_classes=3, task="multiclass", classes=["a", "b", "c"],
-                               optimizer=partial(torch.optim.SGD, lr=0.1))
+    model = LogisticRegression(
+        input_shape=(2,),
+        num_classes=3,
+        task="multiclass",
+        classes=["a", "b", "c"],
+        optimizer=partial(torch.optim.SGD, lr=0.1),
+    )
     with torch.no_grad():
         model.net.linear.weight.copy_(torch.eye(3, 2))
         model.net.linear.bias.copy_(torch.tensor([0.0, 0.0, 0.5]))

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import config_options, describe, run_train
 from lightreg.models import LogisticRegression
+
+from conftest import config_options, describe, run_train
 
 pytestmark = pytest.mark.slow
 
@@ -134,8 +135,15 @@ def test_train_log_holds_what_the_console_showed(runs: Runs) -> None:
     proc = runs("log_penalty")
     assert proc.returncode == 0, describe(proc)
     log = (runs.root / "log_penalty" / "train.log").read_text()
-    for shown in ("Epoch 1/2", "Epoch 2/2", "lightreg: WARNING: l1: lambda is 0", "run folder", "checkpoints",
-                  "sparsity", "Sparsity at the end of"):
+    for shown in (
+        "Epoch 1/2",
+        "Epoch 2/2",
+        "lightreg: WARNING: l1: lambda is 0",
+        "run folder",
+        "checkpoints",
+        "sparsity",
+        "Sparsity at the end of",
+    ):
         assert shown in log, shown
     assert "\x1b[" not in log and "it/s" not in log  # no colour codes, no progress bar frames
     assert all(len(line) <= 80 for line in log.splitlines() if line.startswith(("Epoch", "run folder")))
@@ -143,7 +151,7 @@ def test_train_log_holds_what_the_console_showed(runs: Runs) -> None:
 
 def test_final_block_without_a_penalty(runs: Runs) -> None:
     proc = runs("floor_digits")
-    block = proc.stdout[proc.stdout.index("run folder"):].splitlines()
+    block = proc.stdout[proc.stdout.index("run folder") :].splitlines()
     assert block[0].split()[-1] == str(runs.root / "floor_digits")
     assert block[1].startswith("after 20 epochs") and "val/acc" in block[1] and "val/loss" in block[1]
     assert block[2].split()[1:] == ["checkpoints/best.ckpt,", "checkpoints/last.ckpt"]
@@ -165,8 +173,15 @@ def test_resume_already_done_writes_nothing(runs: Runs) -> None:
 def test_resume_with_allowed_changes_into_a_new_folder(runs: Runs) -> None:
     assert runs("earlier").returncode == 0
     ckpt = runs.root / "earlier" / "checkpoints" / "last.ckpt"
-    proc = runs.later("changed", f"ckpt_path={ckpt}", "+penalty=l2", "lambda=0.01", "trainer.max_epochs=3",
-                      "resume.allow_changes=true", *QUIET)
+    proc = runs.later(
+        "changed",
+        f"ckpt_path={ckpt}",
+        "+penalty=l2",
+        "lambda=0.01",
+        "trainer.max_epochs=3",
+        "resume.allow_changes=true",
+        *QUIET,
+    )
     assert proc.returncode == 0, describe(proc)
     warnings = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(warnings) == 1 and "resume.allow_changes=true" in warnings[0] and "L2()" in warnings[0], describe(proc)

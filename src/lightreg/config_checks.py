@@ -47,7 +47,9 @@ def check_config(cfg: DictConfig) -> None:
     check_path(cfg)  # +path=...: lightreg.lambda_path
     ckpt_path = cfg.get("ckpt_path")
     if ckpt_path is not None and not Path(ckpt_path).is_file():
-        raise UserError(f"ckpt_path {ckpt_path!r} is not a file; point it at a checkpoint such as <run dir>/checkpoints/last.ckpt")
+        raise UserError(
+            f"ckpt_path {ckpt_path!r} is not a file; point it at a checkpoint such as <run dir>/checkpoints/last.ckpt"
+        )
     _check_penalties(cfg)
     _check_progress_bar(cfg)
     if cfg.get("optimizer") is not None:
@@ -97,7 +99,13 @@ def check_optimizer(node: DictConfig) -> None:
         if key not in node:
             continue
         value = node[key]
-        bad = not _number(value) or not math.isfinite(value) or value < low or value > high or (open_high and value == high)
+        bad = (
+            not _number(value)
+            or not math.isfinite(value)
+            or value < low
+            or value > high
+            or (open_high and value == high)
+        )
         if key == "lr" and _number(value) and value <= 0:
             bad = True
         if bad:
@@ -105,7 +113,7 @@ def check_optimizer(node: DictConfig) -> None:
     if "betas" in node:
         betas = node["betas"]
         if (
-            not OmegaConf.is_list(betas) and not isinstance(betas, (list, tuple))
+            (not OmegaConf.is_list(betas) and not isinstance(betas, (list, tuple)))
             or len(betas) != 2
             or not all(_number(b) and 0.0 <= b < 1.0 for b in betas)
         ):

@@ -90,7 +90,10 @@ class _Tee(io.TextIOBase):
 
 
 def _handlers() -> list[logging.Handler]:
-    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
     return [h for lg in loggers for h in lg.handlers]
 
 

@@ -7,9 +7,9 @@ exactly the training data loss (:class:`~lightreg.models.LightregModule`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +54,9 @@ def intra_op_threads(count: int | str | None, batches: list[tuple[Tensor, ...]])
 def materialize(batches: Iterable[Sequence[Tensor]], like: Tensor) -> list[tuple[Tensor, ...]]:
     """Read one pass of a loader into a list of batches (reused by every full-batch evaluation), on the device of
     the parameter ``like``, floating tensors in its dtype (as Lightning's ``64-true`` precision does)."""
-    return [tuple(t.to(like.device, like.dtype if t.is_floating_point() else t.dtype) for t in batch) for batch in batches]
+    return [
+        tuple(t.to(like.device, like.dtype if t.is_floating_point() else t.dtype) for t in batch) for batch in batches
+    ]
 
 
 def _batch_loss(model: Any, batch: tuple[Tensor, ...]) -> tuple[Tensor, int]:
@@ -73,7 +75,9 @@ def data_loss(model: Any, batches: list[tuple[Tensor, ...]]) -> float:
     return total / count
 
 
-def data_loss_and_grad(model: Any, batches: list[tuple[Tensor, ...]], params: Sequence[Tensor]) -> tuple[float, list[Tensor]]:
+def data_loss_and_grad(
+    model: Any, batches: list[tuple[Tensor, ...]], params: Sequence[Tensor]
+) -> tuple[float, list[Tensor]]:
     """``(f(w), [∂f/∂p for p in params])`` with ``f`` the sample-weighted mean data loss over ``batches``."""
     grads = [torch.zeros_like(p) for p in params]
     total, count = 0.0, 0

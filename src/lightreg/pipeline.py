@@ -15,9 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from lightreg import full_batch
 from lightreg.building import build, build_callbacks
 from lightreg.callbacks import RegularizationCallback, SparsityMonitor
-from lightreg.config_checks import check_config
-from lightreg.errors import UserError
 from lightreg.compact.run import compact_model
+from lightreg.config_checks import check_config
 from lightreg.kkt import kkt_report
 from lightreg.lambda_path.runner import train_path
 from lightreg.models import LogisticRegression

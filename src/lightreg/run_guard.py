@@ -43,7 +43,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     fix = "point ckpt_path at a checkpoint written by lightreg, e.g. <run dir>/checkpoints/last.ckpt"
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and EOF errors all mean "not a checkpoint"
+    except Exception as exc:
         raise UserError(f"ckpt_path {str(path)!r} is not a checkpoint ({type(exc).__name__}); {fix}") from None
     if not isinstance(checkpoint, dict) or not {"state_dict", "epoch"} <= checkpoint.keys():
         raise UserError(f"ckpt_path {str(path)!r} is not a Lightning checkpoint (no state_dict/epoch); {fix}")
@@ -69,7 +69,9 @@ def penalty_states(checkpoint: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def describe(state: dict[str, Any]) -> str:
     """``l1: L1() strength=0.001 mode=prox`` (the fingerprint of a regularization callback's state)."""
-    return f"{state.get('name', '?')}: {state.get('penalty')} strength={state.get('strength'):g} mode={state.get('mode')}"
+    return (
+        f"{state.get('name', '?')}: {state.get('penalty')} strength={state.get('strength'):g} mode={state.get('mode')}"
+    )
 
 
 def configured_penalties(cfg: DictConfig) -> dict[str, dict[str, Any]]:
@@ -81,7 +83,7 @@ def configured_penalties(cfg: DictConfig) -> dict[str, dict[str, Any]]:
             with warnings.catch_warnings():  # the pipeline builds the callback again and warns then
                 warnings.simplefilter("ignore")
                 callback = instantiate(node, **name)
-        except Exception:  # noqa: BLE001 - the pipeline reports a bad penalty config in its own words
+        except Exception:
             continue
         if isinstance(callback, RegularizationCallback):
             found[callback.name] = callback.state_dict()
@@ -183,8 +185,11 @@ class RunGuard(Callback):
             bad.append("train/loss")
         for name, value in trainer.callback_metrics.items():
             if (
-                name.startswith(("val/", "train/")) and not name.endswith("_step") and "/penalty/" not in name
-                and value.numel() == 1 and not math.isfinite(float(value))
+                name.startswith(("val/", "train/"))
+                and not name.endswith("_step")
+                and "/penalty/" not in name
+                and value.numel() == 1
+                and not math.isfinite(float(value))
             ):
                 bad.append(name)
         if bad:

@@ -36,6 +36,8 @@ from lightreg.quiet import quiet_lightning
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
 PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+
+
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -115,7 +117,9 @@ class _LightregEstimator(BaseEstimator):
                 )
             return 0.0
         for name, value in (("lambda_", self.lambda_), ("C", self.C)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value)
+            ):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.lambda_ is not None:
             if self.lambda_ < 0:
@@ -133,7 +137,9 @@ class _LightregEstimator(BaseEstimator):
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         _positive_int("max_epochs", self.max_epochs)
         _positive_int("batch_size", self.batch_size, allow_none=True)
-        if self.lr is not None and (isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0):
+        if self.lr is not None and (
+            isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0
+        ):
             raise ValueError(f"lr must be a number > 0 or None, got {self.lr!r}")
         if self.l1_ratio is not None and self.penalty != "elastic_net":
             raise ValueError(f"l1_ratio applies to penalty='elastic_net' only, got penalty={self.penalty!r}")
@@ -170,11 +176,23 @@ class _LightregEstimator(BaseEstimator):
         with quiet_lightning(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = MODELS[self.model](
-                input_shape=(X.shape[1],), num_classes=num_classes, task=task, optimizer=self._optimizer(), print_epochs=False, **kwargs
+                input_shape=(X.shape[1],),
+                num_classes=num_classes,
+                task=task,
+                optimizer=self._optimizer(),
+                print_epochs=False,
+                **kwargs,
             )
             trainer = L.Trainer(
-                max_epochs=self.max_epochs, accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
-                enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                max_epochs=self.max_epochs,
+                accelerator="cpu",
+                devices=1,
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                num_sanity_val_steps=0,
+                limit_val_batches=0,
                 callbacks=callbacks,
             )
             trainer.fit(module, datamodule=data)
@@ -188,7 +206,9 @@ class _LightregEstimator(BaseEstimator):
         self.lambda_fitted_ = self.strength(X.shape[0])
         self.n_iter_ = trainer.current_epoch
         if MODELS[self.model] is LogisticRegression:
-            self._set_coef(module.net.linear.weight.detach().numpy().copy(), module.net.linear.bias.detach().numpy().copy())
+            self._set_coef(
+                module.net.linear.weight.detach().numpy().copy(), module.net.linear.bias.detach().numpy().copy()
+            )
 
     def _set_coef(self, weight: np.ndarray, bias: np.ndarray) -> None:
         self.coef_, self.intercept_ = weight.astype(np.float64), bias.astype(np.float64)
@@ -214,9 +234,17 @@ class LightregClassifier(ClassifierMixin, _LightregEstimator):
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
-            raise ValueError(f"a classifier needs samples of at least 2 classes in the data, got 1 class: {self.classes_[0]!r}")
+            raise ValueError(
+                f"a classifier needs samples of at least 2 classes in the data, got 1 class: {self.classes_[0]!r}"
+            )
         binary = len(self.classes_) == 2
-        self._fit(X, encoded, "binary" if binary else "multiclass", len(self.classes_), torch.float32 if binary else torch.long)
+        self._fit(
+            X,
+            encoded,
+            "binary" if binary else "multiclass",
+            len(self.classes_),
+            torch.float32 if binary else torch.long,
+        )
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -265,8 +293,18 @@ class LightregRegressor(RegressorMixin, _LightregEstimator):
         random_state: int | np.random.RandomState | None = None,
     ) -> None:
         super().__init__(
-            penalty=penalty, lambda_=lambda_, C=C, l1_ratio=l1_ratio, model=model, hidden_sizes=hidden_sizes,
-            max_epochs=max_epochs, mode=mode, batch_size=batch_size, optimizer=optimizer, lr=lr, random_state=random_state,
+            penalty=penalty,
+            lambda_=lambda_,
+            C=C,
+            l1_ratio=l1_ratio,
+            model=model,
+            hidden_sizes=hidden_sizes,
+            max_epochs=max_epochs,
+            mode=mode,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            lr=lr,
+            random_state=random_state,
         )
 
     def fit(self, X: Any, y: Any) -> LightregRegressor:

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from lightreg.penalties import (
-    PENALTIES as REGISTRY,
     L1,
     L2,
     ElasticNet,
@@ -21,6 +20,9 @@ from lightreg.penalties import (
     Penalty,
     SparseGroupLasso,
     soft_threshold_,
+)
+from lightreg.penalties import (
+    PENALTIES as REGISTRY,
 )
 
 PENALTIES: list[Penalty] = [
@@ -118,7 +120,9 @@ PROX_CASES = [
     (GroupLasso("channels"), [[3.0, 0.3], [4.0, 0.4]], 2.5 / math.sqrt(2), [[1.5, 0.0], [2.0, 0.0]]),
     # ρ = 0.5, step 2: soft-threshold at 1 -> [[2, 3], [0, 0]]; then shrink ‖(2, 3)‖ = √13 by 2·0.5·√2 = √2
     (
-        SparseGroupLasso("rows", 0.5), [[3.0, 4.0], [0.3, 0.4]], 2.0,
+        SparseGroupLasso("rows", 0.5),
+        [[3.0, 4.0], [0.3, 0.4]],
+        2.0,
         [[2.0 * (1 - math.sqrt(2 / 13)), 3.0 * (1 - math.sqrt(2 / 13))], [0.0, 0.0]],
     ),
 ]
@@ -183,6 +187,7 @@ def test_group_prox_tensor_step_decreases_diagonal_objective(penalty: Penalty) -
 
 # ---------------------------------------------------------------- prox optimality
 
+
 @pytest.mark.parametrize(
     ("penalty", "tensor_step"),
     # with a per-entry step, group lasso's prox is the exact prox in the diag(1/step) metric too
@@ -215,6 +220,7 @@ def test_l1_prox_subgradient_optimality(penalty: L1 | ElasticNet) -> None:
 
 
 # ---------------------------------------------------------------- lambda_max
+
 
 def _least_squares(k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """X (20, 6) and Y (20, k) for f(W) = ½ ‖X Wᵀ - Y‖² with W of shape (k, 6)."""
@@ -264,12 +270,14 @@ def test_lambda_max_without_l1_part(penalty: Penalty) -> None:
 
 # ---------------------------------------------------------------- metadata and validation
 
+
 def test_every_registered_penalty_is_tested() -> None:
     assert {type(p) for p in PENALTIES} == set(REGISTRY.values())
     assert all(REGISTRY[p.name] is type(p) for p in PENALTIES)
 
 
 # ---------------------------------------------------------------- KKT pieces, for every penalty
+
 
 @pytest.mark.parametrize("penalty", PENALTIES, ids=repr)
 @pytest.mark.parametrize("tensor_step", [False, True], ids=["scalar_step", "tensor_step"])
@@ -312,7 +320,11 @@ def test_metadata_and_repr() -> None:
     assert [p.name for p in (L1(), L2(), ElasticNet(), GroupLasso())] == ["l1", "l2", "elastic_net", "group_lasso"]
     assert [p.elementwise for p in (L1(), L2(), ElasticNet(), GroupLasso())] == [True, True, True, False]
     assert [p.sparse for p in (L1(), L2(), ElasticNet(0.5), ElasticNet(0), GroupLasso())] == [
-        True, False, True, False, True,
+        True,
+        False,
+        True,
+        False,
+        True,
     ]
     assert repr(ElasticNet(l1_ratio=0.5)) == "ElasticNet(l1_ratio=0.5)"
     assert repr(GroupLasso("columns")) == "GroupLasso(groups='columns')"

@@ -30,13 +30,17 @@ def test_default_selects_trainable_weights_only() -> None:
 
 def test_include_globs_may_select_1d_parameters() -> None:
     assert _names(select_parameters(Net(), include=["net.*.bias", "conv.weight"])) == [
-        "conv.weight", "net.0.bias", "net.1.bias", "net.3.bias",
+        "conv.weight",
+        "net.0.bias",
+        "net.1.bias",
+        "net.3.bias",
     ]
 
 
 def test_single_string_patterns() -> None:
     assert _names(select_parameters(Net(), include="net.*.weight", exclude="net.1.*")) == [
-        "net.0.weight", "net.3.weight",
+        "net.0.weight",
+        "net.3.weight",
     ]
 
 

@@ -8,10 +8,9 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
-
-from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 
 from lightreg import full_batch
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
@@ -78,7 +77,12 @@ class RegularizationCallback(Callback):
     ) -> None:
         if not isinstance(penalty, Penalty):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or strength < 0:
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not math.isfinite(strength)
+            or strength < 0
+        ):
             raise UserError(
                 f"strength (lambda) must be a finite number >= 0, got {strength!r}: "
                 "a penalty is added to the objective, never subtracted"
@@ -94,13 +98,17 @@ class RegularizationCallback(Callback):
         self.include = [include] if isinstance(include, str) else (list(include) if include else None)
         self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
         if kernel_form is not None and kernel_form not in kernels.FORMS:
-            raise UserError(f"kernel_form must be one of {kernels.FORMS} or null (the device's default), got {kernel_form!r}")
+            raise UserError(
+                f"kernel_form must be one of {kernels.FORMS} or null (the device's default), got {kernel_form!r}"
+            )
         self.kernel_form = kernel_form
         self.warmup_epochs = warmup_epochs
         self.adaptive = adaptive
         self.name = name or penalty.name
         if finish is not None and mode != "exact":
-            raise UserError(f"finish options apply to mode='exact' only, got mode={mode!r} with finish={dict(finish)!r}")
+            raise UserError(
+                f"finish options apply to mode='exact' only, got mode={mode!r} with finish={dict(finish)!r}"
+            )
         self.finish = ProximalFinish(**(finish or {})) if mode == "exact" else None
         self.params: dict[str, nn.Parameter] = {}
         self._param_ids: set[int] = set()
@@ -168,16 +176,16 @@ class RegularizationCallback(Callback):
             self._warn_double_decay(optimizer)
             if self.mode in ("prox", "exact"):
                 if self.adaptive and not is_adaptive(optimizer) and type(optimizer).__name__ != "SGD":
-                    warn(
-                        f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ"
-                    )
+                    warn(f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ")
                 self._prox_warmup = warmup_steps(trainer.estimated_stepping_batches)
                 self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
 
     def _check_exact(self, trainer: L.Trainer) -> None:
         """The finish runs in one process, on the datamodule's training set."""
         if trainer.datamodule is None:
-            raise UserError("mode=exact needs a LightningDataModule for its full-batch finish: trainer.fit(model, datamodule=...)")
+            raise UserError(
+                "mode=exact needs a LightningDataModule for its full-batch finish: trainer.fit(model, datamodule=...)"
+            )
         if trainer.world_size > 1:
             raise UserError(
                 f"mode=exact's full-batch finish runs in one process, got world_size={trainer.world_size}: train with "
@@ -207,10 +215,16 @@ class RegularizationCallback(Callback):
         self._remove_hooks()
 
     # -- the penalty itself -----------------------------------------------------------------------------------
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
         # a device-side reduction per step (no host sync, no weight-sized temporary): the epoch's train/penalty is exact
         params = list(self.params.values())
-        value = kernels.value(self.penalty, params) * self.current_strength(trainer.current_epoch) if params else torch.zeros(())
+        value = (
+            kernels.value(self.penalty, params) * self.current_strength(trainer.current_epoch)
+            if params
+            else torch.zeros(())
+        )
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
@@ -226,10 +240,17 @@ class RegularizationCallback(Callback):
         lam = self.current_strength(trainer.current_epoch)
         if lam == 0:
             return
-        pairs = [(p, p.grad) for g in optimizer.param_groups for p in g["params"] if id(p) in self._param_ids and p.grad is not None]
+        pairs = [
+            (p, p.grad)
+            for g in optimizer.param_groups
+            for p in g["params"]
+            if id(p) in self._param_ids and p.grad is not None
+        ]
         if pairs:
             params, grads = zip(*pairs)
-            kernels.add_grad_(self.penalty, [p.detach() for p in params], grads, lam, self._kernel_form(params[0].device))
+            kernels.add_grad_(
+                self.penalty, [p.detach() for p in params], grads, lam, self._kernel_form(params[0].device)
+            )
 
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
@@ -240,9 +261,7 @@ class RegularizationCallback(Callback):
             scalar: dict[float, list[Tensor]] = {}  # one batched pass per scalar threshold (SGD: one per group)
             for p in group["params"]:
                 if id(p) in self._param_ids:
-                    step = prox_step(
-                        optimizer, group, p, self.adaptive, floor=lam, scale=lam, warmup=self._prox_warmup
-                    )
+                    step = prox_step(optimizer, group, p, self.adaptive, floor=lam, scale=lam, warmup=self._prox_warmup)
                     if isinstance(step, Tensor):
                         self.penalty.prox_(p, step)
                     else:
@@ -284,7 +303,9 @@ class RegularizationCallback(Callback):
     @staticmethod
     def _is_last_step(trainer: L.Trainer) -> bool:
         """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow."""
-        last_epoch = trainer.is_last_batch and trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs - 1
+        last_epoch = (
+            trainer.is_last_batch and trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs - 1
+        )
         return last_epoch or 0 < trainer.max_steps <= trainer.global_step
 
     def _runs_finish(self, trainer: L.Trainer) -> bool:

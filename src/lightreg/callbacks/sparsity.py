@@ -24,6 +24,7 @@ from lightreg.sparsity import (
     measure,
     totals,
 )
+
 SYNC_ADVICE = r"It is recommended to use `self.log\('(sparsity|features)/"
 """Lightning's DDP advice to all-reduce epoch figures; every rank holds the same weights, so none is needed."""
 
@@ -152,7 +153,8 @@ class SparsityMonitor(Callback):
                 "step": trainer.global_step,
                 "total": total,
                 "layers": {
-                    s.name: {"zero_fraction": s.zero_fraction, "near_zero_fraction": s.near_zero_fraction} for s in stats
+                    s.name: {"zero_fraction": s.zero_fraction, "near_zero_fraction": s.near_zero_fraction}
+                    for s in stats
                 },
                 "metrics": {},
             }
@@ -175,7 +177,9 @@ class SparsityMonitor(Callback):
             self.history[-1]["metrics"] = {
                 name: float(value)
                 for name, value in trainer.callback_metrics.items()
-                if name.startswith(("train/", "val/")) and not name.endswith("_step") and "/penalty/" not in name
+                if name.startswith(("train/", "val/"))
+                and not name.endswith("_step")
+                and "/penalty/" not in name
                 and value.numel() == 1
             }
 

@@ -19,7 +19,13 @@ class ArrayDataModule(L.LightningDataModule):
     """
 
     def __init__(
-        self, x: Tensor, y: Tensor, batch_size: int | None = 64, seed: int = 0, x_val: Tensor | None = None, y_val: Tensor | None = None
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int | None = 64,
+        seed: int = 0,
+        x_val: Tensor | None = None,
+        y_val: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.x_train, self.y_train, self.x_val, self.y_val = x, y, x_val, y_val

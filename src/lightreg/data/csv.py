@@ -87,7 +87,9 @@ def read_csv_table(
     missing_cols: set[str] = set()
     for k, (line, row) in enumerate(body):
         if len(row) != len(header):
-            raise UserError(f"{path} line {line} has {len(row)} cells, the header has {len(header)} (delimiter {sep!r})")
+            raise UserError(
+                f"{path} line {line} has {len(row)} cells, the header has {len(header)} (delimiter {sep!r})"
+            )
         y_cells.append(row[t].strip())
         incomplete = row[t].strip().lower() in MISSING
         if incomplete:
@@ -153,7 +155,9 @@ def _encode_target(
                 "classes in the training data"
             )
         if task == "binary" and len(found) != 2:
-            raise UserError(f"data.task=binary but target {target!r} in {path} has {len(found)} classes; use multiclass")
+            raise UserError(
+                f"data.task=binary but target {target!r} in {path} has {len(found)} classes; use multiclass"
+            )
         classes = found
     index = {c: i for i, c in enumerate(classes)}
     keyed = [int(v) if numeric else v for v in labels]
@@ -204,7 +208,9 @@ class CSVDataModule(TabularDataModule):
     ) -> None:
         super().__init__(**kwargs)
         if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
-            raise UserError(f"data.delimiter must be one character (e.g. ';' or '\\t') or null to sniff it, got {delimiter!r}")
+            raise UserError(
+                f"data.delimiter must be one character (e.g. ';' or '\\t') or null to sniff it, got {delimiter!r}"
+            )
         if isinstance(drop, str):
             drop = [drop]
         self.train_path, self.val_path, self.target, self.task_override = train_path, val_path, target, task

@@ -11,7 +11,9 @@ from lightreg.errors import UserError
 RULES = ("linear", "clusters", "ring")
 
 
-def make_synthetic(n_samples: int, n_features: int, n_informative: int, rule: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def make_synthetic(
+    n_samples: int, n_features: int, n_informative: int, rule: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Features ~ N(0, 1); labels depend on columns ``0..n_informative-1`` only.
 
     ``linear``: ``x0 − 0.7·x1 (+ 0.5·x_k for further informative k) + N(0, 0.3²) > 0``;
@@ -21,8 +23,14 @@ def make_synthetic(n_samples: int, n_features: int, n_informative: int, rule: st
     rng = np.random.default_rng(seed)
     if rule == "clusters":
         x, y = make_classification(
-            n_samples=n_samples, n_features=n_features, n_informative=n_informative, n_redundant=0,
-            n_repeated=0, n_classes=2, shuffle=False, random_state=seed,
+            n_samples=n_samples,
+            n_features=n_features,
+            n_informative=n_informative,
+            n_redundant=0,
+            n_repeated=0,
+            n_classes=2,
+            shuffle=False,
+            random_state=seed,
         )
         return x, y.astype(np.int64)
     x = rng.standard_normal((n_samples, n_features))

@@ -55,7 +55,9 @@ class TabularDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0):
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0
+        ):
             raise UserError(f"data.batch_size must be a positive integer or null (full batch), got {batch_size!r}")
         if not 0.0 < val_fraction < 1.0:
             raise UserError(f"data.val_fraction must be in (0, 1), got {val_fraction!r}")

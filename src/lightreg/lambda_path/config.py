@@ -32,7 +32,9 @@ def check_path(cfg: DictConfig) -> None:
         return
     penalties = [cfg.get("penalty")] if cfg.get("penalty") is not None else []
     if not penalties:
-        raise UserError("a path runs along λ of a penalty, and none is configured: add one, e.g. `+penalty=l1 +path=geometric`")
+        raise UserError(
+            "a path runs along λ of a penalty, and none is configured: add one, e.g. `+penalty=l1 +path=geometric`"
+        )
     for name, node in (cfg.get("extra_penalties") or {}).items():
         if not node.get("strength"):  # e.g. strength: ${lambda}, which a path leaves at 0
             raise UserError(
@@ -60,7 +62,9 @@ def check_path(cfg: DictConfig) -> None:
         raise UserError(f"path.checkpoints must be one of {CHECKPOINTS}, got {path.get('checkpoints')!r}")
     name = cfg.penalty.get("penalty")
     if name == "l2" and lam_max is None:
-        raise UserError("an L2 penalty never zeroes weights, so it has no lambda_max: give path.lambda_max=... or use l1")
+        raise UserError(
+            "an L2 penalty never zeroes weights, so it has no lambda_max: give path.lambda_max=... or use l1"
+        )
 
 
 def geometric_grid(lambda_max: float, num: int, min_ratio: float) -> np.ndarray:

@@ -32,7 +32,9 @@ def _metric(rows: Sequence[dict[str, Any]], monitor: str) -> str:
     return next((m for m in METRIC_ORDER if m != monitor and m in rows[0]), monitor)
 
 
-def path_figure(rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, int], features: Sequence[str] | None) -> Figure:
+def path_figure(
+    rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, int], features: Sequence[str] | None
+) -> Figure:
     """Validation figures and nnz against λ (log x, the best and one-SE λ marked); coefficient paths for linear
     models (``features`` given)."""
     lambdas = [r["lambda"] for r in rows]
@@ -41,7 +43,15 @@ def path_figure(rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, 
     axes = fig.subplots(1, panels)
     metric = _metric(rows, monitor)
     ax = axes[0]
-    ax.errorbar(lambdas, [r[monitor] for r in rows], yerr=[r[f"{monitor}_se"] for r in rows], marker="o", ms=3, capsize=2, label=monitor)
+    ax.errorbar(
+        lambdas,
+        [r[monitor] for r in rows],
+        yerr=[r[f"{monitor}_se"] for r in rows],
+        marker="o",
+        ms=3,
+        capsize=2,
+        label=monitor,
+    )
     ax.set_ylabel(monitor)
     if metric != monitor:
         twin = ax.twinx()
@@ -61,14 +71,21 @@ def path_figure(rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, 
         a.set_xlabel("λ")
         a.grid(True, alpha=0.3)
         for rule, k in chosen.items():
-            a.axvline(lambdas[k], color="tab:red" if rule == "best" else "tab:purple", ls="--", lw=1,
-                      label=f"{rule} λ={lambdas[k]:.3g}")
+            a.axvline(
+                lambdas[k],
+                color="tab:red" if rule == "best" else "tab:purple",
+                ls="--",
+                lw=1,
+                label=f"{rule} λ={lambdas[k]:.3g}",
+            )
     axes[0].legend(fontsize="small", loc="best")
     fig.suptitle("Regularization path: warm started from λ_max (right) down to min_ratio·λ_max (left)")
     return fig
 
 
-def print_summary(rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, int], lam_max: float, source: str) -> None:
+def print_summary(
+    rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, int], lam_max: float, source: str
+) -> None:
     """Two lines: λ_max and the chosen models."""
     console = Console()
     console.print(f"λ_max = {lam_max:.6g} ({source}); {len(rows)} points down to {rows[-1]['lambda']:.3g}")

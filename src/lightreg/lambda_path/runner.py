@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lightreg import full_batch
+from lightreg.building import build
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.errors import UserError
 from lightreg.lambda_path import report
@@ -40,7 +41,6 @@ from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
 from lightreg.models import LogisticRegression, tasks
 from lightreg.penalties import select_parameters
-from lightreg.building import build
 from lightreg.quiet import quiet_lightning
 from lightreg.sparsity import feature_selection
 
@@ -57,8 +57,12 @@ class PathRun:
         self.data.prepare_data()
         self.data.setup("fit")
         self.model = build(
-            cfg.model, "model", input_shape=self.data.input_shape, num_classes=self.data.num_classes,
-            task=self.data.task, optimizer=build(cfg.optimizer, "optimizer"),
+            cfg.model,
+            "model",
+            input_shape=self.data.input_shape,
+            num_classes=self.data.num_classes,
+            task=self.data.task,
+            optimizer=build(cfg.optimizer, "optimizer"),
         )
         self.model.print_epochs = False  # the progress bar reports each λ instead
         probe = self.regularizer(1.0)
@@ -67,10 +71,18 @@ class PathRun:
         if not self.params:
             raise UserError("the penalty selects no parameter of this model (check penalty.include/exclude)")
         self.linear = isinstance(self.model, LogisticRegression) and len(self.params) == 1
-        self.initial = {n: p.detach().clone() for n, p in self.params.items()}  # the penalized weights at initialization
+        self.initial = {
+            n: p.detach().clone() for n, p in self.params.items()
+        }  # the penalized weights at initialization
         names = getattr(self.data, "feature_names", None)
-        self.input_name = next((n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None)
-        self.feature_names = list(names) if names and len(names) == self.model.num_inputs else [f"x{j}" for j in range(self.model.num_inputs)]
+        self.input_name = next(
+            (n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None
+        )
+        self.feature_names = (
+            list(names)
+            if names and len(names) == self.model.num_inputs
+            else [f"x{j}" for j in range(self.model.num_inputs)]
+        )
 
     def regularizer(self, lam: float) -> RegularizationCallback:
         return build(self.cfg.penalty, "penalty", strength=float(lam))
@@ -78,17 +90,33 @@ class PathRun:
     # -- one fit --------------------------------------------------------------------------------------------------
     def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
         return build(
-            self.cfg.trainer, "trainer", callbacks=callbacks, logger=False, max_epochs=max_epochs, min_epochs=1,
-            enable_progress_bar=False, enable_checkpointing=False, enable_model_summary=False, num_sanity_val_steps=0,
-            default_root_dir=str(self.out_dir), inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
+            self.cfg.trainer,
+            "trainer",
+            callbacks=callbacks,
+            logger=False,
+            max_epochs=max_epochs,
+            min_epochs=1,
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=str(self.out_dir),
+            inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
         )
 
-    def fit(self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None) -> tuple[L.Trainer, RegularizationCallback]:
+    def fit(
+        self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None
+    ) -> tuple[L.Trainer, RegularizationCallback]:
         reg = self.regularizer(lam)
-        fixed = [build(node, f"extra_penalties.{name}", name=name) for name, node in (self.cfg.get("extra_penalties") or {}).items()]
+        fixed = [
+            build(node, f"extra_penalties.{name}", name=name)
+            for name, node in (self.cfg.get("extra_penalties") or {}).items()
+        ]
         callbacks: list[Callback] = [reg, *fixed, *(extra or [])]
         if early_stopping and self.spec.patience > 0:
-            callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False))
+            callbacks.append(
+                EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False)
+            )
         trainer = self.trainer(callbacks, max_epochs)
         with quiet_lightning():
             trainer.fit(self.model, datamodule=self.data)
@@ -202,7 +230,12 @@ class PathRun:
                     if monitor == "val/loss":
                         values.append(float(loss))
                     elif monitor == "val/acc":
-                        values.append(float(tasks.predictions(self.model.task, out)[0] == tasks.target_for_metrics(self.model.task, target)[0]))
+                        values.append(
+                            float(
+                                tasks.predictions(self.model.task, out)[0]
+                                == tasks.target_for_metrics(self.model.task, target)[0]
+                            )
+                        )
                     else:
                         values.append(float((tasks.predictions(self.model.task, out) - target).abs()[0]))
         return np.asarray(values)
@@ -246,7 +279,9 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     states: list[dict[str, torch.Tensor]] = []
     trainer = None
     seen: set[int] = set()
-    with Progress(TextColumn("λ path"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")) as bar:
+    with Progress(
+        TextColumn("λ path"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
+    ) as bar:
         task = bar.add_task("", total=len(grid))
         for k, lam in enumerate(grid):
             t0 = time.perf_counter()
@@ -264,42 +299,84 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
             nnz, kept, coef = run.weights()
             entered = [j for j in kept if j not in seen]
             seen.update(kept)
-            figures = {k2: float(v) for k2, v in trainer.callback_metrics.items() if k2.startswith("val/") and v.numel() == 1}
-            checkpoint = _save(trainer, run.out_dir / "checkpoints" / f"lambda_{k:02d}.ckpt") if spec.checkpoints == "all" else ""
-            rows.append({
-                "step": k, "lambda": float(lam), **figures, monitor: float(per_sample.mean()), f"{monitor}_se": standard_error(per_sample),
-                "nnz": nnz, "features_kept": len(kept), "kept": " ".join(run.feature_names[j] for j in kept),
-                "entered": " ".join(run.feature_names[j] for j in entered), "epochs": trainer.current_epoch,
-                "seconds": round(time.perf_counter() - t0, 3), "checkpoint": checkpoint, "restarted": int(k > 0 and restarted),
-                **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)}, **run.intercept(),
-            })
+            figures = {
+                k2: float(v) for k2, v in trainer.callback_metrics.items() if k2.startswith("val/") and v.numel() == 1
+            }
+            checkpoint = (
+                _save(trainer, run.out_dir / "checkpoints" / f"lambda_{k:02d}.ckpt")
+                if spec.checkpoints == "all"
+                else ""
+            )
+            rows.append(
+                {
+                    "step": k,
+                    "lambda": float(lam),
+                    **figures,
+                    monitor: float(per_sample.mean()),
+                    f"{monitor}_se": standard_error(per_sample),
+                    "nnz": nnz,
+                    "features_kept": len(kept),
+                    "kept": " ".join(run.feature_names[j] for j in kept),
+                    "entered": " ".join(run.feature_names[j] for j in entered),
+                    "epochs": trainer.current_epoch,
+                    "seconds": round(time.perf_counter() - t0, 3),
+                    "checkpoint": checkpoint,
+                    "restarted": int(k > 0 and restarted),
+                    **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)},
+                    **run.intercept(),
+                }
+            )
             if spec.checkpoints == "chosen":
                 states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
-            bar.update(task, advance=1, description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}")
+            bar.update(
+                task,
+                advance=1,
+                description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}",
+            )
     lambdas = [r["lambda"] for r in rows]
     values = [r[monitor] for r in rows]
-    chosen = {"best": best_index(lambdas, values, mode), "one_se": one_se_index(lambdas, values, [r[f"{monitor}_se"] for r in rows], mode)}
+    chosen = {
+        "best": best_index(lambdas, values, mode),
+        "one_se": one_se_index(lambdas, values, [r[f"{monitor}_se"] for r in rows], mode),
+    }
     if spec.checkpoints == "chosen" and trainer is not None:
         for rule, k in chosen.items():
             run.model.load_state_dict(states[k])
             rows[k]["checkpoint"] = _save(trainer, run.out_dir / "checkpoints" / f"{rule}.ckpt")
     csv_path = report.write_csv(rows, run.out_dir / report.PATH_CSV)
-    entry = {name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names}
+    entry = {
+        name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names
+    }
     figure = report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
     plot = run.out_dir / "plots" / "path.png"
     plot.parent.mkdir(exist_ok=True)
     figure.savefig(plot, dpi=110)
     metrics: dict[str, Any] = {
-        "status": "completed", "seed": cfg.seed, "fit_seconds": round(time.perf_counter() - started, 3),
-        "epochs": sum(r["epochs"] for r in rows), "lambda_max": lam_max, "lambda_max_source": source,
-        "path/num": len(rows), "path/min_ratio": spec.min_ratio, "path/monitor": monitor, "path/csv": str(csv_path),
-        "path/plot": str(plot), "path/entry_lambda": entry,
+        "status": "completed",
+        "seed": cfg.seed,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        "epochs": sum(r["epochs"] for r in rows),
+        "lambda_max": lam_max,
+        "lambda_max_source": source,
+        "path/num": len(rows),
+        "path/min_ratio": spec.min_ratio,
+        "path/monitor": monitor,
+        "path/csv": str(csv_path),
+        "path/plot": str(plot),
+        "path/entry_lambda": entry,
     }
     for rule, k in chosen.items():
         row = rows[k]
-        metrics.update({f"{rule}/lambda": row["lambda"], f"{rule}/step": k, f"{rule}/checkpoint": row["checkpoint"] or None,
-                        f"{rule}/nnz": row["nnz"], f"{rule}/features": row["kept"].split(),
-                        **{f"{rule}/{name}": v for name, v in row.items() if name.startswith("val/")}})
+        metrics.update(
+            {
+                f"{rule}/lambda": row["lambda"],
+                f"{rule}/step": k,
+                f"{rule}/checkpoint": row["checkpoint"] or None,
+                f"{rule}/nnz": row["nnz"],
+                f"{rule}/features": row["kept"].split(),
+                **{f"{rule}/{name}": v for name, v in row.items() if name.startswith("val/")},
+            }
+        )
     metrics.update({name: v for name, v in rows[chosen["best"]].items() if name.startswith("val/")})  # the best model's
     (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     report.print_summary(rows, monitor, chosen, lam_max, source)

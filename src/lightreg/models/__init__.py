@@ -6,4 +6,4 @@ from lightreg.models.linear import LogisticRegression
 from lightreg.models.mlp import MLP
 from lightreg.models.resnet import ResNet
 
-__all__ = ["CNN", "LightregModule", "LogisticRegression", "MLP", "ResNet"]
+__all__ = ["CNN", "MLP", "LightregModule", "LogisticRegression", "ResNet"]

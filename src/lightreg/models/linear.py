@@ -16,6 +16,4 @@ class LogisticRegression(LightregModule):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.net = nn.Sequential(
-            OrderedDict(flatten=nn.Flatten(), linear=nn.Linear(self.num_inputs, self.num_outputs))
-        )
+        self.net = nn.Sequential(OrderedDict(flatten=nn.Flatten(), linear=nn.Linear(self.num_inputs, self.num_outputs)))

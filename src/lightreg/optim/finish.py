@@ -70,7 +70,9 @@ class ProximalFinish:
             raise UserError(f"finish.num_threads must be a positive integer, 'auto' or null, got {num_threads!r}")
         self.num_threads = num_threads
 
-    def run(self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]) -> dict[str, float]:
+    def run(
+        self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]
+    ) -> dict[str, float]:
         """Minimize ``f + Σ λR`` over every trainable parameter of ``model`` on ``batches`` (the whole training set,
         see :func:`lightreg.full_batch.materialize`); sparse penalties by their prox, smooth ones (L2) inside ``f``.
         ``model`` must have ``batch_loss`` (a :class:`~lightreg.models.LightregModule`). Returns what it did:
@@ -95,7 +97,9 @@ class ProximalFinish:
         with full_batch.eval_mode(model), full_batch.intra_op_threads(self.num_threads, batches):
             first = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience)
             zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
-            final = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience) if zeroed else first
+            final = (
+                fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience) if zeroed else first
+            )
         return {
             "iterations": float(first.iterations + (final.iterations if zeroed else 0)),
             "converged": float(final.converged),

@@ -108,7 +108,11 @@ def fista(
             _prox_(terms, 1.0 / lip)
             diff = [p - yi for p, yi in zip(params, y)]
             f_z = loss()
-            upper = f_y + sum(float((g * d).sum()) for g, d in zip(grad, diff)) + 0.5 * lip * sum(float(d.square().sum()) for d in diff)
+            upper = (
+                f_y
+                + sum(float((g * d).sum()) for g, d in zip(grad, diff))
+                + 0.5 * lip * sum(float(d.square().sum()) for d in diff)
+            )
             if f_z <= upper + 1e-12 * abs(f_y) or not math.isfinite(upper):
                 break
             lip *= 2.0

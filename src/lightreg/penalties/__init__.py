@@ -13,13 +13,13 @@ from lightreg.penalties.selection import select_parameters
 from lightreg.penalties.term import PenaltyTerm, penalty_value
 
 __all__ = [
+    "L1",
+    "L2",
     "PENALTIES",
     "ElasticNet",
     "ElementwisePenalty",
     "GroupLasso",
     "GroupPenalty",
-    "L1",
-    "L2",
     "Penalty",
     "PenaltyTerm",
     "SparseGroupLasso",

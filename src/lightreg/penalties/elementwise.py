@@ -146,4 +146,4 @@ def check_ratio(ratio: object) -> float:
     return float(ratio)
 
 
-__all__ = ["ElasticNet", "ElementwisePenalty", "L1", "L2", "check_ratio"]
+__all__ = ["L1", "L2", "ElasticNet", "ElementwisePenalty", "check_ratio"]

@@ -13,11 +13,15 @@ from lightreg.report import compare_runs, write_report
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("run_dir", help="a finished run directory (holds sparsity.json), e.g. outputs/<date>/<time>")
     parser.add_argument(
-        "--compare", nargs="+", default=[], metavar="RUN_DIR",
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
         help="more run directories to put side by side with RUN_DIR (e.g. the jobs of a lambda sweep)",
     )
     parser.add_argument(
-        "--out", default=None,
+        "--out",
+        default=None,
         help="folder for the PNGs (default: RUN_DIR/plots, and RUN_DIR/compare with --compare)",
     )
     return parser
@@ -44,7 +48,9 @@ def _run(action: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
 def report_main(argv: Sequence[str] | None = None) -> int:
     """``python -m lightreg.report``."""
     parser = add_report_arguments(
-        argparse.ArgumentParser(prog="python -m lightreg.report", description="Sparsity report of finished lightreg runs.")
+        argparse.ArgumentParser(
+            prog="python -m lightreg.report", description="Sparsity report of finished lightreg runs."
+        )
     )
     return _run(report, parser.parse_args(argv))
 

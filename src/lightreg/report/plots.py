@@ -52,13 +52,30 @@ def sparsity_over_epochs(run: RunData) -> Figure:
     epochs = _epochs(history)
     layers = list(history[-1]["layers"]) if history else []
     for name in layers:
-        ax.plot(epochs, [100 * r["layers"].get(name, {}).get("zero_fraction", np.nan) for r in history],
-                lw=1, alpha=0.8, marker=_marker(len(epochs)), ms=3, label=name if len(layers) <= 10 else None)
+        ax.plot(
+            epochs,
+            [100 * r["layers"].get(name, {}).get("zero_fraction", np.nan) for r in history],
+            lw=1,
+            alpha=0.8,
+            marker=_marker(len(epochs)),
+            ms=3,
+            label=name if len(layers) <= 10 else None,
+        )
     ax.plot(epochs, [100 * r["total"]["zero_fraction"] for r in history], color="black", lw=2.5, label="total (= 0)")
-    ax.plot(epochs, [100 * r["total"]["near_zero_fraction"] for r in history], color="black", lw=1.5, ls="--",
-            label=f"total (|w| <= {run.sparsity['atol']:g})")
-    ax.set(xlabel="epoch", ylabel="% of entries", ylim=(-2, 102),
-           title=f"Sparsity over epochs ({len(layers)} monitored tensors)")
+    ax.plot(
+        epochs,
+        [100 * r["total"]["near_zero_fraction"] for r in history],
+        color="black",
+        lw=1.5,
+        ls="--",
+        label=f"total (|w| <= {run.sparsity['atol']:g})",
+    )
+    ax.set(
+        xlabel="epoch",
+        ylabel="% of entries",
+        ylim=(-2, 102),
+        title=f"Sparsity over epochs ({len(layers)} monitored tensors)",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     _integer_epochs(ax, epochs)
@@ -78,8 +95,16 @@ def _histogram_panel(ax: Axes, name: str, hist: dict[str, Any], atol: float) -> 
     ax.xaxis.set_major_locator(LogLocator(numticks=4))  # at most ~4 decades labelled: no overlapping labels
     ax.xaxis.set_minor_formatter(NullFormatter())
     share = 100 * hist["zeros"] / total if total else 0.0
-    ax.text(0.02, 0.95, f"exact zeros: {hist['zeros']} ({share:.1f}%)", transform=ax.transAxes, va="top",
-            fontsize=8, color=ZERO, bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": ZERO})
+    ax.text(
+        0.02,
+        0.95,
+        f"exact zeros: {hist['zeros']} ({share:.1f}%)",
+        transform=ax.transAxes,
+        va="top",
+        fontsize=8,
+        color=ZERO,
+        bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": ZERO},
+    )
     ax.set_title(name, fontsize=9)
     ax.set_xlabel("|w| (log scale)", fontsize=8)
     ax.set_ylabel("entries", fontsize=8)
@@ -99,7 +124,7 @@ def weight_histograms(run: RunData) -> Figure:
     axes = fig.subplots(rows, cols, squeeze=False).flatten()
     for ax, name in zip(axes, names):
         _histogram_panel(ax, name, hists[name], run.sparsity["atol"])
-    for ax in axes[len(names):]:
+    for ax in axes[len(names) :]:
         ax.set_visible(False)
     shown = f"{len(names)} of {len(hists)}" if len(names) < len(hists) else f"{len(hists)}"
     fig.suptitle(f"|w| at the end, {shown} monitored tensor(s); dashed: atol = {run.sparsity['atol']:g}", fontsize=10)
@@ -137,8 +162,14 @@ def feature_importance(run: RunData) -> Figure:
         return fig
     x = np.arange(len(importance))
     ax.bar(x[selected], importance[selected], color=SELECTED, label="selected (non-zero column)")
-    ax.scatter(x[~selected], np.zeros((~selected).sum()), marker="x", color=DROPPED, zorder=3,
-               label="dropped (column exactly zero)")
+    ax.scatter(
+        x[~selected],
+        np.zeros((~selected).sum()),
+        marker="x",
+        color=DROPPED,
+        zorder=3,
+        label="dropped (column exactly zero)",
+    )
     if len(importance) <= MAX_LABELLED_INPUTS:
         labels = features["names"] or [f"#{j}" for j in x]
         ax.set_xticks(x, labels, **_tick_style(len(importance)))
@@ -159,11 +190,19 @@ def losses(run: RunData) -> Figure:
     styles = {"train/loss": "-", "val/loss": "-", "train/objective": ":", "train/penalty": "--"}
     for key, style in styles.items():
         if any(key in r["metrics"] for r in history):
-            axes[0].plot(epochs, [r["metrics"].get(key, np.nan) for r in history], ls=style, marker=_marker(len(epochs)),
-                         ms=3, label=key)
+            axes[0].plot(
+                epochs,
+                [r["metrics"].get(key, np.nan) for r in history],
+                ls=style,
+                marker=_marker(len(epochs)),
+                ms=3,
+                label=key,
+            )
     axes[0].set(xlabel="epoch", ylabel="value", title="Loss and penalty (val/loss never includes the penalty)")
     for key in others:
-        axes[1].plot(epochs, [r["metrics"].get(key, np.nan) for r in history], marker=_marker(len(epochs)), ms=3, label=key)
+        axes[1].plot(
+            epochs, [r["metrics"].get(key, np.nan) for r in history], marker=_marker(len(epochs)), ms=3, label=key
+        )
     if others:
         axes[1].set(xlabel="epoch", title="Other metrics")
     for ax in axes:
@@ -187,8 +226,13 @@ def compare_sparsity(runs: Sequence[RunData]) -> Figure:
     ax = fig.add_subplot()
     for run in runs:
         epochs = _epochs(run.history)
-        ax.plot(epochs, [100 * r["total"]["zero_fraction"] for r in run.history], marker=_marker(len(epochs)), ms=3,
-                label=run.label)
+        ax.plot(
+            epochs,
+            [100 * r["total"]["zero_fraction"] for r in run.history],
+            marker=_marker(len(epochs)),
+            ms=3,
+            label=run.label,
+        )
     ax.set(xlabel="epoch", ylabel="% exact zeros (total)", ylim=(-2, 102), title="Sparsity over epochs")
     _integer_epochs(ax, [e for run in runs for e in _epochs(run.history)])
     ax.grid(alpha=0.3)
@@ -215,8 +259,15 @@ def compare_features(runs: Sequence[RunData]) -> Figure:
         names = feats[0]["names"] or [f"#{j}" for j in range(count)]  # type: ignore[index]
         ax.set_xticks(range(count), names, **_tick_style(count))
     rows, cols = np.nonzero(grid == 0)
-    ax.scatter(cols, rows, marker="x", s=60 if count <= MAX_LABELLED_INPUTS else 12, color=ZERO, linewidths=1.5,
-               label="dropped (column exactly zero)")
+    ax.scatter(
+        cols,
+        rows,
+        marker="x",
+        s=60 if count <= MAX_LABELLED_INPUTS else 12,
+        color=ZERO,
+        linewidths=1.5,
+        label="dropped (column exactly zero)",
+    )
     ax.set_yticks(range(len(runs)), [r.label for r in runs], fontsize=8)
     fig.colorbar(shown, ax=ax, label="norm / run's max")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.12 - 0.07 * bool(count > 12)), frameon=False)
@@ -234,13 +285,15 @@ def compare_tradeoff(runs: Sequence[RunData]) -> Figure:
     for ax, key in zip(axes, keys):
         for i, run in enumerate(runs):
             x, y = 100 * run.sparsity["total"]["zero_fraction"], run.metrics.get(key, np.nan)
-            ax.scatter([x], [y], marker=markers[i % len(markers)], color=f"C{i % 10}", s=40, alpha=0.85,
-                       label=run.label)
+            ax.scatter(
+                [x], [y], marker=markers[i % len(markers)], color=f"C{i % 10}", s=40, alpha=0.85, label=run.label
+            )
         ax.set(xlabel="% exact zeros (total)", ylabel=key, title=f"{key} vs sparsity")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=1 if len(runs) > 4 else len(runs), fontsize=8,
-               frameon=False)
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=1 if len(runs) > 4 else len(runs), fontsize=8, frameon=False
+    )
     return fig
 
 

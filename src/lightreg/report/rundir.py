@@ -49,7 +49,9 @@ def load_run(path: str | Path) -> RunData:
     try:
         sparsity = json.loads(file.read_text())
     except json.JSONDecodeError as exc:
-        raise UserError(f"{file} is not valid JSON ({exc}); the run may have been interrupted while writing it") from None
+        raise UserError(
+            f"{file} is not valid JSON ({exc}); the run may have been interrupted while writing it"
+        ) from None
     if sparsity.get("version") != SCHEMA_VERSION:
         raise UserError(f"{file} has format version {sparsity.get('version')!r}, this lightreg reads {SCHEMA_VERSION}")
     metrics_file = path / "metrics.json"
@@ -62,6 +64,7 @@ def load_run(path: str | Path) -> RunData:
 def label_runs(runs: Sequence[RunData]) -> None:
     """Label each run by the command-line overrides that differ between the runs (e.g. ``lambda=0.01``), ignoring
     ``hydra.*`` ones; runs with the same overrides fall back to their directory names."""
+
     def relevant(run: RunData) -> list[str]:
         return [o for o in run.overrides if not o.lstrip("+~").startswith("hydra.")]
 

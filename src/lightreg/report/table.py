@@ -66,7 +66,13 @@ def layer_table(run: RunData) -> Table:
     Compact (no vertical rules, short headers) so that it stays whole at 80 columns."""
     s = run.sparsity
     table = Table(
-        title=f"Sparsity at the end of {run.path}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True,
+        title=f"Sparsity at the end of {run.path}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
         caption=f"zeros %: exactly 0; ≤atol %: |w| ≤ {s['atol']:g}; dead: all-zero units; dropped: all-zero inputs",
         caption_justify="left",
     )
@@ -87,8 +93,14 @@ def layer_table(run: RunData) -> Table:
     t = s["total"]
     table.add_section()
     table.add_row(
-        "total", str(t["numel"]), str(t["nnz"]), _pct(t["zero_fraction"]), _pct(t["near_zero_fraction"]),
-        _of(t["dead_units"], t["units"]), _of(t["dropped_inputs"], t["inputs"]), style="bold",
+        "total",
+        str(t["numel"]),
+        str(t["nnz"]),
+        _pct(t["zero_fraction"]),
+        _pct(t["near_zero_fraction"]),
+        _of(t["dead_units"], t["units"]),
+        _of(t["dropped_inputs"], t["inputs"]),
+        style="bold",
     )
     return table
 
@@ -99,7 +111,9 @@ def run_report(run: RunData) -> Group:
     lines = [Text(f"Penalties: {penalties_line(run.sparsity)}"), layer_table(run)]
     lines += [Text(line) for line in features_lines(run.features)]
     if run.metrics.get("classes") is not None:
-        lines.append(Text("Classes (index: label): " + ", ".join(f"{i}: {c}" for i, c in enumerate(run.metrics["classes"]))))
+        lines.append(
+            Text("Classes (index: label): " + ", ".join(f"{i}: {c}" for i, c in enumerate(run.metrics["classes"])))
+        )
     if val:
         lines.append(Text("Final " + "  ".join(f"{k} {v:.4f}" for k, v in sorted(val.items()))))
     return Group(*lines)
@@ -109,7 +123,8 @@ def _strengths(sparsity: dict[str, Any]) -> str:
     """``l1 0.001 prox, l2_rest 0.01 grad``: each penalty's name, λ and mode."""
     named = [
         f"{p['name']} {p['strength']:g} {p.get('mode') or ''}".rstrip().replace("group_lasso", "group lasso")
-        for p in sparsity.get("penalties", []) if p.get("strength") is not None
+        for p in sparsity.get("penalties", [])
+        if p.get("strength") is not None
     ]
     return ", ".join(named) or "-"
 
@@ -118,7 +133,15 @@ def compare_table(runs: Sequence[RunData]) -> Table:
     """One row per run: its label, penalties, final validation figures, sparsity and selected inputs (80 columns for
     two validation figures; dead units are in each run's own table)."""
     val_keys = sorted({k for r in runs for k in r.metrics if k.startswith("val/")})
-    table = Table(title="Runs side by side", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True)
+    table = Table(
+        title="Runs side by side",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+    )
     table.add_column("run", no_wrap=True)
     table.add_column("penalties", overflow="fold", min_width=12)
     for header in (*val_keys, "zeros %", "nnz", "inputs"):

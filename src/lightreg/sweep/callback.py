@@ -69,14 +69,20 @@ class SweepSummary(Callback):
         metrics_file = job_dir / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
         first_line = (str(exc).splitlines() or [""])[0]
-        metrics.update(status="failed", error=f"{type(exc).__name__}: {first_line}", error_kind="user" if user else "crash")
+        metrics.update(
+            status="failed", error=f"{type(exc).__name__}: {first_line}", error_kind="user" if user else "crash"
+        )
         metrics_file.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
 
     # -- the whole sweep -----------------------------------------------------------------------------------------
     def _monitor(self, config: DictConfig) -> tuple[str, str]:
         checkpoint = (config.get("callbacks") or {}).get("model_checkpoint") or {}
         monitor = self.monitor or checkpoint.get("monitor") or DEFAULT_MONITOR[0]
-        mode = self.mode or (checkpoint.get("mode") if checkpoint.get("monitor") == monitor else None) or DEFAULT_MONITOR[1]
+        mode = (
+            self.mode
+            or (checkpoint.get("mode") if checkpoint.get("monitor") == monitor else None)
+            or DEFAULT_MONITOR[1]
+        )
         return monitor, mode
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -62,7 +62,9 @@ def collect(sweep_dir: str | Path) -> list[JobRow]:
     """Every job folder of ``sweep_dir`` (those with ``.hydra/overrides.yaml``), in job order. A job without a
     ``metrics.json`` (it failed before training) gets ``status: failed``."""
     rows = []
-    for folder in sorted((p for p in Path(sweep_dir).iterdir() if (p / ".hydra" / "overrides.yaml").is_file()), key=_job_key):
+    for folder in sorted(
+        (p for p in Path(sweep_dir).iterdir() if (p / ".hydra" / "overrides.yaml").is_file()), key=_job_key
+    ):
         typed = [str(o) for o in OmegaConf.load(folder / ".hydra" / "overrides.yaml")]
         metrics_file = folder / "metrics.json"
         metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
@@ -124,8 +126,14 @@ def write_csv(rows: Sequence[JobRow], path: str | Path) -> Path:
         for r in rows:
             values = [r.value(k) for k in figures]
             writer.writerow(
-                [r.job, r.status, *(r.overrides.get(k, "") for k in keys), *("" if v is None else repr(v) for v in values),
-                 r.metrics.get("error", ""), " ".join(r.typed)]
+                [
+                    r.job,
+                    r.status,
+                    *(r.overrides.get(k, "") for k in keys),
+                    *("" if v is None else repr(v) for v in values),
+                    r.metrics.get("error", ""),
+                    " ".join(r.typed),
+                ]
             )
     return path
 
@@ -165,8 +173,13 @@ def rich_table(rows: Sequence[JobRow], monitor: str, mode: str, title: str) -> T
         table.add_column(_short(m) + arrow, justify="right", no_wrap=True)
     for r in sort_rows(rows, monitor, mode):
         status = {"completed": "ok"}.get(r.status, r.status)
-        table.add_row(r.job, *(_short_value(r.overrides.get(k, "")) for k in keys), status, *(_fmt(m, r.value(m)) for m in metrics),
-                      style="red" if r.failed else None)
+        table.add_row(
+            r.job,
+            *(_short_value(r.overrides.get(k, "")) for k in keys),
+            status,
+            *(_fmt(m, r.value(m)) for m in metrics),
+            style="red" if r.failed else None,
+        )
     return table
 
 
