@@ -1,6 +1,6 @@
 """Group lasso under Adam: which per-group prox step? Measured on the seed-001 setup, prox mode (no finish).
 
-Variants of the step after each Adam step (per-entry metric ``s = lr/max(√v̂+ε, λ)``, DESIGN.md §4):
+Variants of the step after each Adam step (per-entry metric ``s = lr/max(√v̂+ε, λ)``; ProxGen, Yun et al. 2021):
 ``metric`` (lightreg): the exact prox of ``λ√size‖u_g‖`` in the metric ``diag(1/s)`` (one secular equation per
 group); ``group-min``: block soft-threshold with the smallest ``s`` of the group (the previous rule);
 ``plain-lr``: block soft-threshold with ``lr`` (ignores the preconditioner, ``adaptive=False``).

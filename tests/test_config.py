@@ -277,7 +277,7 @@ def test_logger_option(option: str, make_cfg, tmp_path: Path) -> None:
 
 
 def test_design_example_composes(make_cfg) -> None:
-    """`python -m train model=mlp data=synthetic optimizer=adagrad` (DESIGN.md §1, without the penalty)."""
+    """`python -m train model=mlp data=synthetic optimizer=adagrad` (the README's CLI example, without the penalty)."""
     cfg = make_cfg("model=mlp", "data=synthetic", "optimizer=adagrad", "lambda=0.01")
     choices = cfg.hydra.runtime.choices
     assert (choices.model, choices.data, choices.optimizer) == ("mlp", "synthetic", "adagrad")

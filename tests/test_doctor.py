@@ -1,4 +1,4 @@
-"""The pitfall doctor: each seed question's hand-written-penalty mistake, reproduced, and the message it gets."""
+"""The pitfall doctor: each common hand-written-penalty mistake, reproduced, and the message it gets."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from lightreg.models.doctor import check_terms, diagnose, reaches_parameter
 
 from conftest import describe
 
-# The seed questions' mistakes as LightregModule subclasses; also written to a file for the CLI tests.
+# The common mistakes as LightregModule subclasses; also written to a file for the CLI tests.
 SEED_MODELS = textwrap.dedent(
     '''
     import torch
