@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from image_files import write_cifar10, write_idx_set
 from lightreg.models import LogisticRegression
 
 from conftest import config_options, describe, run_train
@@ -32,7 +33,15 @@ FLOORS = {
     "diabetes": ("val/r2", 0.20, "OLS reaches R2 = 0.33 on this split; was -6.55 before target standardization"),
     "synthetic": ("val/acc", 0.80, "linear rule with noise 0.3: Bayes rate ~0.9"),
     "csv": ("val/acc", 0.80, "the test's own table: label = a + b > 0 with 10% flipped"),
+    "digits_images": ("val/acc", 0.90, "the digits as 1x8x8 images: the same linear model as `digits` (~0.96)"),
+    # the image sets that need a download train on files the test writes in their real formats (tests/image_files.py):
+    # toy images whose class is where a bright square sits, which a linear model separates
+    "mnist": ("val/acc", 0.80, "written IDX files, class = the bright square's place: linearly separable"),
+    "fashion_mnist": ("val/acc", 0.80, "written IDX files, class = the bright square's place: linearly separable"),
+    "cifar10": ("val/acc", 0.70, "written CIFAR batches (200 images), class = the bright square's place"),
 }
+DOWNLOADED = {"mnist": "idx", "fashion_mnist": "idx", "cifar10": "cifar"}
+"""Image configs whose real files need a download: the floor runs on written files (data.download=false)."""
 
 
 def _user_csv(root: Path) -> Path:
@@ -52,6 +61,10 @@ def _jobs(root: Path) -> dict[str, list[str]]:
     user = _user_csv(root)
     csv = ["data=csv", f"data.train_path={user}", "data.target=bought", "data.drop=[id]", "data.dropna=true"]
     jobs = {f"floor_{name}": [f"data={name}", *QUIET] for name in config_options("data") if name != "csv"}
+    for name, kind in DOWNLOADED.items():
+        images = root / "images" / name
+        write_idx_set(images, name) if kind == "idx" else write_cifar10(images)
+        jobs[f"floor_{name}"] += [f"data.root={images}", "data.download=false"]
     jobs["floor_csv"] = [*csv, *QUIET, "+penalty=l1", "lambda=0.003"]
     jobs["diverged_diabetes"] = ["data=diabetes", "optimizer.lr=1e4", *QUIET]
     jobs["diverged_mlp_adam"] = ["data=diabetes", "model=mlp", "optimizer=adam", "optimizer.lr=1e12", *QUIET]

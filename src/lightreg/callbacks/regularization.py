@@ -22,6 +22,8 @@ from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
+LATE_FINISH = r".*the mode=exact full-batch finish ran after the last validation"
+"""The warning given when the finish ran at the end of training (after an early stop): a regex for filters."""
 SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 """Strategies that shard parameters: a group penalty would only see pieces of its groups."""
 
@@ -56,6 +58,9 @@ class RegularizationCallback(Callback):
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
+        adaptive_warmup: optimizer steps during which that metric step is bounded by the plain one (η ≤ lr);
+            ``None`` = the first half of the run (:func:`lightreg.optim.warmup_steps`), which depends on
+            ``max_epochs``: pin it to continue a run bit-for-bit under a larger ``max_epochs``.
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
         finish: options of :class:`~lightreg.optim.ProximalFinish` (``mode: exact`` only).
         kernel_form: how the gradient and prox passes run (:mod:`lightreg.optim.kernels`): ``foreach``,
@@ -71,6 +76,7 @@ class RegularizationCallback(Callback):
         exclude: str | list[str] | None = None,
         warmup_epochs: int = 0,
         adaptive: bool = True,
+        adaptive_warmup: int | None = None,
         name: str | None = None,
         finish: dict[str, Any] | None = None,
         kernel_form: str | None = None,
@@ -92,6 +98,13 @@ class RegularizationCallback(Callback):
             raise UserError(f"mode must be one of {MODES}, got {mode!r}")
         if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
             raise UserError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+        if adaptive_warmup is not None and (
+            isinstance(adaptive_warmup, bool) or not isinstance(adaptive_warmup, int) or adaptive_warmup < 0
+        ):
+            raise UserError(
+                f"adaptive_warmup must be an integer >= 0 (optimizer steps) or null (half the run), got {adaptive_warmup!r}"
+            )
+        self.adaptive_warmup = adaptive_warmup
         self.penalty = penalty
         self.strength = float(strength)
         self.mode = mode
@@ -177,7 +190,11 @@ class RegularizationCallback(Callback):
             if self.mode in ("prox", "exact"):
                 if self.adaptive and not is_adaptive(optimizer) and type(optimizer).__name__ != "SGD":
                     warn(f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ")
-                self._prox_warmup = warmup_steps(trainer.estimated_stepping_batches)
+                self._prox_warmup = (
+                    warmup_steps(trainer.estimated_stepping_batches)
+                    if self.adaptive_warmup is None
+                    else self.adaptive_warmup
+                )
                 self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
 
     def _check_exact(self, trainer: L.Trainer) -> None:

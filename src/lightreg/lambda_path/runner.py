@@ -34,8 +34,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lightreg import full_batch
 from lightreg.building import build
-from lightreg.callbacks.regularization import RegularizationCallback
-from lightreg.errors import UserError
+from lightreg.callbacks.regularization import LATE_FINISH, RegularizationCallback
+from lightreg.errors import LightregWarning, UserError
 from lightreg.lambda_path import report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
@@ -118,11 +118,12 @@ class PathRun:
                 EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False)
             )
         trainer = self.trainer(callbacks, max_epochs)
-        with quiet_lightning():
+        with quiet_lightning(), warnings.catch_warnings():
+            # early stopping can end a point before its last epoch: the callback then runs the full-batch finish at
+            # the end of training and warns that the last validation predates it; the point is validated again here
+            warnings.filterwarnings("ignore", message=LATE_FINISH, category=LightregWarning)
             trainer.fit(self.model, datamodule=self.data)
             if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
-                # early stopping ended the fit before its last epoch, where the full-batch finish runs
-                reg.finish.run(self.model, self.data, [(cb.penalty, cb.strength, cb.params) for cb in (reg, *fixed)])
                 trainer.validate(self.model, datamodule=self.data, verbose=False)
         return trainer, reg
 
@@ -255,7 +256,7 @@ class PathRun:
     def intercept(self) -> dict[str, float]:
         """``{"intercept": b}`` for a one-output linear model (with ``coef:*`` it gives the whole model), else ``{}``."""
         bias = self.model.net.linear.bias if self.linear else None
-        return {"intercept": float(bias[0])} if bias is not None and bias.numel() == 1 else {}
+        return {"intercept": float(bias.detach()[0])} if bias is not None and bias.numel() == 1 else {}
 
 
 def _save(trainer: L.Trainer, path: Path) -> str:
