@@ -22,6 +22,20 @@ def check_num_threads(count: object) -> int | str | None:
 
 
 @contextmanager
+def intra_op_threads(count: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(count)`` for the block, restored afterwards; ``None`` leaves torch's setting alone."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
 def training_threads(count: int | str | None, model: nn.Module, on_cpu: bool) -> Iterator[None]:
     """``torch.set_num_threads(count)`` for the block, restored afterwards. ``"auto"``: 1 thread when training runs
     on the CPU and ``model`` has at most :data:`SMALL_MODEL` parameters, else unchanged; ``None``: unchanged.
@@ -33,15 +47,8 @@ def training_threads(count: int | str | None, model: nn.Module, on_cpu: bool) ->
     count = check_num_threads(count)
     if count == "auto":
         count = 1 if on_cpu and sum(p.numel() for p in model.parameters()) <= SMALL_MODEL else None
-    if count is None:
+    with intra_op_threads(count):  # type: ignore[arg-type]
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(count))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
-__all__ = ["SMALL_MODEL", "check_num_threads", "training_threads"]
+__all__ = ["SMALL_MODEL", "check_num_threads", "intra_op_threads", "training_threads"]

@@ -49,7 +49,7 @@ class ProximalFinish:
             KKT check (0 disables the thresholding).
         num_threads: torch intra-op threads during the finish, restored afterwards: a number; ``"auto"`` (default)
             = 1 thread for training sets up to 4 M numbers (23× faster on a busy 2-core CPU), else unchanged;
-            ``None`` leaves torch's setting alone (:func:`lightreg.full_batch.intra_op_threads`).
+            ``None`` leaves torch's setting alone (:func:`lightreg.full_batch.finish_threads`).
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class ProximalFinish:
                     grads[position[id(p)]].add_(t.penalty.grad(p.detach()), alpha=t.strength)
             return value + float(penalty_value(smooth)), grads
 
-        with full_batch.eval_mode(model), full_batch.intra_op_threads(self.num_threads, batches):
+        with full_batch.eval_mode(model), full_batch.finish_threads(self.num_threads, batches):
             first = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience)
             zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
             final = (
