@@ -104,10 +104,11 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
 def kkt_figures(trainer: L.Trainer, regs: list[RegularizationCallback]) -> dict[str, float]:
     """``kkt_violation``, ``full_objective`` and ``full_loss`` of a finished fit (:func:`lightreg.kkt.kkt_report`):
     for convex models (:class:`~lightreg.models.LogisticRegression`) and runs with a ``mode: exact`` penalty, in a
-    single process (each DDP rank only sees its shard); empty otherwise. Penalties at their final strength; one
-    extra pass over the training set."""
+    single process (each DDP rank only sees its shard); empty otherwise, and after a ``refit_epochs`` refit, which
+    leaves the penalized optimum on purpose (``exact/kkt_violation`` is the residual before it). Penalties at their
+    final strength; one extra pass over the training set."""
     model, datamodule = trainer.lightning_module, trainer.datamodule
-    if datamodule is None or trainer.world_size > 1:
+    if datamodule is None or trainer.world_size > 1 or any(cb.support is not None for cb in regs):
         return {}
     if not (isinstance(model, LogisticRegression) or any(cb.mode == "exact" for cb in regs)):
         return {}

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 from lightreg import full_batch
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.errors import UserError, warn
+from lightreg.kkt import kkt_report
 from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step, warmup_steps
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
@@ -57,6 +58,10 @@ class RegularizationCallback(Callback):
         include: glob patterns over ``named_parameters()`` names (default: every weight with ndim >= 2).
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
+        refit_epochs: ``mode: exact`` only: the full-batch finish runs after epoch ``max_epochs - refit_epochs``
+            instead of the last one, and the last ``refit_epochs`` epochs refit the weights it kept without this
+            penalty (λ = 0; the weights it zeroed stay exactly zero): the relaxed lasso, which keeps the selected
+            support but undoes the shrinkage of the kept weights. Other penalties keep acting.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         adaptive_warmup: optimizer steps during which that metric step is bounded by the plain one (η ≤ lr);
             ``None`` = the first half of the run (:func:`lightreg.optim.warmup_steps`), which depends on
@@ -80,6 +85,7 @@ class RegularizationCallback(Callback):
         name: str | None = None,
         finish: dict[str, Any] | None = None,
         kernel_form: str | None = None,
+        refit_epochs: int = 0,
     ) -> None:
         if not isinstance(penalty, Penalty):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
@@ -104,6 +110,14 @@ class RegularizationCallback(Callback):
             raise UserError(
                 f"adaptive_warmup must be an integer >= 0 (optimizer steps) or null (half the run), got {adaptive_warmup!r}"
             )
+        if isinstance(refit_epochs, bool) or not isinstance(refit_epochs, int) or refit_epochs < 0:
+            raise UserError(f"refit_epochs must be an integer >= 0, got {refit_epochs!r}")
+        if refit_epochs and mode != "exact":
+            raise UserError(
+                f"refit_epochs={refit_epochs} needs mode='exact' (it refits the support the full-batch finish fixes), "
+                f"got mode={mode!r}: set refit_epochs=0 (penalty.refit_epochs=0) or mode='exact'"
+            )
+        self.refit_epochs = refit_epochs
         self.adaptive_warmup = adaptive_warmup
         self.penalty = penalty
         self.strength = float(strength)
@@ -131,6 +145,9 @@ class RegularizationCallback(Callback):
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
         self.finish_report: dict[str, float] | None = None
         """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
+        self._refit_start: int | None = None  # first refit epoch (on_fit_start)
+        self.support: dict[str, Tensor] | None = None
+        """During the refit: per parameter, the entries the finish kept (``True``); the others are held at zero."""
         if self.strength == 0:
             warn(
                 f"{self.name}: lambda is 0, so NO regularization is happening. Set it, e.g. `lambda=1e-3` on the "
@@ -154,10 +171,17 @@ class RegularizationCallback(Callback):
         return PenaltyTerm(self.penalty, strength, dict(self.params))
 
     def current_strength(self, epoch: int) -> float:
-        """λ at ``epoch``: ``strength · min(1, epoch / warmup_epochs)`` (plain ``strength`` without warm-up)."""
+        """λ at ``epoch``: ``strength · min(1, epoch / warmup_epochs)`` (plain ``strength`` without warm-up); 0 in
+        the refit epochs."""
+        if self.refitting(epoch):
+            return 0.0
         if self.warmup_epochs == 0:
             return self.strength
         return self.strength * min(1.0, epoch / self.warmup_epochs)
+
+    def refitting(self, epoch: int) -> bool:
+        """Whether ``epoch`` is one of the last ``refit_epochs`` of the current fit."""
+        return self._refit_start is not None and epoch >= self._refit_start
 
     # -- set-up and guard rails ---------------------------------------------------------------------------
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -179,6 +203,8 @@ class RegularizationCallback(Callback):
         if self.finish is not None:
             self._check_exact(trainer)
             self.finish_report = None
+        self.support = None
+        self._refit_start = trainer.max_epochs - self.refit_epochs if self.refit_epochs else None
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
             if fused and scaler is not None:
@@ -207,6 +233,17 @@ class RegularizationCallback(Callback):
             raise UserError(
                 f"mode=exact's full-batch finish runs in one process, got world_size={trainer.world_size}: train with "
                 "trainer.devices=1, or use mode=prox"
+            )
+        refits = {cb.refit_epochs for cb in self.all_in(trainer) if cb.mode == "exact"}
+        if len(refits) > 1:
+            raise UserError(
+                f"the mode=exact penalties ask for different refit_epochs {sorted(refits)}; there is one finish: "
+                "give them the same refit_epochs"
+            )
+        if self.refit_epochs and (trainer.max_epochs is None or trainer.max_epochs <= self.refit_epochs):
+            raise UserError(
+                f"{self.name}: refit_epochs={self.refit_epochs} leaves no epoch to select the support in under "
+                f"trainer.max_epochs={trainer.max_epochs}: raise trainer.max_epochs above it or lower refit_epochs"
             )
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
@@ -252,6 +289,10 @@ class RegularizationCallback(Callback):
         return self.kernel_form or kernels.default_form(device)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        if self.support is not None:
+            for name, p in self.params.items():
+                if p.grad is not None:
+                    p.grad.mul_(self.support[name])
         if self.mode != "grad":
             return
         lam = self.current_strength(trainer.current_epoch)
@@ -271,6 +312,9 @@ class RegularizationCallback(Callback):
 
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.support is not None:  # momentum and weight decay move masked entries too
+            for name, p in self.params.items():
+                p.mul_(self.support[name])
         lam = self._step_strength
         if lam == 0:
             return
@@ -287,6 +331,8 @@ class RegularizationCallback(Callback):
                 kernels.prox_(self.penalty, params, step, self._kernel_form(params[0].device))
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
+            self.freeze_support()
         self._step_strength = self.current_strength(trainer.current_epoch)
         self._epoch_sums = torch.zeros(3, dtype=torch.float64, device=pl_module.device)
 
@@ -298,43 +344,66 @@ class RegularizationCallback(Callback):
             self._epoch_sums[0] += self._last_value * n
             self._epoch_sums[1] += outputs["data_loss"] * n
             self._epoch_sums[2] += n
-        if self.finish is not None and self._is_last_step(trainer) and self._runs_finish(trainer):
-            self._run_finish(trainer, pl_module)
+        if self.finish is not None and self._is_finish_step(trainer) and self._runs_finish(trainer):
+            at_max_steps = 0 < trainer.max_steps <= trainer.global_step
+            if self.refit_epochs and at_max_steps:
+                warn(
+                    f"{self.name}: trainer.max_steps={trainer.max_steps} ends training before the "
+                    f"refit_epochs={self.refit_epochs} refit: the finish ran, the refit will not"
+                )
+            self._run_finish(trainer, pl_module, refit=bool(self.refit_epochs) and not at_max_steps)
             for key, value in (self.finish_report or {}).items():
                 pl_module.log(f"exact/{key}", value, on_step=False, on_epoch=True)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Training stopped before the last planned batch (early stopping, ``max_time``): finish now, and say that
         the last validation figures and checkpoints were taken before it."""
-        if self.finish is None or self.finish_report is not None or not self._runs_finish(trainer):
+        if (
+            self.finish is None
+            or self.finish_report is not None
+            or self.support is not None
+            or not self._runs_finish(trainer)
+        ):
             return
-        self._run_finish(trainer, pl_module)
+        self._run_finish(trainer, pl_module, refit=False)
+        skipped = f", and the refit_epochs={self.refit_epochs} refit did not run" if self.refit_epochs else ""
         warn(
             f"{self.name}: training stopped at epoch {trainer.current_epoch} before trainer.max_epochs="
             f"{trainer.max_epochs} (early stopping or max_time), so the mode=exact full-batch finish ran after the "
-            "last validation and checkpoint: val/* and the checkpoints predate it; metrics.json's exact/* and "
-            "kkt figures include it"
+            f"last validation and checkpoint{skipped}: val/* and the checkpoints predate it; metrics.json's exact/* "
+            "and kkt figures include it"
         )
 
     # -- mode: exact -----------------------------------------------------------------------------------------
-    @staticmethod
-    def _is_last_step(trainer: L.Trainer) -> bool:
-        """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow."""
-        last_epoch = (
-            trainer.is_last_batch and trainer.max_epochs is not None and trainer.current_epoch >= trainer.max_epochs - 1
-        )
-        return last_epoch or 0 < trainer.max_steps <= trainer.global_step
+    def _is_finish_step(self, trainer: L.Trainer) -> bool:
+        """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow, or, with ``refit_epochs``, the
+        last step before the refit."""
+        if self.support is not None:
+            return False
+        last_epoch = trainer.max_epochs - self.refit_epochs - 1 if trainer.max_epochs is not None else None
+        at_epoch_end = trainer.is_last_batch and last_epoch is not None and trainer.current_epoch >= last_epoch
+        return at_epoch_end or 0 < trainer.max_steps <= trainer.global_step
 
     def _runs_finish(self, trainer: L.Trainer) -> bool:
         """The first exact-mode regularizer runs the one finish, for every regularizer's term."""
         return next(cb for cb in self.all_in(trainer) if cb.mode == "exact") is self
 
-    def _run_finish(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def _run_finish(self, trainer: L.Trainer, pl_module: L.LightningModule, refit: bool) -> None:
+        """The full-batch finish for every regularizer's term; with ``refit``, then hold its zeros for the refit."""
         assert self.finish is not None
         epoch = trainer.current_epoch
         terms = [cb.as_term(epoch) for cb in self.all_in(trainer)]
         batches = full_batch.materialize(trainer.datamodule.train_dataloader(), next(pl_module.parameters()))
         self.finish_report = self.finish.run(pl_module, batches, terms)
+        if refit:
+            # the penalized optimum's KKT residual, before the refit moves away from it on purpose
+            self.finish_report.update(
+                {key: value for key, value in kkt_report(pl_module, batches, terms).items() if key == "kkt_violation"}
+            )
+            self.finish_report["refit_epochs"] = float(self.refit_epochs)
+            for cb in self.all_in(trainer):
+                if cb.refit_epochs:
+                    cb.freeze_support()
         if not self.finish_report["converged"]:
             warn(
                 f"mode=exact: the full-batch finish stopped at finish.max_iter={self.finish.max_iter} before the zero "
@@ -342,6 +411,11 @@ class RegularizationCallback(Callback):
                 "penalized, the objective may have no minimizer (rescaling moves weight into the unpenalized "
                 "layers): add L2 on the others (experiment=seed001_exact shows how)."
             )
+
+    @torch.no_grad()
+    def freeze_support(self) -> None:
+        """Hold the entries that are zero now at exactly zero from here on (the refit)."""
+        self.support = {name: (p != 0).to(p.dtype) for name, p in self.params.items()}
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()
@@ -407,7 +481,12 @@ class RegularizationCallback(Callback):
     # -- checkpointing ------------------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
         """What must match for a resume to continue the same problem: penalty, strength and mode."""
-        return {"penalty": repr(self.penalty), "strength": self.strength, "mode": self.mode}
+        return {
+            "penalty": repr(self.penalty),
+            "strength": self.strength,
+            "mode": self.mode,
+            "refit_epochs": self.refit_epochs,
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.fingerprint(), "params": list(self.params)}
@@ -420,7 +499,8 @@ class RegularizationCallback(Callback):
             return
         raise UserError(
             f"{self.name}: the checkpoint was trained with {saved['penalty']} strength={saved['strength']} "
-            f"mode={saved['mode']}, this run asks for {self.penalty!r} strength={self.strength} mode={self.mode}; "
+            f"mode={saved['mode']} refit_epochs={saved['refit_epochs']}, this run asks for {self.penalty!r} "
+            f"strength={self.strength} mode={self.mode} refit_epochs={self.refit_epochs}; "
             "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
         )
 

@@ -35,7 +35,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from lightreg import full_batch
 from lightreg.building import build
 from lightreg.callbacks.regularization import LATE_FINISH, RegularizationCallback
-from lightreg.errors import LightregWarning, UserError
+from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
@@ -45,6 +45,8 @@ from lightreg.quiet import quiet_lightning
 from lightreg.sparsity import feature_selection
 
 MAX_DOUBLINGS = 12
+RUN_SCHEDULES = ("warmup_epochs", "refit_epochs")
+"""Penalty options that schedule one training run; a path warm starts each λ from the previous point instead."""
 
 
 class PathRun:
@@ -52,6 +54,14 @@ class PathRun:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg, self.spec = cfg, cfg.path
+        scheduled = {key: cfg.penalty.get(key) for key in RUN_SCHEDULES if cfg.penalty.get(key)}
+        if scheduled:
+            named = ", ".join(f"penalty.{key}={value}" for key, value in scheduled.items())
+            warn(
+                f"path: {named} schedule a single run; the path warm starts each lambda from the previous point "
+                "instead, so they are off along it (set them to 0 to silence this)"
+            )
+        self.schedules_off = dict.fromkeys(scheduled, 0)
         self.out_dir = Path(cfg.paths.output_dir)
         self.data = build(cfg.data, "data")
         self.data.prepare_data()
@@ -85,7 +95,7 @@ class PathRun:
         )
 
     def regularizer(self, lam: float) -> RegularizationCallback:
-        return build(self.cfg.penalty, "penalty", strength=float(lam))
+        return build(self.cfg.penalty, "penalty", strength=float(lam), **self.schedules_off)
 
     # -- one fit --------------------------------------------------------------------------------------------------
     def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:

@@ -1,0 +1,195 @@
+"""``refit_epochs`` (mode=exact): the full-batch finish fixes the support ``refit_epochs`` before the end, then the
+kept weights are refit without the penalty while the zeroed ones stay exactly zero, also under Adam's momentum and
+across a resume inside the refit."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+from lightreg.callbacks import RegularizationCallback
+from lightreg.data import SyntheticDataModule
+from lightreg.errors import LightregWarning, UserError
+from lightreg.models import MLP
+from lightreg.penalties import L1, L2, GroupLasso
+
+from conftest import describe
+
+LAMBDA = 0.05
+
+
+class WeightsAtEpochStart(Callback):
+    """fc1's weights at the start of every training epoch."""
+
+    def __init__(self) -> None:
+        self.weights: dict[int, torch.Tensor] = {}
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.weights[trainer.current_epoch] = pl_module.net.fc1.weight.detach().clone()
+
+
+def _parts(refit_epochs: int = 2, **callback_options) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
+    dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
+    torch.manual_seed(0)
+    model = MLP(
+        input_shape=(10,),
+        num_classes=2,
+        task="binary",
+        hidden_sizes=[6],
+        print_epochs=False,
+        optimizer=functools.partial(torch.optim.Adam, lr=0.05),
+    )
+    callback = RegularizationCallback(
+        GroupLasso(groups="columns"),
+        LAMBDA,
+        mode="exact",
+        include="net.fc1.weight",
+        refit_epochs=refit_epochs,
+        finish={"max_iter": 1000},
+        **callback_options,
+    )
+    return model, dm, callback
+
+
+def _l2_rest() -> RegularizationCallback:
+    """L2 on the other weights, so that the penalized objective has a minimizer (as ``experiment=seed001_exact``)."""
+    return RegularizationCallback(L2(), 1e-2, exclude="net.fc1.weight", name="l2_rest")
+
+
+def _trainer(max_epochs: int, callbacks: list[Callback], **options) -> L.Trainer:
+    return L.Trainer(
+        max_epochs=max_epochs,
+        callbacks=callbacks,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=options.pop("enable_checkpointing", False),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        **options,
+    )
+
+
+def test_refit_keeps_the_finish_support_and_moves_the_kept_weights() -> None:
+    model, dm, callback = _parts(refit_epochs=2)
+    seen = WeightsAtEpochStart()
+    trainer = _trainer(5, [callback, _l2_rest(), seen])
+    trainer.fit(model, datamodule=dm)
+    assert callback.finish_report is not None and callback.finish_report["refit_epochs"] == 2.0
+    assert callback.finish_report["kkt_violation"] < 1e-3  # the penalized optimum, before the refit
+    at_finish = seen.weights[3]  # the finish ran after epoch 2's last batch: epochs 3 and 4 refit
+    final = model.net.fc1.weight.detach()
+    dropped = (at_finish == 0).all(dim=0)
+    assert 0 < int(dropped.sum()) < 10
+    assert torch.equal(final == 0, at_finish == 0)  # Adam's momentum did not move a single held zero
+    assert not torch.allclose(final[:, ~dropped], at_finish[:, ~dropped])  # the kept weights were refit
+    penalty = trainer.callback_metrics["train/penalty"]  # group lasso (0 in the refit epochs) + L2 on the rest
+    rest = [p for name, p in model.named_parameters() if name != "net.fc1.weight" and p.ndim > 1]
+    l2 = 1e-2 * sum(float(p.detach().square().sum()) for p in rest) / 2
+    assert float(penalty) == pytest.approx(l2, rel=0.2)
+
+
+def test_without_refit_the_finish_is_the_last_step() -> None:
+    model, dm, callback = _parts(refit_epochs=0)
+    seen = WeightsAtEpochStart()
+    _trainer(3, [callback, _l2_rest(), seen]).fit(model, datamodule=dm)
+    assert callback.support is None and "refit_epochs" not in callback.finish_report
+    assert not torch.equal(seen.weights[2] == 0, model.net.fc1.weight.detach() == 0)
+
+
+def test_resuming_inside_the_refit_holds_the_same_zeros(tmp_path: Path) -> None:
+    model, dm, callback = _parts(refit_epochs=3)
+    saver = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
+    _trainer(6, [callback, _l2_rest(), saver], enable_checkpointing=True).fit(model, datamodule=dm)
+    expected = model.net.fc1.weight.detach() == 0
+
+    model, dm, callback = _parts(refit_epochs=3)
+    _trainer(6, [callback, _l2_rest()]).fit(model, datamodule=dm, ckpt_path=tmp_path / "epoch=3.ckpt")  # in the refit
+    assert callback.finish_report is None  # no second finish at the end of the resumed run
+    assert callback.support is not None
+    assert torch.equal(model.net.fc1.weight.detach() == 0, expected)
+
+
+def test_early_stop_before_the_refit_says_it_did_not_run() -> None:
+    model, dm, callback = _parts(refit_epochs=2)
+    stop = EarlyStopping(monitor="val/loss", min_delta=10.0, patience=0)
+    with pytest.warns(LightregWarning, match=r"refit_epochs=2 refit did not run"):
+        _trainer(8, [callback, _l2_rest(), stop]).fit(model, datamodule=dm)
+    assert callback.support is None and callback.finish_report is not None
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_refit_epochs_must_be_a_non_negative_integer(bad) -> None:
+    with pytest.raises(UserError, match=rf"refit_epochs must be an integer >= 0, got {bad!r}"):
+        RegularizationCallback(L1(), 0.01, mode="exact", refit_epochs=bad)
+
+
+def test_refit_needs_mode_exact() -> None:
+    with pytest.raises(UserError, match=r"refit_epochs=3 needs mode='exact'.*got mode='prox'"):
+        RegularizationCallback(L1(), 0.01, mode="prox", refit_epochs=3)
+
+
+def test_refit_must_leave_epochs_to_select_in() -> None:
+    model, dm, callback = _parts(refit_epochs=4)
+    with pytest.raises(UserError, match=r"refit_epochs=4 leaves no epoch .* trainer.max_epochs=4"):
+        _trainer(4, [callback]).fit(model, datamodule=dm)
+
+
+def test_exact_penalties_must_agree_on_refit_epochs() -> None:
+    model, dm, callback = _parts(refit_epochs=2)
+    other = RegularizationCallback(L1(), 0.01, mode="exact", include="net.out.weight", refit_epochs=1, name="l1_out")
+    with pytest.raises(UserError, match=r"different refit_epochs \[1, 2\]"):
+        _trainer(5, [callback, other]).fit(model, datamodule=dm)
+
+
+def test_a_resume_under_another_refit_is_refused() -> None:
+    _, _, callback = _parts(refit_epochs=2)
+    _, _, other = _parts(refit_epochs=0)
+    with pytest.raises(UserError, match=r"refit_epochs=2, this run asks for .* refit_epochs=0"):
+        other.load_state_dict(callback.state_dict())
+
+
+QUIET = ("logger=none", "callbacks=none", "model.print_epochs=false")
+
+
+def test_cli_seed001_refits_with_rmsprop_and_keeps_x0_x1(cli, tmp_path: Path) -> None:
+    """The preset with the optimizer that kept x0, x1 in 4 of 10 ring data sets before the λ ramp and the refit."""
+    proc = cli(
+        "experiment=seed001_exact", "data.rule=ring", "optimizer=rmsprop", "seed=3", *QUIET, f"hydra.run.dir={tmp_path}"
+    )
+    assert proc.returncode == 0, describe(proc)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    features = json.loads((tmp_path / "sparsity.json").read_text())["features"]
+    assert features["selected_names"] == ["x0", "x1"]
+    assert metrics["exact/refit_epochs"] == 20 and metrics["exact/converged"] == 1.0
+    assert metrics["exact/kkt_violation"] < 1e-2  # at the finish, before the refit left the penalized optimum
+    assert "kkt_violation" not in metrics
+    assert metrics["val/acc"] >= 0.9  # the ring needs both inputs: one alone is near 0.77
+
+
+def test_cli_preset_in_prox_mode_says_to_drop_the_refit(cli) -> None:
+    proc = cli("experiment=seed001_exact", "penalty.mode=prox", *QUIET)
+    assert proc.returncode == 2, describe(proc)
+    assert proc.stderr.strip().splitlines()[-1].startswith("lightreg: error: bad penalty config: refit_epochs=20")
+    assert "penalty.refit_epochs=0" in proc.stderr
+
+
+def test_cli_path_turns_the_run_schedules_off_by_name(cli, tmp_path: Path) -> None:
+    proc = cli(
+        "experiment=seed001_exact",
+        "lambda=0",
+        "+path=geometric",
+        "path.num=2",
+        "path.epochs_per_lambda=2",
+        "path.lambda_max=0.05",
+        *QUIET,
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, describe(proc)
+    assert "path: penalty.warmup_epochs=10, penalty.refit_epochs=20 schedule a single run" in proc.stderr
+    assert len((tmp_path / "path.csv").read_text().splitlines()) == 3  # header + 2 points
