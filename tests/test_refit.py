@@ -34,7 +34,9 @@ class WeightsAtEpochStart(Callback):
         self.weights[trainer.current_epoch] = pl_module.net.fc1.weight.detach().clone()
 
 
-def _parts(refit_epochs: int = 2, **callback_options) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
+def _parts(
+    refit_epochs: int = 2, strength: float = LAMBDA, **callback_options
+) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
     dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
     torch.manual_seed(0)
     model = MLP(
@@ -47,7 +49,7 @@ def _parts(refit_epochs: int = 2, **callback_options) -> tuple[MLP, SyntheticDat
     )
     callback = RegularizationCallback(
         GroupLasso(groups="columns"),
-        LAMBDA,
+        strength,
         mode="exact",
         include="net.fc1.weight",
         refit_epochs=refit_epochs,
@@ -193,3 +195,15 @@ def test_cli_path_turns_the_run_schedules_off_by_name(cli, tmp_path: Path) -> No
     assert proc.returncode == 0, describe(proc)
     assert "path: penalty.warmup_epochs=10, penalty.refit_epochs=20 schedule a single run" in proc.stderr
     assert len((tmp_path / "path.csv").read_text().splitlines()) == 3  # header + 2 points
+
+
+def test_best_checkpoint_comes_from_after_the_finish(tmp_path: Path) -> None:
+    """λ ramps from 0, so the lowest val/loss is in an early, barely penalized epoch that lacks the finish's zeros and
+    shrinkage; best.ckpt must still hold a model with the finish's support."""
+    model, dm, callback = _parts(refit_epochs=0, strength=0.2, warmup_epochs=3)
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/loss", mode="min", save_top_k=1)
+    _trainer(6, [callback, _l2_rest(), best], enable_checkpointing=True).fit(model, datamodule=dm)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]
+    saved = torch.load(tmp_path / "best.ckpt", weights_only=False)
+    assert saved["epoch"] == 5  # the finish ran after the last batch of epoch 5, the last
+    assert torch.equal(saved["state_dict"]["net.fc1.weight"] == 0, model.net.fc1.weight.detach() == 0)

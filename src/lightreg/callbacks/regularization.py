@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
@@ -352,6 +352,7 @@ class RegularizationCallback(Callback):
                     f"refit_epochs={self.refit_epochs} refit: the finish ran, the refit will not"
                 )
             self._run_finish(trainer, pl_module, refit=bool(self.refit_epochs) and not at_max_steps)
+            restart_best_checkpoints(trainer)
             for key, value in (self.finish_report or {}).items():
                 pl_module.log(f"exact/{key}", value, on_step=False, on_epoch=True)
 
@@ -503,6 +504,21 @@ class RegularizationCallback(Callback):
             f"strength={self.strength} mode={self.mode} refit_epochs={self.refit_epochs}; "
             "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
         )
+
+
+def restart_best_checkpoints(trainer: L.Trainer) -> None:
+    """Monitored checkpoints (``best.ckpt``) start over at the finish: the models before it lack its zeros, so the first
+    validation after it saves, and only models with the finish's support compete (their old files are removed)."""
+    for checkpoint in trainer.checkpoint_callbacks:
+        if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.monitor is None:
+            continue
+        for path in list(checkpoint.best_k_models):
+            trainer.strategy.remove_checkpoint(path)
+        checkpoint.best_k_models = {}
+        checkpoint.kth_best_model_path = ""
+        checkpoint.best_model_path = ""
+        checkpoint.best_model_score = None
+        checkpoint.kth_value = torch.tensor(math.inf if checkpoint.mode == "min" else -math.inf)
 
 
 def regularizer(
