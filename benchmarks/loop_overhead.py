@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightreg.threads import training_threads
+from lightreg.threads import intra_op_threads
 
 from _common import table
 
@@ -148,7 +148,7 @@ def main() -> None:
     variants = {**VARIANTS, **(SPLIT if args.split else {})}
     times: dict[str, list[float]] = {"hand": [], "lightning": [], **{v: [] for v in variants}}
     # one intra-op thread throughout, as `python -m train` uses for a model this small (num_threads=auto)
-    with tempfile.TemporaryDirectory() as tmp, training_threads(1, nn.Linear(1, 1), on_cpu=True):
+    with tempfile.TemporaryDirectory() as tmp, intra_op_threads(1):
         run = 0
         lightreg_fit(VARIANTS["bare"], 1, Path(tmp) / "warm")  # first-call costs (imports, compose) out of the figures
         for _ in range(args.repeats):  # interleaved: load changes hit every variant alike

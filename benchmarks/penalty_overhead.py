@@ -35,7 +35,7 @@ from torch import nn
 from lightreg.callbacks import RegularizationCallback
 from lightreg.optim import kernels
 from lightreg.penalties import make_penalty
-from lightreg.threads import training_threads
+from lightreg.threads import intra_op_threads
 
 MODELS = {  # name -> (widths, batch); quick sizes second
     "deep": (([784] + [256] * 41 + [10], 128), ([784] + [64] * 41 + [10], 32)),
@@ -184,7 +184,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU (restored after)")
     args = parser.parse_args()
     device = torch.device(args.device)
-    with training_threads(args.threads, nn.Linear(1, 1), on_cpu=device.type == "cpu"):
+    with intra_op_threads(args.threads if device.type == "cpu" else None):
         for name in ["deep", "wide"] if args.model == "both" else [args.model]:
             run(name, args, device)
 

@@ -122,6 +122,8 @@ def test_kkt_threshold_keeps_only_zeros_that_satisfy_kkt() -> None:
         ({"max_iter": 0}, "finish.max_iter must be a positive integer, got 0"),
         ({"tol": -1.0}, r"finish.tol must be a number in \[0, 1\), got -1.0"),
         ({"threshold_rel": 1.5}, r"finish.threshold_rel must be a number in \[0, 1\), got 1.5"),
+        ({"num_threads": 0}, r"finish.num_threads must be a positive integer, 'auto' or null .*got 0"),
+        ({"num_threads": True}, r"finish.num_threads must be .*got True"),
     ],
 )
 def test_finish_rejects_bad_options(options: dict, message: str) -> None:

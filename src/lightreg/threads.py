@@ -14,11 +14,11 @@ SMALL_MODEL = 1 << 20
 """Models with at most this many parameters count as small for ``num_threads="auto"``."""
 
 
-def check_num_threads(count: object) -> int | str | None:
-    """``count`` if it is a positive integer, ``"auto"`` or ``None``; a :class:`UserError` naming it otherwise."""
+def check_num_threads(count: object, name: str = "num_threads") -> int | str | None:
+    """``count`` if it is a positive integer, ``"auto"`` or ``None``; a :class:`UserError` naming ``name`` otherwise."""
     if count in (None, "auto") or (isinstance(count, int) and not isinstance(count, bool) and count > 0):
         return count  # type: ignore[return-value]
-    raise UserError(f"num_threads must be a positive integer, 'auto' or null (torch's default), got {count!r}")
+    raise UserError(f"{name} must be a positive integer, 'auto' or null (torch's default), got {count!r}")
 
 
 @contextmanager

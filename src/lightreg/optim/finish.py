@@ -23,6 +23,7 @@ from lightreg import full_batch
 from lightreg.errors import UserError
 from lightreg.optim.proximal_gradient import fista, kkt_threshold
 from lightreg.penalties import PenaltyTerm, penalty_value
+from lightreg.threads import check_num_threads
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -64,11 +65,7 @@ class ProximalFinish:
         self.patience = _positive_int("patience", patience)
         self.tol = _fraction("tol", tol)
         self.threshold_rel = _fraction("threshold_rel", threshold_rel)
-        if num_threads not in (None, "auto") and (
-            isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0
-        ):
-            raise UserError(f"finish.num_threads must be a positive integer, 'auto' or null, got {num_threads!r}")
-        self.num_threads = num_threads
+        self.num_threads = check_num_threads(num_threads, "finish.num_threads")
 
     def run(
         self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]
