@@ -30,6 +30,7 @@ from lightreg.compact.run import evaluate
 from lightreg.data import ImageDataModule
 from lightreg.models import CNN
 from lightreg.penalties import GroupLasso
+from lightreg.threads import intra_op_threads
 
 
 def make_cnn(seed: int) -> CNN:
@@ -74,24 +75,19 @@ def nonzero(model: torch.nn.Module) -> int:
 
 def latency_ms(net: torch.nn.Module, repeats: int = 50) -> float:
     x = torch.randn(64, 1, 8, 8)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            net.eval()
+    with intra_op_threads(1), torch.no_grad():
+        net.eval()
+        net(x)
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
             net(x)
-            samples = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                net(x)
-                samples.append(time.perf_counter() - started)
-    finally:
-        torch.set_num_threads(threads)
+            samples.append(time.perf_counter() - started)
     return 1000 * statistics.median(samples)
 
 
 def accuracy(model: torch.nn.Module, dm: ImageDataModule) -> float:
-    return evaluate(model, "multiclass", dm.val_dataloader(), None)["acc"]
+    return evaluate(model, dm.val_dataloader(), None)["acc"]
 
 
 def main() -> None:

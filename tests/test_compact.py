@@ -209,3 +209,30 @@ def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path) -> None:
     assert {"x0", "x1"} <= set(saved["feature_names"])  # the informative inputs of the seed-001 setup
     assert saved["net"][1].in_features == len(saved["kept_inputs"]) and saved["input_shape"] == (len(read.nonzero()),)
     assert read_metrics(run)["compact/max_abs_diff"] < 1e-5
+
+
+@pytest.mark.slow
+def test_cli_compact_regression_predicts_in_the_target_units(tmp_path: Path) -> None:
+    """The net alone predicts the standardized target: compact.pt's net must give the prediction itself, and the
+    before/after figures must be val/loss (standardized MSE) and val/mae (target units)."""
+    from lightreg.data import SklearnDataModule
+
+    run = tmp_path / "run"
+    proc = run_train(
+        "data=diabetes", "model=mlp", "model.hidden_sizes=[8]", "+penalty=group_lasso", "penalty.groups=columns",
+        "penalty.include=[net.fc1.weight]", "lambda=0.05", "trainer.max_epochs=10", "compact=true", "logger=none",
+        "~callbacks.progress_bar", "model.print_epochs=false", f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    m = read_metrics(run)
+    assert m["compact/val_mae_after"] == pytest.approx(m["compact/val_mae_before"], rel=1e-5)
+    assert m["compact/val_mae_before"] == pytest.approx(m["val/mae"], rel=1e-4)
+    assert m["compact/val_loss_before"] == pytest.approx(m["val/loss"], rel=1e-4)
+    assert m["val/mae"] > 10  # diabetes targets are 25-346: an MAE in std units would be below 1
+    saved = torch.load(run / "compact.pt", weights_only=False)
+    data = SklearnDataModule(name="diabetes", batch_size=128, standardize_target=True, seed=0)
+    data.setup("fit")
+    x = data.x_val if saved["kept_inputs"] is None else data.x_val[:, saved["kept_inputs"]]
+    with torch.no_grad():
+        mae = (saved["net"](x).squeeze(-1) - data.y_val).abs().mean()
+    assert float(mae) == pytest.approx(m["val/mae"], rel=1e-4)

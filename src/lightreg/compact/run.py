@@ -1,7 +1,7 @@
 """Compact a trained run: load its checkpoint, compact the model, check it, time it, write ``compact.pt``.
 
-Files written into the run dir: ``compact.pt`` (``torch.load(path, weights_only=False)``: the compact ``net``,
-its ``input_shape``, ``kept_inputs`` and ``feature_names``, the report), ``compact.md`` (the per-layer table)
+Files written into the run dir: ``compact.pt`` (``torch.load(path, weights_only=False)``: the compact ``net``, which
+predicts in the target's units for regression, its ``input_shape``, ``kept_inputs`` and ``feature_names``, the report), ``compact.md`` (the per-layer table)
 and ``compact.json`` (the report and the validation figures before/after).
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from lightreg.compact.core import CompactionReport, compact
 from lightreg.errors import UserError
+from lightreg.threads import intra_op_threads
 
 COMPACT_FILE, TABLE_FILE, REPORT_FILE = "compact.pt", "compact.md", "compact.json"
 
@@ -25,24 +27,19 @@ COMPACT_FILE, TABLE_FILE, REPORT_FILE = "compact.pt", "compact.md", "compact.jso
 def layer_latency(net: nn.Module, x: Tensor, repeats: int = 20) -> dict[str, float]:
     """CPU milliseconds per forward of each child of ``net`` on its own input for batch ``x`` (median of
     ``repeats``), in one thread; ``{"": ms}`` for a network that is not an ``nn.Sequential``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
-            stages = list(net.named_children()) if isinstance(net, nn.Sequential) else [("", net)]
-            times: dict[str, float] = {}
-            for name, module in stages:
-                module(x)  # warm-up
-                samples = []
-                for _ in range(repeats):
-                    started = time.perf_counter()
-                    out = module(x)
-                    samples.append(time.perf_counter() - started)
-                times[name] = 1000 * statistics.median(samples)
-                x = out
-            return times
-    finally:
-        torch.set_num_threads(threads)
+    with intra_op_threads(1), torch.no_grad():
+        stages = list(net.named_children()) if isinstance(net, nn.Sequential) else [("", net)]
+        times: dict[str, float] = {}
+        for name, module in stages:
+            module(x)  # warm-up
+            samples = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                out = module(x)
+                samples.append(time.perf_counter() - started)
+            times[name] = 1000 * statistics.median(samples)
+            x = out
+        return times
 
 
 def add_latency(
@@ -57,20 +54,34 @@ def add_latency(
 
 
 @torch.no_grad()
-def evaluate(net: nn.Module, task: str, batches: Any, kept: list[int] | None) -> dict[str, float]:
-    """Validation loss and accuracy (classification) or MAE (regression) of ``net`` in eval mode."""
+def evaluate(model: nn.Module, batches: Any, kept: list[int] | None) -> dict[str, float]:
+    """Validation loss (the model's own ``batch_loss``: standardized MSE for regression, as ``val/loss``) and accuracy
+    (classification) or MAE in the target's units (regression) of a lightreg ``model`` in eval mode."""
     from lightreg.models import tasks
 
-    net.eval()
+    model.eval()
+    task = model.task
     n, loss_sum, hit_sum = 0, 0.0, 0.0
     for x, y in batches:
-        out = net(x if kept is None else x[:, kept])
-        loss_sum += float(tasks.data_loss(task, out, y)) * len(y)
+        out, loss, y = model.batch_loss((x if kept is None else x[:, kept], y))
+        loss_sum += float(loss) * len(y)
         pred = tasks.predictions(task, out)
         target = tasks.target_for_metrics(task, y)
         hit_sum += float((pred == target).float().sum() if task != "regression" else (pred - target).abs().sum())
         n += len(y)
     return {"loss": loss_sum / n, ("mae" if task == "regression" else "acc"): hit_sum / n}
+
+
+def in_target_units(model: nn.Module) -> nn.Module:
+    """``model.net``, followed for regression by ``target_units``, a ``Linear(1, 1)`` holding ``y = out·std + mean``:
+    a plain-torch network whose output is the prediction itself (the net alone predicts the standardized target)."""
+    if getattr(model, "task", None) != "regression":
+        return model.net
+    units = nn.Linear(1, 1)
+    with torch.no_grad():
+        units.weight.fill_(float(model.target_std))
+        units.bias.fill_(float(model.target_mean))
+    return nn.Sequential(OrderedDict(net=model.net, target_units=units))
 
 
 def compact_model(
@@ -93,14 +104,13 @@ def compact_model(
         "compact/max_abs_diff": diff,
     }
     if datamodule is not None:
-        task = model.task
-        for label, net, k in (("before", model, None), ("after", small, kept)):
-            for key, value in evaluate(net, task, datamodule.val_dataloader(), k).items():
+        for label, module, k in (("before", model, None), ("after", small, kept)):
+            for key, value in evaluate(module, datamodule.val_dataloader(), k).items():
                 figures[f"compact/val_{key}_{label}"] = value
     out_dir = Path(out_dir)
     torch.save(
         {
-            "net": small.net,
+            "net": in_target_units(small),
             "input_shape": tuple(small.input_shape),
             "kept_inputs": kept,
             "feature_names": report.feature_names if kept is not None else names,
