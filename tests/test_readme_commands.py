@@ -55,8 +55,8 @@ IMAGE_SETS = {"mnist": "idx", "fashion_mnist": "idx", "cifar10": "cifar"}
 def _train_args(command: str, root: Path, name: str, previous: Path) -> list[str]:
     args = shlex.split(command.replace("outputs/<date>/<time>", str(previous)))[3:]
     epochs = "trainer.max_epochs=2" if any(a.startswith("ckpt_path=") for a in args) else "trainer.max_epochs=1"
-    if "experiment=seed001_exact" in args:  # its 20 refit epochs need a longer run: 1 selection + 1 refit epoch
-        args, epochs = [*args, "penalty.refit_epochs=1"], "trainer.max_epochs=2"
+    if "experiment=seed001_exact" in args:  # its λ ramp and refit need a longer run: 1 selection + 1 refit epoch
+        args, epochs = [*args, "penalty.warmup_epochs=0", "penalty.refit_epochs=1"], "trainer.max_epochs=2"
     where = "hydra.sweep.dir" if "-m" in args else "hydra.run.dir"
     short = ["logger=none"] if "callbacks=none" in args else SHORT
     images = next((a.split("=", 1)[1] for a in args if a.split("=", 1)[-1] in IMAGE_SETS), None)

@@ -142,6 +142,14 @@ def test_refit_must_leave_epochs_to_select_in() -> None:
         _trainer(4, [callback]).fit(model, datamodule=dm)
 
 
+@pytest.mark.parametrize(("max_epochs", "refit_epochs"), [(5, 2), (3, 0)])
+def test_the_lambda_ramp_must_end_before_the_finish(max_epochs: int, refit_epochs: int) -> None:
+    model, dm, callback = _parts(refit_epochs=refit_epochs, warmup_epochs=4)
+    finish_epoch = max_epochs - refit_epochs - 1
+    with pytest.raises(UserError, match=rf"ramp \(warmup_epochs=4\) is still at .* in epoch {finish_epoch}, where"):
+        _trainer(max_epochs, [callback]).fit(model, datamodule=dm)
+
+
 def test_exact_penalties_must_agree_on_refit_epochs() -> None:
     model, dm, callback = _parts(refit_epochs=2)
     other = RegularizationCallback(L1(), 0.01, mode="exact", include="net.out.weight", refit_epochs=1, name="l1_out")

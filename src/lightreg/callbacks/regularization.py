@@ -245,6 +245,15 @@ class RegularizationCallback(Callback):
                 f"{self.name}: refit_epochs={self.refit_epochs} leaves no epoch to select the support in under "
                 f"trainer.max_epochs={trainer.max_epochs}: raise trainer.max_epochs above it or lower refit_epochs"
             )
+        finish_epoch = trainer.max_epochs - self.refit_epochs - 1 if trainer.max_epochs is not None else None
+        ramp = min(1.0, finish_epoch / self.warmup_epochs) if self.warmup_epochs and finish_epoch is not None else 1.0
+        if ramp < 1:
+            raise UserError(
+                f"{self.name}: the lambda ramp (warmup_epochs={self.warmup_epochs}) is still at "
+                f"{ramp * self.strength:.3g} of lambda={self.strength:g} in epoch {finish_epoch}, where "
+                f"the full-batch finish runs (trainer.max_epochs={trainer.max_epochs}, refit_epochs={self.refit_epochs}): "
+                f"lower warmup_epochs{', refit_epochs' if self.refit_epochs else ''} or raise trainer.max_epochs"
+            )
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
         if self.penalty.name not in DECAY_PENALTIES:
