@@ -215,3 +215,12 @@ def test_best_checkpoint_comes_from_after_the_finish(tmp_path: Path) -> None:
     saved = torch.load(tmp_path / "best.ckpt", weights_only=False)
     assert saved["epoch"] == 5  # the finish ran after the last batch of epoch 5, the last
     assert torch.equal(saved["state_dict"]["net.fc1.weight"] == 0, model.net.fc1.weight.detach() == 0)
+
+
+def test_a_checkpoint_from_before_refit_epochs_resumes_without_a_refit() -> None:
+    _, _, callback = _parts(refit_epochs=0)
+    older = {key: value for key, value in callback.state_dict().items() if key != "refit_epochs"}
+    callback.load_state_dict(older)  # no error: it was trained without a refit
+    _, _, refitting = _parts(refit_epochs=2)
+    with pytest.raises(UserError, match=r"refit_epochs=0, this run asks for .* refit_epochs=2"):
+        refitting.load_state_dict(older)

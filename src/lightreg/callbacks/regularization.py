@@ -25,6 +25,8 @@ DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
 LATE_FINISH = r".*the mode=exact full-batch finish ran after the last validation"
 """The warning given when the finish ran at the end of training (after an early stop): a regex for filters."""
+FINGERPRINT_DEFAULTS = {"refit_epochs": 0}
+"""Fingerprint entries of checkpoints written before the entry existed."""
 SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 """Strategies that shard parameters: a group penalty would only see pieces of its groups."""
 
@@ -147,7 +149,7 @@ class RegularizationCallback(Callback):
         """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
         self.support: dict[str, Tensor] | None = None
-        """During the refit: per parameter, the entries the finish kept (``True``); the others are held at zero."""
+        """During the refit: per parameter, a mask with 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
             warn(
                 f"{self.name}: lambda is 0, so NO regularization is happening. Set it, e.g. `lambda=1e-3` on the "
@@ -490,7 +492,7 @@ class RegularizationCallback(Callback):
 
     # -- checkpointing ------------------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
-        """What must match for a resume to continue the same problem: penalty, strength and mode."""
+        """What must match for a resume to continue the same problem: penalty, strength, mode and refit_epochs."""
         return {
             "penalty": repr(self.penalty),
             "strength": self.strength,
@@ -504,7 +506,7 @@ class RegularizationCallback(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint written under another penalty, strength or mode (one line naming both), unless
         ``allow_changes`` is set (the CLI's ``resume.allow_changes=true``, which has warned once already)."""
-        saved = {key: state_dict.get(key) for key in self.fingerprint()}
+        saved = {key: state_dict.get(key, FINGERPRINT_DEFAULTS.get(key)) for key in self.fingerprint()}
         if saved == self.fingerprint() or getattr(self, "allow_changes", False):
             return
         raise UserError(
