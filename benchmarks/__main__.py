@@ -43,6 +43,7 @@ QUICK: dict[str, list[str]] = {
     "image_loader_speed": ["--quick", "--repeats", "1", "--workers", "1", "--threads", "1"],
     "compact_vs_prune": ["--lambdas", "0.03", "--epochs", "1", "--finetune", "1"],
     "lambda_path": ["--part", "sklearn", "--num", "3"],
+    "seed001_adaptive_weights": ["--seeds", "1", "--lambdas", "0.04", "--workers", "1", "--dense-epochs", "1"],
     "seed001_support_oracle": ["--seeds", "1", "--workers", "1", "--dense-epochs", "1"],
     "seed001_selection": [
         "--seeds",
