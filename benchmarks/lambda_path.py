@@ -93,7 +93,7 @@ RULES = {
     "linear": ["+penalty=l1", "penalty.mode=exact"],
     "clusters": ["+penalty=l1", "penalty.mode=exact"],
     # an MLP: group lasso on the input columns (exact mode) + fixed L2 on the other weights (experiment=seed001_exact)
-    "ring": ["experiment=seed001_exact", "lambda=0"],
+    "ring": ["experiment=seed001_exact", "lambda=0", "penalty.warmup_epochs=0", "penalty.refit_epochs=0"],
 }
 
 

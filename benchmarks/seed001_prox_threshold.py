@@ -7,7 +7,8 @@ every optimizer step: the prox threshold λ·η of the entries of the informativ
 columns (median over the column's 6 entries; η from :func:`lightreg.optim.prox_step`, exactly what the callback
 uses), the data-gradient size of x0, x1 (‖g_col‖/√6, the per-entry figure to compare with λ), the norms of the
 x0, x1 columns after the prox step and the number of input columns that are exactly zero.
-``--warmup 0`` replays the rule before issue 10 (the metric threshold from the first step).
+``--warmup 0`` replays the rule before issue 10 (the metric threshold from the first step). The preset's λ ramp and
+refit (``penalty.warmup_epochs``, ``penalty.refit_epochs``) are off here: the probe isolates the prox step at full λ.
 
     python benchmarks/seed001_prox_threshold.py --rule ring
     python benchmarks/seed001_prox_threshold.py --rule ring --warmup 0
@@ -73,7 +74,8 @@ class ThresholdProbe(L.Callback):
 
 
 def probe(optimizer: str, rule: str, seed: int, warmup: int | None) -> tuple[list[dict], float, tuple[int, int]]:
-    cfg = cli_config("experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}")
+    overrides = [f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
+    cfg = cli_config("experiment=seed001_exact", *overrides, "penalty.warmup_epochs=0", "penalty.refit_epochs=0")
     model, dm, penalties = build_run(cfg)
     recorder = ThresholdProbe(penalties[0], warmup)
     figures = fit(model, dm, [recorder, *penalties], int(cfg.trainer.max_epochs))
