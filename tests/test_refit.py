@@ -224,3 +224,12 @@ def test_a_checkpoint_from_before_refit_epochs_resumes_without_a_refit() -> None
     _, _, refitting = _parts(refit_epochs=2)
     with pytest.raises(UserError, match=r"refit_epochs=0, this run asks for .* refit_epochs=2"):
         refitting.load_state_dict(older)
+
+
+def test_the_refit_start_is_announced_beside_the_epoch_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    model, dm, callback = _parts(refit_epochs=2)
+    model.print_epochs = True
+    _trainer(5, [callback, _l2_rest()]).fit(model, datamodule=dm)
+    out = capsys.readouterr().out
+    assert "group_lasso: the finish fixed the support after epoch 3 (" in out
+    assert "epochs 4-5 refit the others without group_lasso" in out

@@ -416,6 +416,12 @@ class RegularizationCallback(Callback):
             for cb in self.all_in(trainer):
                 if cb.refit_epochs:
                     cb.freeze_support()
+            if getattr(pl_module, "print_epochs", False):  # beside the epoch lines, whose penalty drops from here
+                pl_module.print(
+                    f"{self.name}: the finish fixed the support after epoch {epoch + 1} "
+                    f"({100 * self.zero_fraction():.1f}% of its weights exactly zero); epochs {epoch + 2}-"
+                    f"{trainer.max_epochs} refit the others without {self.name}"
+                )
         if not self.finish_report["converged"]:
             warn(
                 f"mode=exact: the full-batch finish stopped at finish.max_iter={self.finish.max_iter} before the zero "
