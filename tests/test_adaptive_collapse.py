@@ -102,3 +102,10 @@ def test_cli_adagrad_on_ring_keeps_exactly_x0_x1(tmp_path: Path) -> None:
     assert features["selected_names"] == ["x0", "x1"]
     assert metrics["features/selected"] == 2
     assert metrics["val/acc"] >= 0.85
+
+
+def test_network_message_when_the_finish_emptied_the_layer() -> None:
+    message = network_all_zero_message("gl", ["net.fc1.weight"], 39, 520, 0.08, 0.08, True, by_finish=True)
+    assert "after epoch 39" in message and "full-batch finish" in message and "lambda=0.08" in message
+    assert "lambda below 0.08 (e.g. 0.02)" in message and "+path=geometric" in message
+    assert "warmup_epochs" not in message and "optimizer's metric" not in message  # neither did it

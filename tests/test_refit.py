@@ -233,3 +233,11 @@ def test_the_refit_start_is_announced_beside_the_epoch_lines(capsys: pytest.Capt
     out = capsys.readouterr().out
     assert "group_lasso: the finish fixed the support after epoch 3 (" in out
     assert "epochs 4-5 refit the others without group_lasso" in out
+
+
+def test_a_finish_that_empties_the_layer_is_named_as_the_cause() -> None:
+    """One epoch of prox steps at a large λ leaves columns; the full-batch finish at that λ removes them all."""
+    model, dm, callback = _parts(refit_epochs=0, strength=0.5)
+    with pytest.warns(LightregWarning, match=r"the mode=exact full-batch finish, which solves .* emptied them"):
+        _trainer(1, [callback, _l2_rest()]).fit(model, datamodule=dm)
+    assert callback.emptied_by_finish and callback.zero_fraction() == 1.0

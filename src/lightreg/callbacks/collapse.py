@@ -17,12 +17,28 @@ def is_network(module: nn.Module) -> bool:
 
 
 def network_all_zero_message(
-    name: str, layers: list[str], epoch: int, steps: int, lam: float, strength: float, metric_steps: bool | None
+    name: str,
+    layers: list[str],
+    epoch: int,
+    steps: int,
+    lam: float,
+    strength: float,
+    metric_steps: bool | None,
+    by_finish: bool = False,
 ) -> str:
     """The guard's warning for a network whose penalized ``layers`` are all zero after ``epoch`` (``steps``
     optimizer steps so far), at the λ in force then (``lam``; ``strength`` the full λ). ``metric_steps``: True
     when the prox already used an adaptive optimizer's metric, False while it was bounded by SGD's lr·λ,
-    None for SGD-like optimizers."""
+    None for SGD-like optimizers. ``by_finish``: the ``mode=exact`` full-batch finish emptied layers the
+    minibatch steps had kept, so the regularized optimum near this network is empty at ``lam``."""
+    if by_finish:
+        return (
+            f"{name}: every penalized weight is exactly zero after epoch {epoch} ({', '.join(layers)}): the network "
+            f"predicts from biases only. The minibatch steps had kept some, but the mode=exact full-batch finish, "
+            f"which solves f + lambda·R on the whole training set, emptied them: at lambda={lam:g} the regularized "
+            f"optimum near this network is empty. Use a lambda below {lam:g} (e.g. {lam / 4:.2g}), or choose it on "
+            "a path (+path=geometric)."
+        )
     when = (
         f"within the first {steps} optimizer steps (epoch 0), before the network had learned: the data gradient of a "
         "fresh network is small, and"

@@ -148,6 +148,8 @@ class RegularizationCallback(Callback):
         self.finish_report: dict[str, float] | None = None
         """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
+        self.emptied_by_finish = False
+        """The full-batch finish zeroed every penalized weight that the minibatch steps had kept (the guard says so)."""
         self.support: dict[str, Tensor] | None = None
         """During the refit: per parameter, a mask with 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
@@ -206,6 +208,7 @@ class RegularizationCallback(Callback):
             self._check_exact(trainer)
             self.finish_report = None
         self.support = None
+        self.emptied_by_finish = False
         self._refit_start = trainer.max_epochs - self.refit_epochs if self.refit_epochs else None
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
@@ -404,9 +407,13 @@ class RegularizationCallback(Callback):
         """The full-batch finish for every regularizer's term; with ``refit``, then hold its zeros for the refit."""
         assert self.finish is not None
         epoch = trainer.current_epoch
-        terms = [cb.as_term(epoch) for cb in self.all_in(trainer)]
+        regularizers = self.all_in(trainer)
+        terms = [cb.as_term(epoch) for cb in regularizers]
         batches = full_batch.materialize(trainer.datamodule.train_dataloader(), next(pl_module.parameters()))
+        kept_some = [cb.penalty.sparse and cb.zero_fraction() < 1 for cb in regularizers]
         self.finish_report = self.finish.run(pl_module, batches, terms)
+        for cb, kept in zip(regularizers, kept_some):
+            cb.emptied_by_finish = kept and cb.zero_fraction() == 1
         if refit:
             # the penalized optimum's KKT residual, before the refit moves away from it on purpose
             self.finish_report.update(
@@ -474,7 +481,14 @@ class RegularizationCallback(Callback):
             adaptive = self.adaptive and any(is_adaptive(o) for o in trainer.optimizers)
             metric = trainer.global_step > self._prox_warmup if adaptive else None
             return network_all_zero_message(
-                self.name, list(self.params), trainer.current_epoch, trainer.global_step, lam, self.strength, metric
+                self.name,
+                list(self.params),
+                trainer.current_epoch,
+                trainer.global_step,
+                lam,
+                self.strength,
+                metric,
+                by_finish=self.emptied_by_finish,
             )
         message = (
             f"{self.name}: every penalized weight is exactly zero after epoch {trainer.current_epoch}: "
