@@ -209,7 +209,8 @@ class RegularizationCallback(Callback):
             self.finish_report = None
         self.support = None
         self.emptied_by_finish = False
-        self._refit_start = trainer.max_epochs - self.refit_epochs if self.refit_epochs else None
+        # a refit implies mode=exact, whose _check_exact above refused a run without max_epochs
+        self._refit_start = self._finish_epoch(trainer) + 1 if self.refit_epochs else None  # type: ignore[operator]
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
             if fused and scaler is not None:
@@ -250,7 +251,7 @@ class RegularizationCallback(Callback):
                 f"{self.name}: refit_epochs={self.refit_epochs} leaves no epoch to select the support in under "
                 f"trainer.max_epochs={trainer.max_epochs}: raise trainer.max_epochs above it or lower refit_epochs"
             )
-        finish_epoch = trainer.max_epochs - self.refit_epochs - 1 if trainer.max_epochs is not None else None
+        finish_epoch = self._finish_epoch(trainer)
         ramp = min(1.0, finish_epoch / self.warmup_epochs) if self.warmup_epochs and finish_epoch is not None else 1.0
         if ramp < 1:
             raise UserError(
@@ -390,12 +391,17 @@ class RegularizationCallback(Callback):
         )
 
     # -- mode: exact -----------------------------------------------------------------------------------------
+    def _finish_epoch(self, trainer: L.Trainer) -> int | None:
+        """The epoch after whose last batch the finish runs: the last, or the last before the refit (``None``
+        without ``max_epochs``)."""
+        return None if trainer.max_epochs is None else trainer.max_epochs - self.refit_epochs - 1
+
     def _is_finish_step(self, trainer: L.Trainer) -> bool:
         """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow, or, with ``refit_epochs``, the
         last step before the refit."""
         if self.support is not None:
             return False
-        last_epoch = trainer.max_epochs - self.refit_epochs - 1 if trainer.max_epochs is not None else None
+        last_epoch = self._finish_epoch(trainer)
         at_epoch_end = trainer.is_last_batch and last_epoch is not None and trainer.current_epoch >= last_epoch
         return at_epoch_end or 0 < trainer.max_steps <= trainer.global_step
 
