@@ -16,6 +16,8 @@ from lightreg.errors import LightregWarning
 from lightreg.models import LogisticRegression
 from lightreg.penalties import L1
 
+from helpers import quiet_trainer
+
 
 def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0)
@@ -28,14 +30,7 @@ def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
         optimizer=functools.partial(torch.optim.SGD, lr=0.1),
     )
     callback = RegularizationCallback(L1(), 0.02, mode="exact", finish={"max_iter": 200})
-    options = dict(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
-    trainer = L.Trainer(callbacks=[callback, *trainer_options.pop("callbacks", [])], **options, **trainer_options)
+    trainer = quiet_trainer([callback, *trainer_options.pop("callbacks", [])], **trainer_options)
     trainer.fit(model, datamodule=dm)
     return callback, trainer
 

@@ -20,6 +20,7 @@ from lightreg.models import MLP
 from lightreg.penalties import L1, L2, GroupLasso
 
 from conftest import describe
+from helpers import QUIET, quiet_trainer, read_metrics
 
 LAMBDA = 0.05
 
@@ -64,23 +65,10 @@ def _l2_rest() -> RegularizationCallback:
     return RegularizationCallback(L2(), 1e-2, exclude="net.fc1.weight", name="l2_rest")
 
 
-def _trainer(max_epochs: int, callbacks: list[Callback], **options) -> L.Trainer:
-    return L.Trainer(
-        max_epochs=max_epochs,
-        callbacks=callbacks,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=options.pop("enable_checkpointing", False),
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        **options,
-    )
-
-
 def test_refit_keeps_the_finish_support_and_moves_the_kept_weights() -> None:
     model, dm, callback = _parts(refit_epochs=2)
     seen = WeightsAtEpochStart()
-    trainer = _trainer(5, [callback, _l2_rest(), seen])
+    trainer = quiet_trainer(max_epochs=5, callbacks=[callback, _l2_rest(), seen])
     trainer.fit(model, datamodule=dm)
     assert callback.finish_report is not None and callback.finish_report["refit_epochs"] == 2.0
     assert callback.finish_report["kkt_violation"] < 1e-3  # the penalized optimum, before the refit
@@ -99,7 +87,7 @@ def test_refit_keeps_the_finish_support_and_moves_the_kept_weights() -> None:
 def test_without_refit_the_finish_is_the_last_step() -> None:
     model, dm, callback = _parts(refit_epochs=0)
     seen = WeightsAtEpochStart()
-    _trainer(3, [callback, _l2_rest(), seen]).fit(model, datamodule=dm)
+    quiet_trainer(max_epochs=3, callbacks=[callback, _l2_rest(), seen]).fit(model, datamodule=dm)
     assert callback.support is None and "refit_epochs" not in callback.finish_report
     assert not torch.equal(seen.weights[2] == 0, model.net.fc1.weight.detach() == 0)
 
@@ -107,11 +95,15 @@ def test_without_refit_the_finish_is_the_last_step() -> None:
 def test_resuming_inside_the_refit_holds_the_same_zeros(tmp_path: Path) -> None:
     model, dm, callback = _parts(refit_epochs=3)
     saver = ModelCheckpoint(dirpath=tmp_path, save_top_k=-1, every_n_epochs=1, filename="{epoch}")
-    _trainer(6, [callback, _l2_rest(), saver], enable_checkpointing=True).fit(model, datamodule=dm)
+    quiet_trainer(max_epochs=6, callbacks=[callback, _l2_rest(), saver], enable_checkpointing=True).fit(
+        model, datamodule=dm
+    )
     expected = model.net.fc1.weight.detach() == 0
 
     model, dm, callback = _parts(refit_epochs=3)
-    _trainer(6, [callback, _l2_rest()]).fit(model, datamodule=dm, ckpt_path=tmp_path / "epoch=3.ckpt")  # in the refit
+    quiet_trainer(max_epochs=6, callbacks=[callback, _l2_rest()]).fit(
+        model, datamodule=dm, ckpt_path=tmp_path / "epoch=3.ckpt"
+    )  # in the refit
     assert callback.finish_report is None  # no second finish at the end of the resumed run
     assert callback.support is not None
     assert torch.equal(model.net.fc1.weight.detach() == 0, expected)
@@ -121,7 +113,7 @@ def test_early_stop_before_the_refit_says_it_did_not_run() -> None:
     model, dm, callback = _parts(refit_epochs=2)
     stop = EarlyStopping(monitor="val/loss", min_delta=10.0, patience=0)
     with pytest.warns(LightregWarning, match=r"refit_epochs=2 refit did not run"):
-        _trainer(8, [callback, _l2_rest(), stop]).fit(model, datamodule=dm)
+        quiet_trainer(max_epochs=8, callbacks=[callback, _l2_rest(), stop]).fit(model, datamodule=dm)
     assert callback.support is None and callback.finish_report is not None
 
 
@@ -139,7 +131,7 @@ def test_refit_needs_mode_exact() -> None:
 def test_refit_must_leave_epochs_to_select_in() -> None:
     model, dm, callback = _parts(refit_epochs=4)
     with pytest.raises(UserError, match=r"refit_epochs=4 leaves no epoch .* trainer.max_epochs=4"):
-        _trainer(4, [callback]).fit(model, datamodule=dm)
+        quiet_trainer(max_epochs=4, callbacks=[callback]).fit(model, datamodule=dm)
 
 
 @pytest.mark.parametrize(("max_epochs", "refit_epochs"), [(5, 2), (3, 0)])
@@ -147,14 +139,14 @@ def test_the_lambda_ramp_must_end_before_the_finish(max_epochs: int, refit_epoch
     model, dm, callback = _parts(refit_epochs=refit_epochs, warmup_epochs=4)
     finish_epoch = max_epochs - refit_epochs - 1
     with pytest.raises(UserError, match=rf"ramp \(warmup_epochs=4\) is still at .* in epoch {finish_epoch}, where"):
-        _trainer(max_epochs, [callback]).fit(model, datamodule=dm)
+        quiet_trainer(max_epochs=max_epochs, callbacks=[callback]).fit(model, datamodule=dm)
 
 
 def test_exact_penalties_must_agree_on_refit_epochs() -> None:
     model, dm, callback = _parts(refit_epochs=2)
     other = RegularizationCallback(L1(), 0.01, mode="exact", include="net.out.weight", refit_epochs=1, name="l1_out")
     with pytest.raises(UserError, match=r"different refit_epochs \[1, 2\]"):
-        _trainer(5, [callback, other]).fit(model, datamodule=dm)
+        quiet_trainer(max_epochs=5, callbacks=[callback, other]).fit(model, datamodule=dm)
 
 
 def test_a_resume_under_another_refit_is_refused() -> None:
@@ -164,16 +156,13 @@ def test_a_resume_under_another_refit_is_refused() -> None:
         other.load_state_dict(callback.state_dict())
 
 
-QUIET = ("logger=none", "callbacks=none", "model.print_epochs=false")
-
-
 def test_cli_seed001_refits_with_rmsprop_and_keeps_x0_x1(cli, tmp_path: Path) -> None:
     """The preset with the optimizer that kept x0, x1 in 4 of 10 ring data sets before the λ ramp and the refit."""
     proc = cli(
         "experiment=seed001_exact", "data.rule=ring", "optimizer=rmsprop", "seed=3", *QUIET, f"hydra.run.dir={tmp_path}"
     )
     assert proc.returncode == 0, describe(proc)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    metrics = read_metrics(tmp_path)
     features = json.loads((tmp_path / "sparsity.json").read_text())["features"]
     assert features["selected_names"] == ["x0", "x1"]
     assert metrics["exact/refit_epochs"] == 20 and metrics["exact/converged"] == 1.0
@@ -210,7 +199,9 @@ def test_best_checkpoint_comes_from_after_the_finish(tmp_path: Path) -> None:
     shrinkage; best.ckpt must still hold a model with the finish's support."""
     model, dm, callback = _parts(refit_epochs=0, strength=0.2, warmup_epochs=3)
     best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/loss", mode="min", save_top_k=1)
-    _trainer(6, [callback, _l2_rest(), best], enable_checkpointing=True).fit(model, datamodule=dm)
+    quiet_trainer(max_epochs=6, callbacks=[callback, _l2_rest(), best], enable_checkpointing=True).fit(
+        model, datamodule=dm
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.ckpt"]
     saved = torch.load(tmp_path / "best.ckpt", weights_only=False)
     assert saved["epoch"] == 5  # the finish ran after the last batch of epoch 5, the last
@@ -229,7 +220,7 @@ def test_a_checkpoint_from_before_refit_epochs_resumes_without_a_refit() -> None
 def test_the_refit_start_is_announced_beside_the_epoch_lines(capsys: pytest.CaptureFixture[str]) -> None:
     model, dm, callback = _parts(refit_epochs=2)
     model.print_epochs = True
-    _trainer(5, [callback, _l2_rest()]).fit(model, datamodule=dm)
+    quiet_trainer(max_epochs=5, callbacks=[callback, _l2_rest()]).fit(model, datamodule=dm)
     out = capsys.readouterr().out
     assert "group_lasso: the finish fixed the support after epoch 3 (" in out
     assert "epochs 4-5 refit the others without group_lasso" in out
@@ -239,5 +230,5 @@ def test_a_finish_that_empties_the_layer_is_named_as_the_cause() -> None:
     """One epoch of prox steps at a large λ leaves columns; the full-batch finish at that λ removes them all."""
     model, dm, callback = _parts(refit_epochs=0, strength=0.5)
     with pytest.warns(LightregWarning, match=r"the mode=exact full-batch finish, which solves .* emptied them"):
-        _trainer(1, [callback, _l2_rest()]).fit(model, datamodule=dm)
+        quiet_trainer(max_epochs=1, callbacks=[callback, _l2_rest()]).fit(model, datamodule=dm)
     assert callback.emptied_by_finish and callback.zero_fraction() == 1.0

@@ -6,7 +6,6 @@ import functools
 import warnings
 from types import SimpleNamespace
 
-import lightning as L
 import pytest
 import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
@@ -16,6 +15,8 @@ from lightreg.data import SyntheticDataModule
 from lightreg.errors import LightregWarning, UserError
 from lightreg.models import MLP, LogisticRegression
 from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, SparseGroupLasso, soft_threshold_
+
+from helpers import quiet_trainer
 
 PENALTIES = [L1(), L2(), ElasticNet(0.3), GroupLasso("rows"), GroupLasso("columns"), SparseGroupLasso("columns", 0.4)]
 
@@ -38,19 +39,6 @@ def _mlp(dm: SyntheticDataModule, optimizer, cls=MLP, seed: int = 0) -> MLP:
     )
 
 
-def _trainer(callbacks=(), **kwargs) -> L.Trainer:
-    options = dict(
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        max_epochs=1,
-    )
-    options.update(kwargs)
-    return L.Trainer(callbacks=list(callbacks), **options)
-
-
 def _penalized_in_loss(penalty: Penalty, strength: float) -> type[MLP]:
     class PenaltyInLoss(MLP):
         def extra_loss_terms(self, batch, output):
@@ -68,11 +56,11 @@ def test_grad_mode_equals_autograd_of_penalized_loss(penalty: Penalty) -> None:
     steps = dict(max_epochs=3, accumulate_grad_batches=2, gradient_clip_val=0.05)
 
     by_callback = _mlp(dm, sgd)
-    _trainer([RegularizationCallback(penalty, strength, mode="grad")], **steps).fit(by_callback, datamodule=dm)
+    quiet_trainer([RegularizationCallback(penalty, strength, mode="grad")], **steps).fit(by_callback, datamodule=dm)
     in_loss = _mlp(dm, sgd, cls=_penalized_in_loss(penalty, strength))
-    _trainer(**steps).fit(in_loss, datamodule=dm)
+    quiet_trainer(**steps).fit(in_loss, datamodule=dm)
     untouched = _mlp(dm, sgd)
-    _trainer(**steps).fit(untouched, datamodule=dm)
+    quiet_trainer(**steps).fit(untouched, datamodule=dm)
 
     for (name, a), b, c in zip(by_callback.named_parameters(), in_loss.parameters(), untouched.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
@@ -97,7 +85,9 @@ def test_prox_mode_is_the_closed_form_prox_after_each_sgd_step(penalty: Penalty)
             expected[name] = penalty.prox_(w.clone(), lr * strength) if p.ndim >= 2 else w
     model.zero_grad()
 
-    _trainer([RegularizationCallback(penalty, strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    quiet_trainer([RegularizationCallback(penalty, strength)], max_steps=1, limit_val_batches=0).fit(
+        model, datamodule=dm
+    )
     for name, p in model.named_parameters():
         torch.testing.assert_close(p.detach(), expected[name], rtol=1e-5, atol=1e-6, msg=name)
     assert (model.net.fc1.weight == 0).any(), "a threshold this large must zero some entries exactly"
@@ -118,7 +108,7 @@ def test_prox_uses_the_lr_of_the_step_before_a_step_scheduler_moves_it() -> None
     model.batch_loss((dm.x_train, dm.y_train))[1].backward()
     expected = soft_threshold_(w0 - lr * model.net.fc1.weight.grad, lr * strength)
     model.zero_grad()
-    _trainer([RegularizationCallback(L1(), strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    quiet_trainer([RegularizationCallback(L1(), strength)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
     torch.testing.assert_close(model.net.fc1.weight.detach(), expected)
 
 
@@ -129,14 +119,14 @@ def test_prox_skips_accumulation_micro_batches() -> None:
     callback = RegularizationCallback(L1(), 0.01)
     original = callback._after_optimizer_step
     callback._after_optimizer_step = lambda *a: (calls.append(1), original(*a))
-    _trainer([callback], max_epochs=1, accumulate_grad_batches=4, limit_val_batches=0).fit(model, datamodule=dm)
+    quiet_trainer([callback], max_epochs=1, accumulate_grad_batches=4, limit_val_batches=0).fit(model, datamodule=dm)
     assert len(calls) == 2
 
 
 def test_penalty_is_logged_and_objective_is_loss_plus_penalty() -> None:
     dm = _data()
     model = _mlp(dm, functools.partial(torch.optim.Adam, lr=1e-2))
-    trainer = _trainer([RegularizationCallback(L1(), 1e-3)], max_epochs=2)
+    trainer = quiet_trainer([RegularizationCallback(L1(), 1e-3)], max_epochs=2)
     trainer.fit(model, datamodule=dm)
     m = trainer.callback_metrics
     assert float(m["train/penalty"]) > 0
@@ -154,8 +144,8 @@ def test_only_weights_are_penalized_by_default() -> None:
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
     biases = {n: p.detach().clone() for n, p in model.named_parameters() if p.ndim == 1}
     bias_only_sgd = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
-    _trainer([RegularizationCallback(L1(), 10.0)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
-    _trainer(max_steps=1, limit_val_batches=0).fit(bias_only_sgd, datamodule=dm)
+    quiet_trainer([RegularizationCallback(L1(), 10.0)], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    quiet_trainer(max_steps=1, limit_val_batches=0).fit(bias_only_sgd, datamodule=dm)
     for name, p in model.named_parameters():
         if name in biases:
             torch.testing.assert_close(p, dict(bias_only_sgd.named_parameters())[name], msg=name)
@@ -167,7 +157,7 @@ def test_include_exclude_select_parameters() -> None:
     dm = _data(batch_size=None)
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
     callback = RegularizationCallback(L1(), 10.0, include=["net.fc1.weight"])
-    _trainer([callback], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
+    quiet_trainer([callback], max_steps=1, limit_val_batches=0).fit(model, datamodule=dm)
     assert list(callback.params) == ["net.fc1.weight"]
     assert (model.net.fc1.weight == 0).all() and (model.net.fc2.weight != 0).any()
     with pytest.raises(UserError, match="available"):
@@ -180,7 +170,7 @@ def test_two_callbacks_coexist_with_their_own_strength() -> None:
     assert first.state_key != rest.state_key
     dm = _data()
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1))
-    trainer = _trainer([first, rest], max_epochs=1)
+    trainer = quiet_trainer([first, rest], max_epochs=1)
     trainer.fit(model, datamodule=dm)
     assert "net.fc1.weight" in first.params and "net.fc1.weight" not in rest.params
     assert {"sparsity/l1", "sparsity/l2_rest"} <= set(trainer.callback_metrics)
@@ -238,7 +228,7 @@ def test_weight_decay_with_l2_penalty_warns_of_double_counting() -> None:
     dm = _data()
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1, weight_decay=1e-3))
     with pytest.warns(LightregWarning, match="regularized twice"):
-        _trainer([RegularizationCallback(L2(), 1e-3)], max_steps=1).fit(model, datamodule=dm)
+        quiet_trainer([RegularizationCallback(L2(), 1e-3)], max_steps=1).fit(model, datamodule=dm)
 
 
 def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
@@ -252,7 +242,7 @@ def test_all_zero_weights_warn_with_lambda_max_of_the_data() -> None:
         print_epochs=False,
     )
     with pytest.warns(LightregWarning, match=r"lambda_max = ([0-9.e-]+)") as record:
-        _trainer([RegularizationCallback(L1(), 5.0)], max_epochs=1, limit_val_batches=0).fit(model, datamodule=dm)
+        quiet_trainer([RegularizationCallback(L1(), 5.0)], max_epochs=1, limit_val_batches=0).fit(model, datamodule=dm)
     assert (model.net.linear.weight == 0).all()
     # λ_max = max |∇_w f| at w = 0 with the bias the run ended with
     model.zero_grad()
@@ -266,7 +256,7 @@ def test_penalty_that_dwarfs_the_loss_warns() -> None:
     dm = _data()
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=1e-4))
     with pytest.warns(LightregWarning, match="more than 10x the data loss"):
-        _trainer([RegularizationCallback(L1(), 5.0, mode="grad")], max_epochs=1).fit(model, datamodule=dm)
+        quiet_trainer([RegularizationCallback(L1(), 5.0, mode="grad")], max_epochs=1).fit(model, datamodule=dm)
 
 
 def test_regularizer_builds_penalty_options_from_flat_config() -> None:
@@ -299,7 +289,7 @@ def test_small_data_loss_of_a_well_fit_model_is_not_a_dwarf_warning() -> None:
 def test_penalties_reported_in_an_earlier_fit_are_forgotten() -> None:
     dm = _data()
     model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.1))
-    _trainer([RegularizationCallback(L1(), 1e-3)]).fit(model, datamodule=dm)
-    again = _trainer()
+    quiet_trainer([RegularizationCallback(L1(), 1e-3)]).fit(model, datamodule=dm)
+    again = quiet_trainer()
     again.fit(model, datamodule=dm)
     assert "train/penalty" not in again.callback_metrics and "train/objective" not in again.callback_metrics
