@@ -77,6 +77,18 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]
     return model, datamodule, penalties
 
 
+DENSE = ("~penalty", "~extra_penalties.l2_rest")
+"""Overrides that turn ``experiment=seed001_exact`` into its dense model (no penalty at all)."""
+
+
+def dense_column_norms(overrides: Sequence[str], epochs: int) -> torch.Tensor:
+    """The fc1 column norms (one per input) of the dense model of ``experiment=seed001_exact <overrides>`` after
+    ``epochs`` epochs: the first estimate a group lasso starts from after its λ ramp."""
+    model, dm, callbacks = build_run(cli_config(*overrides, *DENSE))
+    fit(model, dm, callbacks, epochs)
+    return model.net.fc1.weight.detach().norm(dim=0)
+
+
 def input_support(model: Any, n_informative: int = 2) -> tuple[int, int]:
     """Seed-001 setup: (uninformative input columns of ``net.fc1.weight`` that are exactly zero, informative
     columns kept); the informative inputs are the first ``n_informative``."""

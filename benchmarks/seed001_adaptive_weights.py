@@ -18,7 +18,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import build_run, cli_config, fit, input_support, table
+from _common import build_run, cli_config, dense_column_norms, fit, input_support, table
 
 
 def run(job: tuple[str, str, int, float, float, int]) -> dict:
@@ -27,9 +27,7 @@ def run(job: tuple[str, str, int, float, float, int]) -> dict:
     overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
     scale = None
     if gamma > 0:
-        model, dm, callbacks = build_run(cli_config(*overrides, "~penalty", "~extra_penalties.l2_rest"))
-        fit(model, dm, callbacks, dense_epochs)
-        norms = model.net.fc1.weight.detach().norm(dim=0)
+        norms = dense_column_norms(overrides, dense_epochs)
         scale = (norms / norms.mean()) ** gamma
     cfg = cli_config(*overrides, f"lambda={lam}")
     model, dm, callbacks = build_run(cfg)

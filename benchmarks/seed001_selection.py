@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from _common import build_run, cli_config, fit, input_support, table
+from _common import DENSE, build_run, cli_config, fit, input_support, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 RULES = ("ring", "linear", "clusters")
@@ -43,7 +43,7 @@ def run(job: tuple[str, str, int, str, float]) -> dict:
     torch.set_num_threads(1)
     overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
     if mode == "dense":
-        overrides += ["~penalty", "~extra_penalties.l2_rest"]
+        overrides += DENSE
     else:
         overrides += [f"penalty.mode={mode}", f"lambda={lam}"]
         overrides += ["penalty.refit_epochs=0"] if mode == "prox" else []  # the refit refits the finish's support

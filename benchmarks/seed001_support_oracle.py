@@ -17,7 +17,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import build_run, cli_config, fit, table
+from _common import DENSE, build_run, cli_config, dense_column_norms, fit, table
 
 SUPPORTS = {"x1": [1], "x0": [0], "x0,x1": [0, 1], "x0,x1 + 2 noise": [0, 1, 2, 3], "all 10": list(range(10))}
 
@@ -26,7 +26,7 @@ def run(job: tuple[str, str, int, int]) -> dict:
     rule, optimizer, seed, dense_epochs = job
     torch.set_num_threads(1)
     overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
-    cfg = cli_config(*overrides, "~penalty", "~extra_penalties.l2_rest")
+    cfg = cli_config(*overrides, *DENSE)
     result: dict = {"seed": seed}
     for name, columns in SUPPORTS.items():
         model, dm, callbacks = build_run(cfg)
@@ -38,9 +38,7 @@ def run(job: tuple[str, str, int, int]) -> dict:
         weight.register_hook(lambda grad, mask=mask: grad * mask)
         figures = fit(model, dm, callbacks, int(cfg.trainer.max_epochs))
         result[name] = (figures["val/loss"], figures["val/acc"])
-    model, dm, callbacks = build_run(cfg)
-    fit(model, dm, callbacks, dense_epochs)
-    norms = model.net.fc1.weight.detach().norm(dim=0)
+    norms = dense_column_norms(overrides, dense_epochs)
     result["x0 / largest noise column"] = float(norms[0] / norms[2:].max())
     return result
 
