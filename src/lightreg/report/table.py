@@ -14,6 +14,10 @@ from lightreg.report.rundir import RunData
 
 MAX_NAMES = 20
 SHORT_LIST = 8
+COMPACT_STYLE: dict[str, Any] = dict(
+    title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1), collapse_padding=True
+)
+"""No vertical rules and tight padding, so that the tables stay whole at 80 columns."""
 
 
 def _pct(fraction: float | None) -> str:
@@ -67,12 +71,7 @@ def layer_table(run: RunData) -> Table:
     s = run.sparsity
     table = Table(
         title=f"Sparsity at the end of {run.path}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        show_edge=False,
-        padding=(0, 1),
-        collapse_padding=True,
+        **COMPACT_STYLE,
         caption=f"zeros %: exactly 0; ≤atol %: |w| ≤ {s['atol']:g}; dead: all-zero units; dropped: all-zero inputs",
         caption_justify="left",
     )
@@ -133,15 +132,7 @@ def compare_table(runs: Sequence[RunData]) -> Table:
     """One row per run: its label, penalties, final validation figures, sparsity and selected inputs (80 columns for
     two validation figures; dead units are in each run's own table)."""
     val_keys = sorted({k for r in runs for k in r.metrics if k.startswith("val/")})
-    table = Table(
-        title="Runs side by side",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        show_edge=False,
-        padding=(0, 1),
-        collapse_padding=True,
-    )
+    table = Table(title="Runs side by side", **COMPACT_STYLE)
     table.add_column("run", no_wrap=True)
     table.add_column("penalties", overflow="fold", min_width=12)
     for header in (*val_keys, "zeros %", "nnz", "inputs"):
