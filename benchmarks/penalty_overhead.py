@@ -161,7 +161,7 @@ def run(model_name: str, args: argparse.Namespace, device: torch.device) -> None
         f"\n{model_name} MLP: {len(widths) - 1} Linear {widths[1]}x{widths[1]}, {n_params / 1e6:.2f} M parameters, "
         f"batch "
         f"{batch}, {device}, {torch.get_num_threads()} threads, median of {args.repeats} x {args.steps} steps, "
-        f"load average {os.getloadavg()[0]:.2f}; kernel form by default: {kernels.default_form(device)}"
+        f"load average {os.getloadavg()[0]:.2f}; kernel form by default: {kernels.DEFAULT_FORM}"
     )
     print("| variant | ms/step | ratio | extra peak MiB | % of param bytes |\n|---|---|---|---|---|")
     for name, (opt, *_rest) in table.items():

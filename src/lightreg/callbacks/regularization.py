@@ -71,7 +71,7 @@ class RegularizationCallback(Callback):
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
         finish: options of :class:`~lightreg.optim.ProximalFinish` (``mode: exact`` only).
         kernel_form: how the gradient and prox passes run (:mod:`lightreg.optim.kernels`): ``foreach``,
-            ``chunked`` or ``plain``; ``None`` = the measured default of the parameters' device.
+            ``chunked`` or ``plain``; ``None`` = :data:`lightreg.optim.kernels.DEFAULT_FORM` (``chunked``).
     """
 
     def __init__(
@@ -128,7 +128,7 @@ class RegularizationCallback(Callback):
         self.exclude = [exclude] if isinstance(exclude, str) else (list(exclude) if exclude else None)
         if kernel_form is not None and kernel_form not in kernels.FORMS:
             raise UserError(
-                f"kernel_form must be one of {kernels.FORMS} or null (the device's default), got {kernel_form!r}"
+                f"kernel_form must be one of {kernels.FORMS} or null (kernels.DEFAULT_FORM), got {kernel_form!r}"
             )
         self.kernel_form = kernel_form
         self.warmup_epochs = warmup_epochs
@@ -300,8 +300,8 @@ class RegularizationCallback(Callback):
             pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True)
         self._last_value = value
 
-    def _kernel_form(self, device: torch.device) -> str:
-        return self.kernel_form or kernels.default_form(device)
+    def _kernel_form(self) -> str:
+        return self.kernel_form or kernels.DEFAULT_FORM
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.support is not None:
@@ -321,9 +321,7 @@ class RegularizationCallback(Callback):
         ]
         if pairs:
             params, grads = zip(*pairs)
-            kernels.add_grad_(
-                self.penalty, [p.detach() for p in params], grads, lam, self._kernel_form(params[0].device)
-            )
+            kernels.add_grad_(self.penalty, [p.detach() for p in params], grads, lam, self._kernel_form())
 
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
@@ -343,7 +341,7 @@ class RegularizationCallback(Callback):
                     else:
                         scalar.setdefault(step, []).append(p)
             for step, params in scalar.items():
-                kernels.prox_(self.penalty, params, step, self._kernel_form(params[0].device))
+                kernels.prox_(self.penalty, params, step, self._kernel_form())
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
