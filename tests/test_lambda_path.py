@@ -48,6 +48,7 @@ def _cfg(**path) -> OmegaConf:
         "monitor": "val/loss",
         "checkpoints": "chosen",
         "bisect_steps": 2,
+        "refit_epochs": 0,
         **path,
     }
     return OmegaConf.create({"lambda": 0.0, "penalty": {"penalty": "l1"}, "extra_penalties": {}, "path": spec})
@@ -59,6 +60,8 @@ def _cfg(**path) -> OmegaConf:
         ({"path": {"min_ratio": 1.0}}, r"path.min_ratio must be a number in \(0, 1\)"),
         ({"path": {"min_ratio": 0}}, r"path.min_ratio must be a number in \(0, 1\)"),
         ({"path": {"num": 1}}, "path.num must be an integer >= 2"),
+        ({"path": {"refit_epochs": -1}}, "path.refit_epochs must be an integer >= 0"),
+        ({"path": {"refit_epochs": 1.5}}, "path.refit_epochs must be an integer >= 0"),
         ({"penalty": None}, "none is configured"),
         ({"lambda": 0.01}, "the path sets λ itself"),
         ({"path": {"monitor": "val/f1"}}, "path.monitor must be one of"),
@@ -163,6 +166,38 @@ def test_network_lambda_max_is_searched(cli, tmp_path: Path) -> None:
     rows = _rows(tmp_path)
     assert int(rows[0]["nnz"]) == 0  # trained from zero at λ_max, the first layer stays zero
     assert metrics["best/checkpoint"] is None and not (tmp_path / "checkpoints").exists()
+    # an all-zero point belongs to a path: the single-run guard's advice ("use a lambda below ...") is not given
+    assert "every penalized weight is exactly zero" not in proc.stderr, describe(proc)
+
+
+@pytest.mark.slow  # a 5-point exact path on breast_cancer with a 3-epoch refit at each point
+def test_relaxed_path_refits_each_support_without_the_penalty(cli, tmp_path: Path) -> None:
+    proc = cli(
+        "data=breast_cancer",
+        "+penalty=l1",
+        "penalty.mode=exact",
+        "+penalty.finish.max_iter=2",  # too few to settle: the path says so once, not point by point
+        "+path=geometric",
+        "path.num=5",
+        "path.min_ratio=0.02",
+        "path.refit_epochs=3",
+        *QUIET,
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert proc.returncode == 0, describe(proc)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    rows = _rows(tmp_path)
+    assert metrics["path/refit_epochs"] == 3
+    assert [int(r["refit_epochs"]) for r in rows] == [0, 3, 3, 3, 3]  # the closed-form null point is not refit
+    assert metrics["epochs"] == sum(int(r["epochs"]) + int(r["refit_epochs"]) for r in rows)
+    features = [c for c in rows[0] if c.startswith("coef:")]
+    for row in rows:  # the refit kept the point's zeros: nnz counts the refit model's non-zero coefficients
+        assert sum(float(row[c]) != 0 for c in features) == int(row["nnz"])
+    assert any(0 < int(r["nnz"]) < len(features) for r in rows), "no point with held zeros to check"
+    changed = [float(r["val/loss"]) != float(r["penalized/val/loss"]) for r in rows[1:] if int(r["nnz"]) > 0]
+    assert changed and all(changed), "the refit did not move the kept weights"
+    assert proc.stderr.count("the full-batch finish stopped at finish.max_iter=2") == 1, describe(proc)
+    assert "at 4 of 5 path points" in proc.stderr, describe(proc)
 
 
 @pytest.mark.slow  # a 5-point exact path on breast_cancer and 5 scikit-learn fits

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 
 from lightreg import full_batch
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
+from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
 from lightreg.kkt import kkt_report
 from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step, warmup_steps
@@ -25,6 +26,10 @@ DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
 LATE_FINISH = r".*the mode=exact full-batch finish ran after the last validation"
 """The warning given when the finish ran at the end of training (after an early stop): a regex for filters."""
+UNSETTLED_FINISH = r"mode=exact: the full-batch finish stopped at finish.max_iter"
+"""The warning given when the finish's zero pattern had not settled: a regex for filters."""
+ALL_ZERO = r".*every penalized weight is exactly zero"
+"""The all-zero guard's warning (linear models and networks): a regex for filters."""
 FINGERPRINT_DEFAULTS = {"refit_epochs": 0}
 """Fingerprint entries of checkpoints written before the entry existed."""
 SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
@@ -150,8 +155,8 @@ class RegularizationCallback(Callback):
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
         self.emptied_by_finish = False
         """The full-batch finish zeroed every penalized weight that the minibatch steps had kept (the guard says so)."""
-        self.support: dict[str, Tensor] | None = None
-        """During the refit: per parameter, a mask with 1 where the finish kept an entry, 0 where it is held at zero."""
+        self.support: SupportMask | None = None
+        """During the refit: 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
             warn(
                 f"{self.name}: lambda is 0, so NO regularization is happening. Set it, e.g. `lambda=1e-3` on the "
@@ -305,9 +310,7 @@ class RegularizationCallback(Callback):
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.support is not None:
-            for name, p in self.params.items():
-                if p.grad is not None:
-                    p.grad.mul_(self.support[name])
+            self.support.mask_grads_(self.params)
         if self.mode != "grad":
             return
         lam = self.current_strength(trainer.current_epoch)
@@ -326,8 +329,7 @@ class RegularizationCallback(Callback):
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if self.support is not None:  # momentum and weight decay move masked entries too
-            for name, p in self.params.items():
-                p.mul_(self.support[name])
+            self.support.apply_(self.params)
         lam = self._step_strength
         if lam == 0:
             return
@@ -444,7 +446,7 @@ class RegularizationCallback(Callback):
     @torch.no_grad()
     def freeze_support(self) -> None:
         """Hold the entries that are zero now at exactly zero from here on (the refit)."""
-        self.support = {name: (p != 0).to(p.dtype) for name, p in self.params.items()}
+        self.support = SupportMask(self.params)
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()

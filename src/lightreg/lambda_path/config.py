@@ -53,6 +53,7 @@ def check_path(cfg: DictConfig) -> None:
     _count(path, "epochs_per_lambda", 1)
     _count(path, "patience", 0)
     _count(path, "bisect_steps", 0)
+    _count(path, "refit_epochs", 0)
     lam_max = path.get("lambda_max")
     if lam_max is not None and (not _number(lam_max) or lam_max <= 0):
         raise UserError(f"path.lambda_max must be a number > 0 or null (from the data), got {lam_max!r}")

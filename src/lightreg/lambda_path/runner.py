@@ -10,8 +10,12 @@
    network whose penalized weights are all zero sits at a saddle point, so a point after an all-zero point
    restarts them from their initialization (``restarted`` in ``path.csv``) instead of warm starting from zero.
 3. For each ``λ_k = λ_max · min_ratio^(k/(num−1))``: up to ``path.epochs_per_lambda`` epochs with early
-   stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early), then the
-   validation figures with their per-sample standard errors, the support, and a checkpoint.
+   stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early). With
+   ``path.refit_epochs = R > 0`` (a relaxed path, Meinshausen 2007), a copy of the point then trains R epochs
+   without the path's penalty, its zeros held (:class:`~lightreg.callbacks.support.HoldSupport`), and that refit
+   is what is validated and checkpointed: the validation figures then compare supports, not shrinkage; the next
+   point warm starts from the penalized weights. Then the validation figures with their per-sample standard
+   errors, the support, and a checkpoint.
 4. λ is chosen by the best ``path.monitor`` and by the one-standard-error rule (:mod:`.selection`).
 """
 
@@ -34,7 +38,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lightreg import full_batch
 from lightreg.building import build
-from lightreg.callbacks.regularization import LATE_FINISH, RegularizationCallback
+from lightreg.callbacks.regularization import ALL_ZERO, LATE_FINISH, UNSETTLED_FINISH, RegularizationCallback
+from lightreg.callbacks.support import HoldSupport
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
@@ -59,7 +64,8 @@ class PathRun:
             named = ", ".join(f"penalty.{key}={value}" for key, value in scheduled.items())
             warn(
                 f"path: {named} schedule a single run; the path warm starts each lambda from the previous point "
-                "instead, so they are off along it (set them to 0 to silence this)"
+                "instead, so they are off along it (set them to 0 to silence this; path.refit_epochs=N refits every "
+                "point)"
             )
         self.schedules_off = dict.fromkeys(scheduled, 0)
         self.out_dir = Path(cfg.paths.output_dir)
@@ -118,11 +124,7 @@ class PathRun:
         self, lam: float, max_epochs: int, early_stopping: bool, extra: list[Callback] | None = None
     ) -> tuple[L.Trainer, RegularizationCallback]:
         reg = self.regularizer(lam)
-        fixed = [
-            build(node, f"extra_penalties.{name}", name=name)
-            for name, node in (self.cfg.get("extra_penalties") or {}).items()
-        ]
-        callbacks: list[Callback] = [reg, *fixed, *(extra or [])]
+        callbacks: list[Callback] = [reg, *self.extra_penalties(), *(extra or [])]
         if early_stopping and self.spec.patience > 0:
             callbacks.append(
                 EarlyStopping(monitor="val/loss", mode="min", patience=self.spec.patience, check_finite=False)
@@ -132,10 +134,29 @@ class PathRun:
             # early stopping can end a point before its last epoch: the callback then runs the full-batch finish at
             # the end of training and warns that the last validation predates it; the point is validated again here
             warnings.filterwarnings("ignore", message=LATE_FINISH, category=LightregWarning)
+            # all-zero points belong to every path (path.csv lists nnz), and the finishes that did not settle are
+            # counted once for the whole path (train_path), not warned point by point
+            warnings.filterwarnings("ignore", message=ALL_ZERO, category=LightregWarning)
+            warnings.filterwarnings("ignore", message=UNSETTLED_FINISH, category=LightregWarning)
             trainer.fit(self.model, datamodule=self.data)
             if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
                 trainer.validate(self.model, datamodule=self.data, verbose=False)
         return trainer, reg
+
+    def extra_penalties(self) -> list[RegularizationCallback]:
+        """The ``extra_penalties``, at their own fixed strengths (a path scales ``penalty`` only)."""
+        return [
+            build(node, f"extra_penalties.{name}", name=name)
+            for name, node in (self.cfg.get("extra_penalties") or {}).items()
+        ]
+
+    def refit(self, epochs: int) -> L.Trainer:
+        """Train the current model ``epochs`` epochs without the path's penalty, its zeros held (the extra
+        penalties keep acting); returns the Trainer whose ``callback_metrics`` hold the refit's validation."""
+        trainer = self.trainer([*self.extra_penalties(), HoldSupport(self.params)], epochs)
+        with quiet_lightning():
+            trainer.fit(self.model, datamodule=self.data)
+        return trainer
 
     # -- the null model and λ_max -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -194,9 +215,7 @@ class PathRun:
     def _stays_zero(self, lam: float, start: dict[str, torch.Tensor]) -> bool:
         """Train from ``start`` at ``lam`` exactly as a path point does; are the penalized weights all zero after?"""
         self.model.load_state_dict(start)
-        with warnings.catch_warnings():  # an all-zero result is what the search looks for, not a user mistake
-            warnings.filterwarnings("ignore", message=".*every penalized weight is exactly zero")
-            self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)
+        self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)  # all-zero: what the search looks for
         return all(bool((p == 0).all()) for p in self.params.values())
 
     def _search(self, bound: float) -> float:
@@ -290,6 +309,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     states: list[dict[str, torch.Tensor]] = []
     trainer = None
     seen: set[int] = set()
+    unsettled: list[float] = []  # λ of the points whose mode=exact finish stopped before its zeros settled
+    max_iter = 0
     with Progress(
         TextColumn("λ path"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
     ) as bar:
@@ -297,7 +318,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         for k, lam in enumerate(grid):
             t0 = time.perf_counter()
             restarted = False
-            if k == 0 and source == "closed form":
+            null_point = k == 0 and source == "closed form"
+            if null_point:
                 # at λ_max the null model is the optimum (λ_max is its KKT bound); training at this boundary point
                 # would only let minibatch noise move it
                 trainer = run.trainer([], 1)
@@ -305,7 +327,19 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                     trainer.validate(run.model, datamodule=run.data, verbose=False)
             else:
                 restarted = run.leave_saddle()
-                trainer, _ = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
+                trainer, reg = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
+                if reg.finish is not None and reg.finish_report is not None and not reg.finish_report["converged"]:
+                    unsettled.append(float(lam))
+                    max_iter = reg.finish.max_iter
+            epochs = trainer.current_epoch
+            refit: dict[str, Any] = {}
+            penalized_state = None
+            if spec.refit_epochs:
+                refit = {f"penalized/{monitor}": float(run.per_sample(monitor).mean()), "refit_epochs": 0}
+                if not null_point:
+                    penalized_state = copy.deepcopy(run.model.state_dict())
+                    trainer = run.refit(spec.refit_epochs)
+                    refit["refit_epochs"] = trainer.current_epoch
             per_sample = run.per_sample(monitor)
             nnz, kept, coef = run.weights()
             entered = [j for j in kept if j not in seen]
@@ -325,11 +359,12 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                     **figures,
                     monitor: float(per_sample.mean()),
                     f"{monitor}_se": standard_error(per_sample),
+                    **refit,
                     "nnz": nnz,
                     "features_kept": len(kept),
                     "kept": " ".join(run.feature_names[j] for j in kept),
                     "entered": " ".join(run.feature_names[j] for j in entered),
-                    "epochs": trainer.current_epoch,
+                    "epochs": epochs,
                     "seconds": round(time.perf_counter() - t0, 3),
                     "checkpoint": checkpoint,
                     "restarted": int(k > 0 and restarted),
@@ -339,11 +374,20 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
             )
             if spec.checkpoints == "chosen":
                 states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
+            if penalized_state is not None:  # the path goes on from the penalized point, not from its refit
+                run.model.load_state_dict(penalized_state)
             bar.update(
                 task,
                 advance=1,
                 description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}",
             )
+    if unsettled:
+        warn(
+            f"mode=exact: at {len(unsettled)} of {len(rows)} path points (lambda = "
+            f"{', '.join(f'{lam:.3g}' for lam in unsettled)}) the full-batch finish stopped at finish.max_iter="
+            f"{max_iter} before the zero pattern settled: their "
+            "supports may still change (+penalty.finish.max_iter=... raises it)"
+        )
     lambdas = [r["lambda"] for r in rows]
     values = [r[monitor] for r in rows]
     chosen = {
@@ -366,7 +410,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         "status": "completed",
         "seed": cfg.seed,
         "fit_seconds": round(time.perf_counter() - started, 3),
-        "epochs": sum(r["epochs"] for r in rows),
+        "epochs": sum(r["epochs"] + r.get("refit_epochs", 0) for r in rows),
+        "path/refit_epochs": spec.refit_epochs,
         "lambda_max": lam_max,
         "lambda_max_source": source,
         "path/num": len(rows),
