@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression as SkLogistic
 from lightreg.data import SklearnDataModule
 from lightreg.lambda_path.runner import PathRun, train_path
 
-from _common import table
+from _common import SEED_NETWORK, table
 
 
 def config(overrides: list[str], out: Path):
@@ -93,7 +93,13 @@ RULES = {
     "linear": ["+penalty=l1", "penalty.mode=exact"],
     "clusters": ["+penalty=l1", "penalty.mode=exact"],
     # an MLP: group lasso on the input columns (exact mode) + fixed L2 on the other weights (experiment=seed001_exact)
-    "ring": ["experiment=seed001_exact", "lambda=0", "penalty.warmup_epochs=0", "penalty.refit_epochs=0"],
+    "ring": [
+        "experiment=seed001_exact",
+        *SEED_NETWORK,
+        "lambda=0",
+        "penalty.warmup_epochs=0",
+        "penalty.refit_epochs=0",
+    ],
 }
 
 

@@ -3,7 +3,7 @@
 The adaptive group lasso (Wang & Leng 2008) weighs each group by ``(‖ŵ_g‖ / mean ‖ŵ‖)^(−γ)`` from a first
 estimate ŵ, so strong inputs are penalized less and weak ones more. For the input columns of the first layer that
 equals the plain group lasso on rescaled inputs, ``x_j · (‖ŵ_j‖ / mean ‖ŵ‖)^γ``, which this probe uses: ŵ = the
-fc1 columns after ``--dense-epochs`` unpenalized epochs of the preset's network, then one ``experiment=seed001_exact``
+fc1 columns after ``--dense-epochs`` unpenalized epochs of the seed question's 10-6-2 network, then one ``experiment=seed001_exact``
 run (λ ramp, finish, refit) on the rescaled data per λ. Printed per λ: in how many seeds exactly x0 and x1 are kept,
 the noise columns kept, and val/acc, beside the same run on the original inputs.
 
@@ -18,13 +18,19 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import build_run, cli_config, dense_column_norms, fit, input_support, table
+from _common import SEED_NETWORK, build_run, cli_config, dense_column_norms, fit, input_support, table
 
 
 def run(job: tuple[str, str, int, float, float, int]) -> dict:
     rule, optimizer, seed, lam, gamma, dense_epochs = job
     torch.set_num_threads(1)
-    overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
+    overrides = [
+        "experiment=seed001_exact",
+        *SEED_NETWORK,
+        f"optimizer={optimizer}",
+        f"data.rule={rule}",
+        f"seed={seed}",
+    ]
     scale = None
     if gamma > 0:
         norms = dense_column_norms(overrides, dense_epochs)

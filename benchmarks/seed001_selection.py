@@ -33,7 +33,7 @@ from _common import DENSE, build_run, cli_config, fit, input_support, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 RULES = ("ring", "linear", "clusters")
-PRESET_LAMBDA = 0.04
+PRESET_LAMBDA = float(cli_config("experiment=seed001_exact")["lambda"])
 
 
 def run(job: tuple[str, str, int, str, float]) -> dict:
@@ -88,7 +88,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="2 seeds, rules linear and ring, no grid, no LassoNet")
     parser.add_argument("--rules", default=",".join(RULES))
     parser.add_argument("--optimizers", default=",".join(OPTIMIZERS))
-    parser.add_argument("--grid", default="clusters:0.02,0.01", help="rule:λ,λ;... extra exact λ chosen by val/loss")
+    parser.add_argument(
+        "--grid", default="clusters:0.0125,0.00625", help="rule:λ,λ;... extra exact λ chosen by val/loss"
+    )
     parser.add_argument("--no-lassonet", action="store_true")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(

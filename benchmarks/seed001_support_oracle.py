@@ -1,6 +1,6 @@
 """Seed 001: how much does the network gain from each informative input? The check behind the clusters figures.
 
-For each held-out data seed, the preset's network (``experiment=seed001_exact``, no penalty, only ``optimizer=``
+For each held-out data seed, the seed question's 10-6-2 network (``experiment=seed001_exact model.hidden_sizes=[6]``, no penalty, only ``optimizer=``
 and ``data.rule=`` changed) trained for the preset's 60 epochs on fixed input supports (the other fc1 columns held
 at exactly zero: zeroed once, their gradients masked): x1 alone, x0 alone, x0 and x1, x0 and x1 plus two noise
 inputs, all ten. A selection method can only be asked to keep x0 where the network does better with it. Also,
@@ -17,7 +17,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import DENSE, build_run, cli_config, dense_column_norms, fit, table
+from _common import DENSE, SEED_NETWORK, build_run, cli_config, dense_column_norms, fit, table
 
 SUPPORTS = {"x1": [1], "x0": [0], "x0,x1": [0, 1], "x0,x1 + 2 noise": [0, 1, 2, 3], "all 10": list(range(10))}
 
@@ -25,7 +25,13 @@ SUPPORTS = {"x1": [1], "x0": [0], "x0,x1": [0, 1], "x0,x1 + 2 noise": [0, 1, 2, 
 def run(job: tuple[str, str, int, int]) -> dict:
     rule, optimizer, seed, dense_epochs = job
     torch.set_num_threads(1)
-    overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
+    overrides = [
+        "experiment=seed001_exact",
+        *SEED_NETWORK,
+        f"optimizer={optimizer}",
+        f"data.rule={rule}",
+        f"seed={seed}",
+    ]
     cfg = cli_config(*overrides, *DENSE)
     result: dict = {"seed": seed}
     for name, columns in SUPPORTS.items():

@@ -141,9 +141,10 @@ def test_seed001_exact_experiment_composes() -> None:
         cfg = compose("train", overrides=["experiment=seed001_exact", "callbacks=none"])
     regs = [cb for cb in build_callbacks(cfg) if isinstance(cb, RegularizationCallback)]
     assert [(type(cb.penalty), cb.mode, cb.strength) for cb in regs] == [
-        (GroupLasso, "exact", 0.04),
+        (GroupLasso, "exact", 0.025),
         (L2, "grad", 0.01),
     ]
+    assert list(cfg.model.hidden_sizes) == [16]
     assert regs[0].penalty.groups == "columns" and regs[0].include == ["net.fc1.weight"]
     assert isinstance(regs[0].finish, ProximalFinish) and regs[1].finish is None
 
