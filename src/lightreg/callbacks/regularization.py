@@ -7,13 +7,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lightreg import full_batch
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
+from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
 from lightreg.kkt import kkt_report
@@ -36,7 +37,7 @@ SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 """Strategies that shard parameters: a group penalty would only see pieces of its groups."""
 
 
-class RegularizationCallback(Callback):
+class RegularizationCallback(StepHookCallback):
     """Add ``strength · R(w)`` to the training objective of the selected parameters.
 
     ``mode="prox"`` (default for sparse penalties: L1, elastic net, group lasso): after every real
@@ -94,6 +95,7 @@ class RegularizationCallback(Callback):
         kernel_form: str | None = None,
         refit_epochs: int = 0,
     ) -> None:
+        super().__init__()
         if not isinstance(penalty, Penalty):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
         if (
@@ -146,7 +148,6 @@ class RegularizationCallback(Callback):
         self.finish = ProximalFinish(**(finish or {})) if mode == "exact" else None
         self.params: dict[str, nn.Parameter] = {}
         self._param_ids: set[int] = set()
-        self._handles: list[Any] = []
         self._epoch_sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
         self._warned: set[str] = set()
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
@@ -232,7 +233,7 @@ class RegularizationCallback(Callback):
                     if self.adaptive_warmup is None
                     else self.adaptive_warmup
                 )
-                self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+                self.hook_optimizer(optimizer)
 
     def _check_exact(self, trainer: L.Trainer) -> None:
         """The finish runs in one process, on the datamodule's training set."""
@@ -276,17 +277,6 @@ class RegularizationCallback(Callback):
                     f"{self.penalty!r} penalty already shrinks: they are regularized twice. Set optimizer.weight_decay=0."
                 )
                 return
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._remove_hooks()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._remove_hooks()
 
     # -- the penalty itself -----------------------------------------------------------------------------------
     def on_train_batch_start(

@@ -12,9 +12,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 from torch.optim import Optimizer
+
+from lightreg.callbacks.step_hooks import StepHookCallback
 
 
 class SupportMask:
@@ -37,7 +38,7 @@ class SupportMask:
             p.mul_(self.masks[name])
 
 
-class HoldSupport(Callback):
+class HoldSupport(StepHookCallback):
     """For one fit: keep the zeros that ``params`` have at its start (e.g. the λ path's refit of each point).
 
     Args:
@@ -45,14 +46,14 @@ class HoldSupport(Callback):
     """
 
     def __init__(self, params: Mapping[str, Tensor]) -> None:
+        super().__init__()
         self.params = dict(params)
         self.mask: SupportMask | None = None
-        self._handles: list[Any] = []
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mask = SupportMask(self.params)
         for optimizer in trainer.optimizers:
-            self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+            self.hook_optimizer(optimizer)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.mask is not None:
@@ -61,17 +62,6 @@ class HoldSupport(Callback):
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if self.mask is not None:
             self.mask.apply_(self.params)
-
-    def _remove_hooks(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._remove_hooks()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._remove_hooks()
 
 
 __all__ = ["HoldSupport", "SupportMask"]

@@ -1,0 +1,38 @@
+"""A callback base for optimizer step post-hooks that never outlive the fit that registered them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+from torch.optim import Optimizer
+
+
+class StepHookCallback(Callback):
+    """Subclasses call :meth:`hook_optimizer` (usually in ``on_fit_start``) to run :meth:`_after_optimizer_step`
+    after every ``optimizer.step()``; the hooks are removed at the end of the fit or when it fails, so a model and
+    optimizer reused by another Trainer (a λ path, a test) carry none of them."""
+
+    def __init__(self) -> None:
+        self._handles: list[Any] = []
+
+    def hook_optimizer(self, optimizer: Optimizer) -> None:
+        self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
+
+    def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        raise NotImplementedError
+
+    def _remove_hooks(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._remove_hooks()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._remove_hooks()
+
+
+__all__ = ["StepHookCallback"]
