@@ -78,7 +78,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]
 
 
 SEED_NETWORK = ("model.hidden_sizes=[6]",)
-"""The seed question's own 10-6-2 network, where ``experiment=seed001_exact`` now has 16 hidden units: the oracle,
+"""The original 10-6-2 network of the seed-001 problem, where ``experiment=seed001_exact`` now has 16 hidden units: the oracle,
 adaptive-weights, prox-threshold and ring-path figures in the README were measured on it, so those scripts pin it."""
 
 DENSE = ("~penalty", "~extra_penalties.l2_rest")

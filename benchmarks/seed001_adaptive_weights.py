@@ -3,7 +3,7 @@
 The adaptive group lasso (Wang & Leng 2008) weighs each group by ``(‖ŵ_g‖ / mean ‖ŵ‖)^(−γ)`` from a first
 estimate ŵ, so strong inputs are penalized less and weak ones more. For the input columns of the first layer that
 equals the plain group lasso on rescaled inputs, ``x_j · (‖ŵ_j‖ / mean ‖ŵ‖)^γ``, which this probe uses: ŵ = the
-fc1 columns after ``--dense-epochs`` unpenalized epochs of the seed question's 10-6-2 network, then one ``experiment=seed001_exact``
+fc1 columns after ``--dense-epochs`` unpenalized epochs of the original 10-6-2 network of the seed-001 problem, then one ``experiment=seed001_exact``
 run (λ ramp, finish, refit) on the rescaled data per λ. Printed per λ: in how many seeds exactly x0 and x1 are kept,
 the noise columns kept, and val/acc, beside the same run on the original inputs.
 

@@ -1,4 +1,4 @@
-"""Seed question 001: how many of the 8 uninformative input columns end exactly zero with plain L1 prox?
+"""Seed 001: how many of the 8 uninformative input columns end exactly zero with plain L1 prox?
 
 Setup: `data=synthetic model=mlp model.hidden_sizes=[6]`, L1 (prox, elementwise) on net.fc1.weight only,
 batch 64, constant step. A column is dropped when all 6 of its weights are exactly 0.

@@ -1,6 +1,6 @@
 """Seed 001: how much does the network gain from each informative input? The check behind the clusters figures.
 
-For each held-out data seed, the seed question's 10-6-2 network (``experiment=seed001_exact model.hidden_sizes=[6]``, no penalty, only ``optimizer=``
+For each held-out data seed, the original 10-6-2 network of the seed-001 problem (``experiment=seed001_exact model.hidden_sizes=[6]``, no penalty, only ``optimizer=``
 and ``data.rule=`` changed) trained for the preset's 60 epochs on fixed input supports (the other fc1 columns held
 at exactly zero: zeroed once, their gradients masked): x1 alone, x0 alone, x0 and x1, x0 and x1 plus two noise
 inputs, all ten. A selection method can only be asked to keep x0 where the network does better with it. Also,
