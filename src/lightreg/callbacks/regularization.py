@@ -233,7 +233,7 @@ class RegularizationCallback(StepHookCallback):
                     if self.adaptive_warmup is None
                     else self.adaptive_warmup
                 )
-                self.hook_optimizer(optimizer)
+                self.hook_optimizer(optimizer, self._after_optimizer_step)
 
     def _check_exact(self, trainer: L.Trainer) -> None:
         """The finish runs in one process, on the datamodule's training set."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -10,18 +11,16 @@ from torch.optim import Optimizer
 
 
 class StepHookCallback(Callback):
-    """Subclasses call :meth:`hook_optimizer` (usually in ``on_fit_start``) to run :meth:`_after_optimizer_step`
-    after every ``optimizer.step()``; the hooks are removed at the end of the fit or when it fails, so a model and
-    optimizer reused by another Trainer (a λ path, a test) carry none of them."""
+    """Subclasses call :meth:`hook_optimizer` (usually in ``on_fit_start``) to run a hook after every
+    ``optimizer.step()``; the hooks are removed at the end of the fit or when it fails, so a model and optimizer reused
+    by another Trainer (a λ path, a test) carry none of them."""
 
     def __init__(self) -> None:
         self._handles: list[Any] = []
 
-    def hook_optimizer(self, optimizer: Optimizer) -> None:
-        self._handles.append(optimizer.register_step_post_hook(self._after_optimizer_step))
-
-    def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
-        raise NotImplementedError
+    def hook_optimizer(self, optimizer: Optimizer, hook: Callable[[Optimizer, Any, Any], None]) -> None:
+        """Run ``hook(optimizer, args, kwargs)`` after each ``optimizer.step()`` until the fit ends."""
+        self._handles.append(optimizer.register_step_post_hook(hook))
 
     def _remove_hooks(self) -> None:
         for handle in self._handles:

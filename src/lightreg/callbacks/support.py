@@ -53,7 +53,7 @@ class HoldSupport(StepHookCallback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mask = SupportMask(self.params)
         for optimizer in trainer.optimizers:
-            self.hook_optimizer(optimizer)
+            self.hook_optimizer(optimizer, self._after_optimizer_step)
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.mask is not None:
