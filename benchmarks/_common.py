@@ -81,6 +81,12 @@ SEED_NETWORK = ("model.hidden_sizes=[6]",)
 """The original 10-6-2 network of the seed-001 problem, where ``experiment=seed001_exact`` now has 16 hidden units: the oracle,
 adaptive-weights, prox-threshold and ring-path figures in the README were measured on it, so those scripts pin it."""
 
+
+def seed_network_run(optimizer: str, rule: str, seed: int) -> list[str]:
+    """Overrides for ``experiment=seed001_exact`` on :data:`SEED_NETWORK`, one optimizer, rule and data seed."""
+    return ["experiment=seed001_exact", *SEED_NETWORK, f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
+
+
 DENSE = ("~penalty", "~extra_penalties.l2_rest")
 """Overrides that turn ``experiment=seed001_exact`` into its dense model (no penalty at all)."""
 

@@ -18,19 +18,13 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import SEED_NETWORK, build_run, cli_config, dense_column_norms, fit, input_support, table
+from _common import build_run, cli_config, dense_column_norms, fit, input_support, seed_network_run, table
 
 
 def run(job: tuple[str, str, int, float, float, int]) -> dict:
     rule, optimizer, seed, lam, gamma, dense_epochs = job
     torch.set_num_threads(1)
-    overrides = [
-        "experiment=seed001_exact",
-        *SEED_NETWORK,
-        f"optimizer={optimizer}",
-        f"data.rule={rule}",
-        f"seed={seed}",
-    ]
+    overrides = seed_network_run(optimizer, rule, seed)
     scale = None
     if gamma > 0:
         norms = dense_column_norms(overrides, dense_epochs)

@@ -24,7 +24,7 @@ import torch
 
 from lightreg.optim import prox_step
 
-from _common import SEED_NETWORK, build_run, cli_config, fit, input_support, table
+from _common import build_run, cli_config, fit, input_support, seed_network_run, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SHOWN_STEPS = (1, 2, 3, 5, 8, 13, 26, 65, 130, 390, 391, 780)
@@ -74,14 +74,8 @@ class ThresholdProbe(L.Callback):
 
 
 def probe(optimizer: str, rule: str, seed: int, warmup: int | None) -> tuple[list[dict], float, tuple[int, int]]:
-    overrides = [f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
     cfg = cli_config(
-        "experiment=seed001_exact",
-        *SEED_NETWORK,
-        "lambda=0.04",
-        *overrides,
-        "penalty.warmup_epochs=0",
-        "penalty.refit_epochs=0",
+        *seed_network_run(optimizer, rule, seed), "lambda=0.04", "penalty.warmup_epochs=0", "penalty.refit_epochs=0"
     )
     model, dm, penalties = build_run(cfg)
     recorder = ThresholdProbe(penalties[0], warmup)
