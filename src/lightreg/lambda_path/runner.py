@@ -332,15 +332,16 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                     unsettled.append(float(lam))
                     max_iter = reg.finish.max_iter
             epochs = trainer.current_epoch
+            per_sample = run.per_sample(monitor)
             refit: dict[str, Any] = {}
             penalized_state = None
             if spec.refit_epochs:
-                refit = {f"penalized/{monitor}": float(run.per_sample(monitor).mean()), "refit_epochs": 0}
+                refit = {f"penalized/{monitor}": float(per_sample.mean()), "refit_epochs": 0}
                 if not null_point:
                     penalized_state = copy.deepcopy(run.model.state_dict())
                     trainer = run.refit(spec.refit_epochs)
                     refit["refit_epochs"] = trainer.current_epoch
-            per_sample = run.per_sample(monitor)
+                    per_sample = run.per_sample(monitor)
             nnz, kept, coef = run.weights()
             entered = [j for j in kept if j not in seen]
             seen.update(kept)
