@@ -416,7 +416,7 @@ class RegularizationCallback(StepHookCallback):
                 {key: value for key, value in kkt_report(pl_module, batches, terms).items() if key == "kkt_violation"}
             )
             self.finish_report["refit_epochs"] = float(self.refit_epochs)
-            for cb in self.all_in(trainer):
+            for cb in regularizers:
                 if cb.refit_epochs:
                     cb.freeze_support()
             if getattr(pl_module, "print_epochs", False):  # beside the epoch lines, whose penalty drops from here
@@ -433,7 +433,6 @@ class RegularizationCallback(StepHookCallback):
                 "layers): add L2 on the others (experiment=seed001_exact shows how)."
             )
 
-    @torch.no_grad()
     def freeze_support(self) -> None:
         """Hold the entries that are zero now at exactly zero from here on (the refit)."""
         self.support = SupportMask(self.params)
