@@ -13,7 +13,6 @@ from typing import Any
 import lightning as L
 import torch
 from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 warnings.filterwarnings("ignore")
@@ -57,24 +56,15 @@ def cli_config(*overrides: str) -> DictConfig:
 
 
 def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]]:
-    """(model, datamodule, penalty callbacks) exactly as :func:`lightreg.pipeline.train` builds them from ``cfg``
-    (same seeding), without its loggers, checkpoints and sparsity report."""
-    from lightreg.callbacks import RegularizationCallback
-    from lightreg.pipeline import build_callbacks
+    """(model, datamodule, penalty callbacks) exactly as :func:`lightreg.cli.pipeline.train` builds them from ``cfg``
+    (same seeding, the pipeline's own builders), without its loggers, checkpoints and sparsity report."""
+    from lightreg.cli.build import build_penalty, penalty_configs
+    from lightreg.cli.pipeline import build_data, build_model
 
     L.seed_everything(cfg.seed, verbose=False)
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
-    model = instantiate(
-        cfg.model,
-        input_shape=datamodule.input_shape,
-        num_classes=datamodule.num_classes,
-        task=datamodule.task,
-        optimizer=instantiate(cfg.optimizer),
-        print_epochs=False,
-    )
-    penalties = [cb for cb in build_callbacks(cfg) if isinstance(cb, RegularizationCallback)]
-    return model, datamodule, penalties
+    datamodule = build_data(cfg)
+    model = build_model(cfg, datamodule, print_epochs=False)
+    return model, datamodule, [build_penalty(cfg, where) for where in penalty_configs(cfg)]
 
 
 SEED_NETWORK = ("model.hidden_sizes=[6]",)

@@ -2,7 +2,7 @@
 
 Each repeat is a fresh process (nothing imported yet; with ``PYTHONDONTWRITEBYTECODE=1`` in the environment nothing
 is cached as bytecode either, so every start compiles the sources again: the figure says which). Inside it the
-harness times ``import train`` (Hydra, lightreg's config checks), ``import lightreg.pipeline`` (torch, Lightning,
+harness times ``import train`` (Hydra, lightreg's config checks), ``import lightreg.cli.pipeline`` (torch, Lightning,
 torchmetrics, the models), and ``main()``; ``fit`` is ``metrics.json``'s ``fit_seconds`` (``trainer.fit``);
 ``setup`` is the rest of ``main()`` before the fit (compose, data, model, trainer) plus after it (metrics, the
 sparsity report and plots when there is a penalty).
@@ -28,7 +28,7 @@ t0 = time.perf_counter()
 sys.argv = ["train", *json.loads(sys.argv[1])]
 import train
 t1 = time.perf_counter()
-import lightreg.pipeline
+import lightreg.cli.pipeline
 t2 = time.perf_counter()
 try:
     train.main()

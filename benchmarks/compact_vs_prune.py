@@ -30,7 +30,7 @@ from lightreg.compact.run import evaluate
 from lightreg.data import ImageDataModule
 from lightreg.models import CNN
 from lightreg.penalties import GroupLasso
-from lightreg.threads import intra_op_threads
+from lightreg.solvers.threads import intra_op_threads
 
 
 def make_cnn(seed: int) -> CNN:

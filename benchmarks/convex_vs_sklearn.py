@@ -22,11 +22,11 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression as SkLogistic
 
-from lightreg import full_batch
 from lightreg.callbacks import regularizer
 from lightreg.data import SklearnDataModule
-from lightreg.kkt import kkt_report
 from lightreg.models import LogisticRegression
+from lightreg.solvers import full_batch
+from lightreg.solvers.kkt import kkt_report
 
 from _common import fit, table
 

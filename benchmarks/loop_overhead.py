@@ -4,7 +4,7 @@ Problem: logistic regression on sklearn digits (1437 train / 360 val rows, 64 fe
 momentum 0.9, batch 64, a validation pass per epoch, ``--epochs`` epochs (20 as ``python -m train``). Variants:
 
   hand       index slicing over a seeded permutation, ``model(x)``, cross entropy, backward, SGD; a validation pass
-  default    ``lightreg.pipeline.train`` with the default callbacks (2 checkpoints, progress bar) and loggers
+  default    ``lightreg.cli.pipeline.train`` with the default callbacks (2 checkpoints, progress bar) and loggers
              (CSV + TensorBoard), as ``python -m train``
   l1         default + ``+penalty=l1 lambda=0.001`` (prox after every step, its sparsity monitor)
   bare       ``callbacks=none logger=none trainer.enable_progress_bar=false``
@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lightreg.threads import intra_op_threads
+from lightreg.solvers.threads import intra_op_threads
 
 from _common import table
 
@@ -124,7 +124,7 @@ class _Minimal:
 def lightreg_fit(overrides: list[str], epochs: int, out: Path) -> float:
     from hydra import compose, initialize_config_module
 
-    from lightreg.pipeline import train
+    from lightreg.cli.pipeline import train
 
     with initialize_config_module("lightreg.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"trainer.max_epochs={epochs}", f"paths.output_dir={out}", *overrides])

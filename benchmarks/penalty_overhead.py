@@ -9,7 +9,7 @@ Variants (``RegularizationCallback`` driving the same hooks as in training, outs
   grad-<penalty>        mode="grad": λ∇R added to ``.grad`` before the SGD step
   prox-<penalty>        mode="prox": the prox after the SGD step
   prox-l1-<opt>         L1 prox in the metric of Adam / AdamW / Adagrad after their step
-  ...[form]             ``--forms``: grad/prox L1 with each kernel form of :mod:`lightreg.optim.kernels`
+  ...[form]             ``--forms``: grad/prox L1 with each kernel form of :mod:`lightreg.solvers.kernels`
 
 Every callback variant also computes its per-step penalty value (as in training). Timings: interleaved repeats,
 medians; CUDA synchronized. Extra peak memory of one step over ``none``: CUDA ``max_memory_allocated``; CPU the peak of
@@ -33,9 +33,9 @@ import torch
 from torch import nn
 
 from lightreg.callbacks import RegularizationCallback
-from lightreg.optim import kernels
 from lightreg.penalties import make_penalty
-from lightreg.threads import intra_op_threads
+from lightreg.solvers import kernels
+from lightreg.solvers.threads import intra_op_threads
 
 MODELS = {  # name -> (widths, batch); quick sizes second
     "deep": (([784] + [256] * 41 + [10], 128), ([784] + [64] * 41 + [10], 32)),

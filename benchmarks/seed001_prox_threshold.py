@@ -4,7 +4,7 @@ of ``net.fc1.weight`` in the first epochs, per optimizer.
 Runs ``python -m train experiment=seed001_exact data.rule=<rule> optimizer=<opt>`` (the CLI's composed config,
 built as the pipeline builds it; each optimizer at the defaults of ``conf/optimizer/*.yaml``) and records, after
 every optimizer step: the prox threshold λ·η of the entries of the informative columns x0, x1 and of the noise
-columns (median over the column's 6 entries; η from :func:`lightreg.optim.prox_step`, exactly what the callback
+columns (median over the column's 6 entries; η from :func:`lightreg.solvers.prox_step`, exactly what the callback
 uses), the data-gradient size of x0, x1 (‖g_col‖/√6, the per-entry figure to compare with λ), the norms of the
 x0, x1 columns after the prox step and the number of input columns that are exactly zero.
 ``--warmup 0`` replays the rule before issue 10 (the metric threshold from the first step). The preset's λ ramp and
@@ -22,7 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 
-from lightreg.optim import prox_step
+from lightreg.solvers import prox_step
 
 from _common import build_run, cli_config, fit, input_support, seed_network_run, table
 

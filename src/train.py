@@ -12,8 +12,8 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
+from lightreg.cli.job import run_job
 from lightreg.errors import LightregWarning
-from lightreg.job import run_job
 
 NOISE = (r".*isinstance\(treespec, LeafSpec\)",)
 """Warnings nothing a user can act on: Lightning 2.6 on torch >= 2.10 warns about its own pytree use every run."""

@@ -42,3 +42,28 @@ def quiet_trainer(callbacks: Iterable[L.Callback] = (), **options: Any) -> L.Tra
         max_epochs=1,
     )
     return L.Trainer(callbacks=list(callbacks), **{**defaults, **options})
+
+
+def composed(run_dir: Path, *overrides: str) -> Any:
+    """The config ``python -m train <overrides>`` composes, with its run folder at ``run_dir`` (as Hydra would set
+    it): the in-process twin of :func:`run_cli` (lightning-hydra-template's way)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import open_dict
+
+    with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def train_in_process(run_dir: Path, *overrides: str) -> dict:
+    """Check and run the composed config through the CLI's own pipeline (a single run or a λ path) in this process;
+    returns what it wrote to ``metrics.json``."""
+    from lightreg.cli.checks import check_config
+    from lightreg.cli.job import run
+
+    cfg = composed(run_dir, *overrides)
+    check_config(cfg)
+    run(cfg)
+    return read_metrics(run_dir)

@@ -13,9 +13,9 @@ from sklearn.linear_model import LogisticRegression as SkLogistic
 
 from lightreg.callbacks import regularizer
 from lightreg.data import SklearnDataModule
-from lightreg.full_batch import materialize
-from lightreg.kkt import kkt_report
 from lightreg.models import LogisticRegression
+from lightreg.solvers.full_batch import materialize
+from lightreg.solvers.kkt import kkt_report
 
 
 def _sklearn_objective(x: np.ndarray, y: np.ndarray, lam: float, ratio: float) -> tuple[float, np.ndarray]:

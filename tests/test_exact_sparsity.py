@@ -12,13 +12,13 @@ import torch
 from hydra import compose, initialize_config_module
 from sklearn.linear_model import Lasso
 
-from lightreg.building import build_callbacks
 from lightreg.callbacks import RegularizationCallback, regularizer
+from lightreg.cli.build import build_callbacks
 from lightreg.errors import UserError
-from lightreg.optim import ProximalFinish
-from lightreg.optim.proximal_gradient import fista, kkt_threshold
 from lightreg.penalties import L1, L2, GroupLasso, PenaltyTerm
 from lightreg.penalties.metric_prox import metric_group_soft_threshold_
+from lightreg.solvers import ProximalFinish
+from lightreg.solvers.proximal_gradient import fista, kkt_threshold
 
 from conftest import describe
 

@@ -1,12 +1,12 @@
-"""The kernel forms of :mod:`lightreg.optim.kernels` compute the penalties' own maths, within their memory budget."""
+"""The kernel forms of :mod:`lightreg.solvers.kernels` compute the penalties' own maths, within their memory budget."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lightreg.optim import kernels
 from lightreg.penalties import L1, L2, ElasticNet, GroupLasso
+from lightreg.solvers import kernels
 
 PENALTIES = [L1(), L2(), ElasticNet(l1_ratio=0.3), GroupLasso()]
 

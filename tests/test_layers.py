@@ -16,47 +16,49 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS: dict[str, int] = {
     "lightreg.errors": 0,
-    "lightreg.tasks": 0,
-    "lightreg.logging_steps": 0,  # when a step's figures reach a logger (duck-typed trainer, no Lightning)
-    "lightreg.threads": 1,  # intra-op threads of a CPU run (torch only)
+    "lightreg.task_kinds": 1,  # the names of the prediction tasks
+    "lightreg.run_folder": 0,  # every file name of a run folder, the one metrics.json writer
     "lightreg.penalties": 1,
-    "lightreg.full_batch": 2,  # the objective on the whole training set, under the solvers
-    "lightreg.sparsity": 2,
-    "lightreg.optim": 3,
-    "lightreg.kkt": 3,
+    "lightreg.weight_stats": 1,  # sparsity figures of weight tensors
+    "lightreg.solvers.threads": 1,  # intra-op threads of a CPU run (torch only)
+    "lightreg.models.logging_steps": 1,  # when a step's figures reach a logger (duck-typed trainer, no Lightning)
+    "lightreg.models.progress_line": 1,  # the epoch line a model prints
+    "lightreg.solvers.full_batch": 2,  # the objective on the whole training set, under the solvers
+    "lightreg.solvers": 3,  # prox steps, kernels, FISTA, the full-batch finish, KKT figures
     "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
     "lightreg.lambda_path": 3,  # grid, checks, selection rules, path.csv/plot: no Lightning
-    "lightreg.quiet": 3,
-    "lightreg.console": 3,  # train.log, epoch lines, the final block: plain text
-    "lightreg.config_checks": 4,
     "lightreg.data": 4,
     "lightreg.models": 4,
     "lightreg.callbacks": 4,
     "lightreg.report": 4,
     "lightreg.sweep": 4,  # a Hydra callback that reads the jobs' metrics.json
-    "lightreg.building": 5,  # config -> objects
-    "lightreg.compact.run": 5,  # compaction of a run folder (checkpoint + Hydra config)
-    "lightreg.sklearn": 5,
-    "lightreg.lambda_path.runner": 6,  # trains one model along the λ grid
-    "lightreg.compact.__main__": 6,  # python -m lightreg.compact RUN_DIR
-    "lightreg.run_guard": 6,  # resume checks and the divergence/console guard callback
-    "lightreg.pipeline": 7,
-    "lightreg.job": 8,  # one CLI job: checks, resume guard, pipeline, train.log, one-line errors
-    "lightreg": 9,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
-    "train": 10,
+    "lightreg.cli.quiet": 5,  # Lightning's messages a user cannot act on
+    "lightreg.cli.console": 5,  # train.log, the final block: plain text
+    "lightreg.cli.checks": 5,  # config checks before Lightning is imported
+    "lightreg.cli.build": 6,  # config node -> object, one-line errors for the user's values
+    "lightreg.cli.guard": 7,  # resume checks and the divergence guard callback
+    "lightreg.compact.run": 6,  # compaction of a run folder (checkpoint + Hydra config)
+    "lightreg.cli.pipeline": 8,  # the one run pipeline: data, model, callbacks, loggers, trainer; fit; metrics
+    "lightreg.lambda_path.runner": 9,  # a λ path: a loop over the pipeline
+    "lightreg.sklearn": 9,  # estimators on the pipeline's pieces
+    "lightreg.compact.__main__": 9,  # python -m lightreg.compact RUN_DIR
+    "lightreg.cli.job": 10,  # one CLI job: checks, resume guard, path or run, train.log, one-line errors
+    "lightreg.cli": 10,  # the package's docstring
+    "lightreg": 11,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
+    "train": 12,
 }
 """Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
 
 PURE = (
-    "lightreg.tasks",
+    "lightreg.task_kinds",
     "lightreg.penalties",
-    "lightreg.sparsity",
-    "lightreg.full_batch",
-    "lightreg.optim",
-    "lightreg.kkt",
+    "lightreg.weight_stats",
+    "lightreg.solvers.full_batch",
+    "lightreg.solvers",
+    "lightreg.solvers.kkt",
     "lightreg.compact.core",
     "lightreg.lambda_path.config",
-    "lightreg.lambda_path.selection",
+    "lightreg.lambda_path.rules",
 )
 """Maths without Lightning: none of these may import ``lightning`` (``errors.warn`` may, lazily, to warn on rank 0)."""
 

@@ -1,12 +1,12 @@
-"""Proximal step sizes in each optimizer's metric (lightreg.optim.prox_steps)."""
+"""Proximal step sizes in each optimizer's metric (lightreg.solvers.prox_steps)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from lightreg.optim import prox_step, warmup_steps
-from lightreg.optim.prox_steps import UNBOUNDED_RUN_WARMUP
+from lightreg.solvers import prox_step, warmup_steps
+from lightreg.solvers.prox_steps import UNBOUNDED_RUN_WARMUP
 
 
 def _stepped(optimizer_cls, steps: int = 3, **kwargs) -> tuple[torch.optim.Optimizer, torch.nn.Parameter]:

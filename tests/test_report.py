@@ -17,7 +17,7 @@ from rich.console import Console
 
 from lightreg.errors import UserError
 from lightreg.report import compare_runs, label_runs, load_run, plots, table, write_report
-from lightreg.sparsity import SCHEMA_VERSION, feature_selection, magnitude_histogram, measure, totals
+from lightreg.weight_stats import SCHEMA_VERSION, feature_selection, magnitude_histogram, measure, totals
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FC1 = torch.tensor(

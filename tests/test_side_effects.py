@@ -14,7 +14,7 @@ import warnings, torch
 state = lambda: (list(warnings.filters), warnings.showwarning, warnings.formatwarning, torch.get_num_threads())
 import hydra, lightning, matplotlib, omegaconf, rich, sklearn, torchmetrics  # they add filters of their own
 before = state()
-import train, lightreg.pipeline, lightreg.callbacks, lightreg.kkt, lightreg.optim, lightreg.report
+import train, lightreg.cli.pipeline, lightreg.callbacks, lightreg.solvers.kkt, lightreg.solvers, lightreg.report
 assert state() == before, "importing lightreg changed process-wide state"
 with train.cli_console():
     assert warnings.showwarning is not before[1]

@@ -16,7 +16,7 @@ from lightreg.data import SyntheticDataModule
 from lightreg.errors import UserError
 from lightreg.models import MLP
 from lightreg.penalties import L1
-from lightreg.sparsity import feature_selection, input_weight, magnitude_histogram, measure, totals, zero_groups
+from lightreg.weight_stats import feature_selection, input_weight, magnitude_histogram, measure, totals, zero_groups
 
 # 3 units x 4 inputs: unit 1 dead (row zero), input 2 dropped (column zero), 6 zeros, 2 entries with 0 < |w| <= 1e-3
 W = torch.tensor(

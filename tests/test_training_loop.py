@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 from lightreg.errors import UserError
-from lightreg.logging_steps import logs_this_step
-from lightreg.threads import SMALL_MODEL, training_threads
+from lightreg.models.logging_steps import logs_this_step
+from lightreg.solvers.threads import SMALL_MODEL, training_threads
 
 from helpers import read_metrics, run_cli
 

@@ -12,11 +12,12 @@ import torch
 from omegaconf import OmegaConf
 
 from lightreg.callbacks import RegularizationCallback
-from lightreg.config_checks import check_optimizer
-from lightreg.console import WIDTH, _LogCopy, epoch_line
+from lightreg.cli.checks import check_optimizer
+from lightreg.cli.console import _LogCopy
 from lightreg.data import CSVDataModule, SklearnDataModule, read_csv_table
 from lightreg.errors import LightregWarning, UserError
 from lightreg.models import LogisticRegression
+from lightreg.models.progress_line import WIDTH, epoch_line
 from lightreg.penalties import L1, L2
 
 from conftest import write_csv
@@ -167,7 +168,7 @@ def test_state_key_is_the_name_so_a_changed_penalty_is_compared() -> None:
         with pytest.raises(UserError, match=r"resume\.allow_changes=true") as err:
             changed.load_state_dict(saved.state_dict())
         assert repr(saved.penalty) in str(err.value) and repr(changed.penalty) in str(err.value)
-        changed.allow_changes = True  # resume.allow_changes=true: the CLI warned once (lightreg.run_guard)
+        changed.allow_changes = True  # resume.allow_changes=true: the CLI warned once (lightreg.cli.guard)
         changed.load_state_dict(saved.state_dict())
     RegularizationCallback(L1(), 1e-3, name="reg").load_state_dict(saved.state_dict())
 
@@ -234,7 +235,7 @@ def test_session_copies_the_console_and_restores_it(tmp_path, capsys) -> None:
     import logging
     import sys
 
-    from lightreg.console import discard_new_folder, session
+    from lightreg.cli.console import discard_new_folder, session
 
     out, err = sys.stdout, sys.stderr
     with session(tmp_path / "run"):

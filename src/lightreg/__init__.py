@@ -14,7 +14,7 @@ def __getattr__(name: str) -> Any:
     """``lightreg.kkt_violation`` (the KKT residual of a model: how far from optimal), imported on first use so
     that ``import lightreg`` stays light (the CLI checks its config before paying for torch and Lightning)."""
     if name == "kkt_violation":
-        from lightreg.kkt import kkt_violation
+        from lightreg.solvers.kkt import kkt_violation
 
         return kkt_violation
     if name == "compact":  # lightreg.compact(model) -> (smaller_model, report); the module is callable

@@ -29,9 +29,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lightreg.callbacks import regularizer
+from lightreg.cli.quiet import quiet_lightning
 from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
-from lightreg.quiet import quiet_lightning
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
 PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")

@@ -7,6 +7,8 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from lightreg.errors import UserError
+
 
 class LastCheckpoint(ModelCheckpoint):
     """A :class:`~lightning.pytorch.callbacks.ModelCheckpoint` without a monitor (the newest weights) that writes every
@@ -22,7 +24,7 @@ class LastCheckpoint(ModelCheckpoint):
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("monitor") is not None:
             monitor = kwargs["monitor"]
-            raise ValueError(f"LastCheckpoint keeps the newest weights: monitor must be None, not {monitor!r}")
+            raise UserError(f"LastCheckpoint keeps the newest weights: monitor must be None, not {monitor!r}")
         super().__init__(**kwargs)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

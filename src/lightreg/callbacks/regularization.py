@@ -12,15 +12,14 @@ from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelP
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from lightreg import full_batch
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
-from lightreg.kkt import kkt_report
-from lightreg.optim import ProximalFinish, is_adaptive, kernels, prox_step, warmup_steps
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
+from lightreg.solvers import ProximalFinish, full_batch, is_adaptive, kernels, prox_step, warmup_steps
+from lightreg.solvers.kkt import kkt_report
 
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
@@ -46,7 +45,7 @@ class RegularizationCallback(StepHookCallback):
     accumulation micro-batches or on steps the AMP GradScaler skipped, and before any LR scheduler moves
     the rate). η is ``lr`` for SGD (momentum included) and the optimizer's own per-entry metric
     ``lr/(√v̂+ε)`` for Adam, AdamW, Adagrad and RMSprop, floored so the threshold never exceeds ``lr``
-    (:mod:`lightreg.optim.prox_steps`). Soft-thresholding gives exact zeros.
+    (:mod:`lightreg.solvers.prox_steps`). Soft-thresholding gives exact zeros.
 
     ``mode="grad"`` (default for L2): ``∇ ← ∇ + λ∇R`` in ``on_before_optimizer_step``, i.e. once per real
     step, after the DDP all-reduce and AMP unscaling and before clipping: the same update as putting λR in
@@ -62,7 +61,7 @@ class RegularizationCallback(StepHookCallback):
         strength: λ >= 0 (finite).
         mode: ``prox`` | ``grad`` | ``exact``; ``None`` picks ``prox`` for sparse penalties, ``grad`` otherwise.
             ``exact`` = ``prox``, then a full-batch proximal finish after the last training batch that makes the
-            zero pattern the one of the regularized optimum (:mod:`lightreg.optim.finish`).
+            zero pattern the one of the regularized optimum (:mod:`lightreg.solvers.finish`).
         include: glob patterns over ``named_parameters()`` names (default: every weight with ndim >= 2).
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
@@ -72,12 +71,14 @@ class RegularizationCallback(StepHookCallback):
             support but undoes the shrinkage of the kept weights. Other penalties keep acting.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         adaptive_warmup: optimizer steps during which that metric step is bounded by the plain one (η ≤ lr);
-            ``None`` = the first half of the run (:func:`lightreg.optim.warmup_steps`), which depends on
+            ``None`` = the first half of the run (:func:`lightreg.solvers.warmup_steps`), which depends on
             ``max_epochs``: pin it to continue a run bit-for-bit under a larger ``max_epochs``.
         name: label in logs (``train/penalty/<name>``, ``sparsity/<name>``); defaults to ``penalty.name``.
-        finish: options of :class:`~lightreg.optim.ProximalFinish` (``mode: exact`` only).
-        kernel_form: how the gradient and prox passes run (:mod:`lightreg.optim.kernels`): ``foreach``,
-            ``chunked`` or ``plain``; ``None`` = :data:`lightreg.optim.kernels.DEFAULT_FORM` (``chunked``).
+        finish: options of :class:`~lightreg.solvers.ProximalFinish` (``mode: exact`` only).
+        kernel_form: how the gradient and prox passes run (:mod:`lightreg.solvers.kernels`): ``foreach``,
+            ``chunked`` or ``plain``; ``None`` = :data:`lightreg.solvers.kernels.DEFAULT_FORM` (``chunked``).
+        allow_changes: resume from a checkpoint written under another penalty, strength or mode (the CLI's
+            ``resume.allow_changes=true``); ``False`` refuses it with one line naming both.
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class RegularizationCallback(StepHookCallback):
         finish: dict[str, Any] | None = None,
         kernel_form: str | None = None,
         refit_epochs: int = 0,
+        allow_changes: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(penalty, Penalty):
@@ -127,6 +129,7 @@ class RegularizationCallback(StepHookCallback):
                 f"got mode={mode!r}: set refit_epochs=0 (penalty.refit_epochs=0) or mode='exact'"
             )
         self.refit_epochs = refit_epochs
+        self.allow_changes = bool(allow_changes)
         self.adaptive_warmup = adaptive_warmup
         self.penalty = penalty
         self.strength = float(strength)
@@ -522,7 +525,7 @@ class RegularizationCallback(StepHookCallback):
         """Refuse a checkpoint written under another penalty, strength or mode (one line naming both), unless
         ``allow_changes`` is set (the CLI's ``resume.allow_changes=true``, which has warned once already)."""
         saved = {key: state_dict.get(key, FINGERPRINT_DEFAULTS.get(key)) for key in self.fingerprint()}
-        if saved == self.fingerprint() or getattr(self, "allow_changes", False):
+        if saved == self.fingerprint() or self.allow_changes:
             return
         raise UserError(
             f"{self.name}: the checkpoint was trained with {saved['penalty']} strength={saved['strength']} "

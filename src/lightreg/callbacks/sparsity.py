@@ -12,10 +12,11 @@ import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.errors import UserError
 from lightreg.penalties import select_parameters
-from lightreg.sparsity import (
+from lightreg.weight_stats import (
     SCHEMA_VERSION,
     TensorSparsity,
     feature_selection,
@@ -41,7 +42,7 @@ class SparsityMonitor(Callback):
     - ``sparsity/dead_units`` (all-zero rows / conv filters), ``sparsity/dropped_inputs`` (all-zero columns / input
       channels), summed over tensors;
     - ``sparsity/churn``: entries whose zero / non-zero status changed since the previous epoch end (from epoch 1);
-    - ``features/selected``: inputs of the first layer with a non-zero column (:func:`lightreg.sparsity.input_weight`).
+    - ``features/selected``: inputs of the first layer with a non-zero column (:func:`lightreg.weight_stats.input_weight`).
 
     Weights are identical on every rank (DDP), so every rank computes the same figures without a collective. The
     cost is a few reads of the monitored weights once per epoch, none per step unless ``every_n_steps`` asks for
@@ -69,7 +70,7 @@ class SparsityMonitor(Callback):
         input_layer: str | None = None,
         every_n_steps: int = 0,
         histogram_bins: int = 40,
-        filename: str | None = "sparsity.json",
+        filename: str | None = run_folder.SPARSITY_FILE,
         output_dir: str | Path | None = None,
     ) -> None:
         if isinstance(atol, bool) or not isinstance(atol, (int, float)) or not math.isfinite(atol) or atol < 0:
@@ -174,14 +175,7 @@ class SparsityMonitor(Callback):
         epoch's start and at the end): the module logs ``train/*`` in its own ``on_train_epoch_end``, which Lightning
         runs after the callbacks'."""
         if self.history and not self.history[-1]["metrics"]:
-            self.history[-1]["metrics"] = {
-                name: float(value)
-                for name, value in trainer.callback_metrics.items()
-                if name.startswith(("train/", "val/"))
-                and not name.endswith("_step")
-                and "/penalty/" not in name
-                and value.numel() == 1
-            }
+            self.history[-1]["metrics"] = run_folder.final_figures(trainer.callback_metrics, ("train/", "val/"))
 
     # -- the end-of-run file ------------------------------------------------------------------------------------------
     def summary(self, trainer: L.Trainer) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from lightreg import run_folder
 from lightreg.compact.core import CompactionReport, compact
 from lightreg.errors import UserError
-from lightreg.threads import intra_op_threads
+from lightreg.solvers.threads import intra_op_threads
 
-COMPACT_FILE, TABLE_FILE, REPORT_FILE = "compact.pt", "compact.md", "compact.json"
+COMPACT_FILE, TABLE_FILE, REPORT_FILE = run_folder.COMPACT_MODEL, run_folder.COMPACT_TABLE, run_folder.COMPACT_REPORT
 
 
 def layer_latency(net: nn.Module, x: Tensor, repeats: int = 20) -> dict[str, float]:

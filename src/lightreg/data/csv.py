@@ -10,7 +10,7 @@ import numpy as np
 
 from lightreg.data.tabular import TabularData, TabularDataModule
 from lightreg.errors import UserError, warn
-from lightreg.tasks import TASKS
+from lightreg.task_kinds import TASKS
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})
 DELIMITERS = ",;\t|"

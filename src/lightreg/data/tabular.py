@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from lightreg.data.loader import TensorBatches
 from lightreg.errors import UserError
-from lightreg.tasks import TASKS
+from lightreg.task_kinds import TASKS
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,6 @@
 """
 
 from lightreg.lambda_path.config import check_path, geometric_grid
-from lightreg.lambda_path.selection import best_index, one_se_index
+from lightreg.lambda_path.rules import best_index, one_se_index
 
 __all__ = ["best_index", "check_path", "geometric_grid", "one_se_index"]

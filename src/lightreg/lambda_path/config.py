@@ -11,6 +11,10 @@ from omegaconf import DictConfig
 from lightreg.errors import UserError
 
 CHECKPOINTS = ("all", "chosen", "none")
+FINISHES = ("auto", "exact", "none")
+"""``path.finish``: ``exact`` ends every point with the full-batch proximal finish (``penalty.mode=exact``);
+``auto`` does so for a linear model with a proximal penalty (a convex problem, whose optimum the finish reaches);
+``none`` keeps ``penalty.mode`` as configured."""
 MONITORS = {"val/loss": "min", "val/acc": "max", "val/mae": "min"}
 """Selection metrics with a per-sample standard error, and their direction."""
 
@@ -59,6 +63,8 @@ def check_path(cfg: DictConfig) -> None:
         raise UserError(f"path.lambda_max must be a number > 0 or null (from the data), got {lam_max!r}")
     if path.get("monitor") not in MONITORS:
         raise UserError(f"path.monitor must be one of {sorted(MONITORS)}, got {path.get('monitor')!r}")
+    if path.get("finish", "auto") not in FINISHES:
+        raise UserError(f"path.finish must be one of {FINISHES}, got {path.get('finish')!r}")
     if path.get("checkpoints") not in CHECKPOINTS:
         raise UserError(f"path.checkpoints must be one of {CHECKPOINTS}, got {path.get('checkpoints')!r}")
     name = cfg.penalty.get("penalty")
@@ -73,4 +79,4 @@ def geometric_grid(lambda_max: float, num: int, min_ratio: float) -> np.ndarray:
     return lambda_max * min_ratio ** (np.arange(num) / (num - 1))
 
 
-__all__ = ["CHECKPOINTS", "MONITORS", "check_path", "geometric_grid"]
+__all__ = ["CHECKPOINTS", "FINISHES", "MONITORS", "check_path", "geometric_grid"]

@@ -11,7 +11,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from rich.console import Console
 
-PATH_CSV = "path.csv"
+from lightreg.run_folder import PATH_CSV
+
 METRIC_ORDER = ("val/acc", "val/r2", "val/mae", "val/loss")
 
 

@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import math
 import time
 import warnings
@@ -36,18 +35,21 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from lightreg import full_batch
-from lightreg.building import build
+from lightreg import run_folder
 from lightreg.callbacks.regularization import ALL_ZERO, LATE_FINISH, UNSETTLED_FINISH, RegularizationCallback
 from lightreg.callbacks.support import HoldSupport
+from lightreg.cli.build import build_penalty, penalty_configs
+from lightreg.cli.guard import guard_callbacks
+from lightreg.cli.pipeline import build_data, build_model, build_trainer
+from lightreg.cli.quiet import quiet_lightning
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
-from lightreg.lambda_path.selection import best_index, one_se_index, standard_error
+from lightreg.lambda_path.rules import best_index, one_se_index, standard_error
 from lightreg.models import LogisticRegression, tasks
 from lightreg.penalties import select_parameters
-from lightreg.quiet import quiet_lightning
-from lightreg.sparsity import feature_selection
+from lightreg.solvers import full_batch
+from lightreg.weight_stats import feature_selection
 
 MAX_DOUBLINGS = 12
 RUN_SCHEDULES = ("warmup_epochs", "refit_epochs")
@@ -67,26 +69,23 @@ class PathRun:
                 "instead, so they are off along it (set them to 0 to silence this; path.refit_epochs=N refits every "
                 "point)"
             )
-        self.schedules_off = dict.fromkeys(scheduled, 0)
+        self.penalty_overrides: dict[str, Any] = dict.fromkeys(scheduled, 0)  # what a path changes in `penalty`
         self.out_dir = Path(cfg.paths.output_dir)
-        self.data = build(cfg.data, "data")
-        self.data.prepare_data()
-        self.data.setup("fit")
-        self.model = build(
-            cfg.model,
-            "model",
-            input_shape=self.data.input_shape,
-            num_classes=self.data.num_classes,
-            task=self.data.task,
-            optimizer=build(cfg.optimizer, "optimizer"),
-        )
+        self.data = build_data(cfg)
+        self.model = build_model(cfg, self.data)  # in the data's units: the null model and λ_max use them
         self.model.print_epochs = False  # the progress bar reports each λ instead
         probe = self.regularizer(1.0)
-        self.penalty, self.mode = probe.penalty, probe.mode
+        self.penalty = probe.penalty
         self.params = dict(select_parameters(self.model, probe.include, probe.exclude))
         if not self.params:
             raise UserError("the penalty selects no parameter of this model (check penalty.include/exclude)")
         self.linear = isinstance(self.model, LogisticRegression) and len(self.params) == 1
+        if self.spec.get("finish", "auto") == "exact" or (
+            self.spec.get("finish", "auto") == "auto" and self.linear and probe.mode == "prox"
+        ):
+            # a convex problem: each point ends at its optimum, so the supports (and the order in which inputs
+            # enter) are the lasso's own, not the last minibatch's
+            self.penalty_overrides["mode"] = "exact"
         self.initial = {
             n: p.detach().clone() for n, p in self.params.items()
         }  # the penalized weights at initialization
@@ -101,15 +100,15 @@ class PathRun:
         )
 
     def regularizer(self, lam: float) -> RegularizationCallback:
-        return build(self.cfg.penalty, "penalty", strength=float(lam), **self.schedules_off)
+        """The path's penalty at strength ``lam``, its single-run schedules off, finished exactly per ``path.finish``."""
+        return build_penalty(self.cfg, "penalty", strength=float(lam), **self.penalty_overrides)
 
     # -- one fit --------------------------------------------------------------------------------------------------
     def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
-        return build(
-            self.cfg.trainer,
-            "trainer",
-            callbacks=callbacks,
-            logger=False,
+        """The run's ``trainer`` group for one fit of the path, with the run's guard (divergence, penalty names)."""
+        return build_trainer(
+            self.cfg,
+            [*callbacks, *guard_callbacks()],
             max_epochs=max_epochs,
             min_epochs=1,
             enable_progress_bar=False,
@@ -145,10 +144,7 @@ class PathRun:
 
     def extra_penalties(self) -> list[RegularizationCallback]:
         """The ``extra_penalties``, at their own fixed strengths (a path scales ``penalty`` only)."""
-        return [
-            build(node, f"extra_penalties.{name}", name=name)
-            for name, node in (self.cfg.get("extra_penalties") or {}).items()
-        ]
+        return [build_penalty(self.cfg, where) for where in penalty_configs(self.cfg) if where != "penalty"]
 
     def refit(self, epochs: int) -> L.Trainer:
         """Train the current model ``epochs`` epochs without the path's penalty, its zeros held (the extra
@@ -166,17 +162,8 @@ class PathRun:
             p.zero_()
         if not self.linear or self.model.net.linear.bias is None:
             return
-        y = self.data.y_train.double()
-        task = self.model.task
-        if task == "binary":
-            mean = float(y.mean().clamp(1e-6, 1 - 1e-6))
-            value = torch.tensor([math.log(mean / (1 - mean))])
-        elif task == "multiclass":
-            counts = torch.bincount(self.data.y_train.long(), minlength=self.model.num_outputs).double()
-            value = (counts / counts.sum()).clamp_min(1e-12).log()
-        else:
-            value = torch.tensor([float(y.mean())])
-        self.model.net.linear.bias.copy_(value.to(self.model.net.linear.bias))
+        bias = self.model.net.linear.bias
+        bias.copy_(self.model.null_output(self.data.y_train).to(bias))
 
     @torch.no_grad()
     def leave_saddle(self) -> bool:
@@ -345,11 +332,9 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
             nnz, kept, coef = run.weights()
             entered = [j for j in kept if j not in seen]
             seen.update(kept)
-            figures = {
-                k2: float(v) for k2, v in trainer.callback_metrics.items() if k2.startswith("val/") and v.numel() == 1
-            }
+            figures = run_folder.final_figures(trainer.callback_metrics, ("val/",))
             checkpoint = (
-                _save(trainer, run.out_dir / "checkpoints" / f"lambda_{k:02d}.ckpt")
+                _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"lambda_{k:02d}.ckpt")
                 if spec.checkpoints == "all"
                 else ""
             )
@@ -398,13 +383,13 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     if spec.checkpoints == "chosen" and trainer is not None:
         for rule, k in chosen.items():
             run.model.load_state_dict(states[k])
-            rows[k]["checkpoint"] = _save(trainer, run.out_dir / "checkpoints" / f"{rule}.ckpt")
-    csv_path = report.write_csv(rows, run.out_dir / report.PATH_CSV)
+            rows[k]["checkpoint"] = _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"{rule}.ckpt")
+    csv_path = report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
     entry = {
         name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names
     }
     figure = report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
-    plot = run.out_dir / "plots" / "path.png"
+    plot = run.out_dir / run_folder.PLOTS / "path.png"
     plot.parent.mkdir(exist_ok=True)
     figure.savefig(plot, dpi=110)
     metrics: dict[str, Any] = {
@@ -435,7 +420,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
             }
         )
     metrics.update({name: v for name, v in rows[chosen["best"]].items() if name.startswith("val/")})  # the best model's
-    (run.out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    run_folder.write_metrics(run.out_dir, metrics)
     report.print_summary(rows, monitor, chosen, lam_max, source)
     return metrics
 

@@ -13,10 +13,10 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 
-from lightreg.console import epoch_line
-from lightreg.logging_steps import logs_this_step
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
+from lightreg.models.logging_steps import logs_this_step
+from lightreg.models.progress_line import epoch_line
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -101,6 +101,15 @@ class LightregModule(L.LightningModule):
     def setup(self, stage: str) -> None:
         """Take ``classes`` and ``target_scale`` from the trainer's datamodule when they were not given."""
         datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None:
+            self.use_units_of(datamodule)
+
+    def use_units_of(self, datamodule: Any) -> None:
+        """Adopt the units of ``datamodule`` that were not given at construction: ``classes`` (the original label of
+        each class index) and, for regression, ``target_scale`` (the training targets' ``(mean, std)``, so the net
+        fits ``(y - mean) / std``). Both are saved with the checkpoint. The pipeline calls this right after building
+        the model, so the null model, λ_max and every full-batch figure see the units training will use; Lightning's
+        ``setup`` calls it again for a model used in a plain ``Trainer``."""
         if self.classes is None and getattr(datamodule, "classes", None) is not None:
             self.classes = list(datamodule.classes)
             self.hparams["classes"] = self.classes
@@ -109,6 +118,16 @@ class LightregModule(L.LightningModule):
             self.target_mean.fill_(float(scale[0]))
             self.target_std.fill_(float(scale[1]))
             self.hparams["target_scale"] = [float(scale[0]), float(scale[1])]
+
+    def net_target(self, y: Tensor) -> Tensor:
+        """The target in the units the net fits: ``(y - mean) / std`` for regression (``target_scale``), the class
+        indices otherwise."""
+        return (y - self.target_mean) / self.target_std if self.task == "regression" else y
+
+    def null_output(self, y: Tensor) -> Tensor:
+        """The net's output of the intercept-only model on targets ``y`` (``logit(ȳ)``, ``log p_k``, or the mean of
+        :meth:`net_target`): the output bias of a linear model whose penalized weights are all zero."""
+        return tasks.intercept_only_output(self.task, self.net_target(y.to(self.target_mean.device)), self.num_outputs)
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits for classification; for regression the prediction in the target's units."""
@@ -153,11 +172,11 @@ class LightregModule(L.LightningModule):
     # -- steps -------------------------------------------------------------------------------------------
     def batch_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """``(output, data loss, target)`` of one batch: the data loss alone (batch mean), no penalty. Callbacks and
-        full-batch tools (:mod:`lightreg.full_batch`, :mod:`lightreg.kkt`) evaluate the objective through it."""
+        full-batch tools (:mod:`lightreg.solvers.full_batch`, :mod:`lightreg.solvers.kkt`) evaluate the objective through it."""
         x, y = batch
         output = self(x)
         if self.task == "regression":  # the MSE of the standardized target (units of std²)
-            scaled = (output - self.target_mean) / self.target_std, (y - self.target_mean) / self.target_std
+            scaled = (output - self.target_mean) / self.target_std, self.net_target(y)
             return output, tasks.data_loss(self.task, *scaled), y
         return output, tasks.data_loss(self.task, output, y), y
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from lightreg.errors import UserError
 from lightreg.models.base import LightregModule
 from lightreg.models.mlp import ACTIVATIONS
 
@@ -19,7 +20,7 @@ def _positive_ints(value: Any, what: str, allow_empty: bool) -> list[int]:
         or (not value and not allow_empty)
         or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in value)
     ):
-        raise ValueError(
+        raise UserError(
             f"{what} must be a {'' if allow_empty else 'non-empty '}list of positive integers, got {value!r}"
         )
     return [int(v) for v in value]
@@ -28,7 +29,7 @@ def _positive_ints(value: Any, what: str, allow_empty: bool) -> list[int]:
 def image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
     """``(C, H, W)`` or a one-line error telling that ``model`` needs image-shaped inputs."""
     if len(input_shape) != 3:
-        raise ValueError(
+        raise UserError(
             f"model={model} needs image-shaped inputs (C, H, W), but the data gives samples of shape "
             f"{tuple(input_shape)}: "
             "use an image dataset (data=digits_images, mnist, fashion_mnist, cifar10) or model=mlp for tables"
@@ -74,11 +75,11 @@ class CNN(LightregModule):
             or kernel_size <= 0
             or kernel_size % 2 == 0
         ):
-            raise ValueError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
+            raise UserError(f"kernel_size must be a positive odd integer, got {kernel_size!r}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+            raise UserError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         for i, out_channels in enumerate(channels, start=1):
             layers[f"conv{i}"] = nn.Conv2d(

@@ -8,6 +8,7 @@ from typing import Any
 
 from torch import nn
 
+from lightreg.errors import UserError
 from lightreg.models.base import LightregModule
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -47,11 +48,11 @@ class MLP(LightregModule):
             or not hidden_sizes
             or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in hidden_sizes)
         ):
-            raise ValueError(f"hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}")
+            raise UserError(f"hidden_sizes must be a non-empty list of positive integers, got {hidden_sizes!r}")
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+            raise UserError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+            raise UserError(f"dropout must be in [0, 1), got {dropout}")
         layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
         width = self.num_inputs
         for i, size in enumerate(hidden_sizes, start=1):

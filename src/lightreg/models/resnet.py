@@ -7,6 +7,7 @@ from typing import Any
 from torch import nn
 from torchvision import models
 
+from lightreg.errors import UserError
 from lightreg.models.base import LightregModule
 from lightreg.models.cnn import image_shape
 
@@ -33,7 +34,7 @@ class ResNet(LightregModule):
         super().__init__(**kwargs)
         in_channels, _, _ = image_shape(self.input_shape, "resnet")
         if arch not in ARCHS:
-            raise ValueError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
+            raise UserError(f"arch must be one of {sorted(ARCHS)}, got {arch!r}")
         build, weights = ARCHS[arch]
         net = build(weights=weights.DEFAULT if pretrained else None)
         if small_input:

@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from lightreg.report import plots, table
-from lightreg.report.rundir import RunData, label_runs, load_run
+from lightreg.report.run_data import RunData, label_runs, load_run
 
 PLOTS_DIR = "plots"
 COMPARE_DIR = "compare"

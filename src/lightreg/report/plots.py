@@ -15,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter
 
-from lightreg.report.rundir import RunData
+from lightreg.report.run_data import RunData
 
 MAX_HISTOGRAMS = 12
 MAX_LABELLED_INPUTS = 40

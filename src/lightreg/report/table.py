@@ -10,7 +10,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from lightreg.report.rundir import RunData
+from lightreg.report.run_data import RunData
 
 MAX_NAMES = 20
 SHORT_LIST = 8

@@ -12,7 +12,6 @@ Imports stay light (no Lightning, matplotlib or rich until the sweep ends): Hydr
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import sys
@@ -25,6 +24,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from lightreg import run_folder
 from lightreg.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class SweepSummary(Callback):
 
     def __init__(self, monitor: str | None = None, mode: str | None = None, plot: bool = True) -> None:
         if mode not in (None, "min", "max"):
-            raise ValueError(f"hydra.callbacks.sweep_summary.mode must be min or max, got {mode!r}")
+            raise UserError(f"hydra.callbacks.sweep_summary.mode must be min or max, got {mode!r}")
         self.monitor, self.mode, self.plot = monitor, mode, plot
 
     # -- one job -------------------------------------------------------------------------------------------------
@@ -66,13 +66,12 @@ class SweepSummary(Callback):
         else:
             print(f"lightreg: job {config.hydra.job.num} ({overrides}) crashed:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
-        metrics_file = job_dir / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        metrics = run_folder.read_metrics(job_dir)
         first_line = (str(exc).splitlines() or [""])[0]
         metrics.update(
             status="failed", error=f"{type(exc).__name__}: {first_line}", error_kind="user" if user else "crash"
         )
-        metrics_file.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        run_folder.write_metrics(job_dir, metrics)
 
     # -- the whole sweep -----------------------------------------------------------------------------------------
     def _monitor(self, config: DictConfig) -> tuple[str, str]:

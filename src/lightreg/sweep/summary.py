@@ -7,7 +7,6 @@ and ``<sweep>/<job>/metrics.json``; :func:`write_csv`, :func:`rich_table` and :f
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,8 @@ from typing import Any
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 from rich.table import Table
+
+from lightreg import run_folder
 
 SUMMARY_CSV = "summary.csv"
 SUMMARY_PNG = "summary.png"
@@ -66,8 +67,7 @@ def collect(sweep_dir: str | Path) -> list[JobRow]:
         (p for p in Path(sweep_dir).iterdir() if (p / ".hydra" / "overrides.yaml").is_file()), key=_job_key
     ):
         typed = [str(o) for o in OmegaConf.load(folder / ".hydra" / "overrides.yaml")]
-        metrics_file = folder / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {"status": "failed"}
+        metrics = run_folder.read_metrics(folder) or {"status": "failed"}
         rows.append(JobRow(folder.name, folder, dict(_split_override(o) for o in typed), typed, metrics))
     return rows
 

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from lightreg.threads import intra_op_threads
+from lightreg.solvers.threads import intra_op_threads
 
 
 @contextmanager
@@ -34,7 +34,7 @@ SMALL_DATA = 1 << 22
 
 @contextmanager
 def finish_threads(count: int | str | None, batches: list[tuple[Tensor, ...]]) -> Iterator[None]:
-    """Intra-op threads for full-batch passes (:func:`lightreg.threads.intra_op_threads`): ``count`` threads;
+    """Intra-op threads for full-batch passes (:func:`lightreg.solvers.threads.intra_op_threads`): ``count`` threads;
     ``"auto"`` = 1 thread when ``batches`` hold at most :data:`SMALL_DATA` numbers, else unchanged; ``None`` leaves
     torch's setting alone.
 

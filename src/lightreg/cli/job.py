@@ -8,9 +8,21 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from lightreg import console
-from lightreg.config_checks import check_config
+from lightreg.cli import console
+from lightreg.cli.checks import check_config
 from lightreg.errors import UserError
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train as ``cfg`` says: a λ path (``+path=...``, :func:`lightreg.lambda_path.runner.train_path`, a loop over
+    the run pipeline) or one run (:func:`lightreg.cli.pipeline.train`); returns what ``metrics.json`` holds."""
+    if cfg.get("path") is not None:
+        from lightreg.lambda_path.runner import train_path
+
+        return train_path(cfg)
+    from lightreg.cli.pipeline import train
+
+    return train(cfg)
 
 
 def run_job(cfg: DictConfig) -> float | None:
@@ -24,8 +36,7 @@ def run_job(cfg: DictConfig) -> float | None:
     with console.session(out_dir):  # the console, copied into <run dir>/train.log
         try:
             check_config(cfg)  # before the slow Lightning import below
-            from lightreg.pipeline import train
-            from lightreg.run_guard import NothingToDo, check_resume
+            from lightreg.cli.guard import NothingToDo, check_resume
 
             try:
                 check_resume(cfg)
@@ -33,7 +44,7 @@ def run_job(cfg: DictConfig) -> float | None:
                 print(f"lightreg: {notice}")
                 metrics = None
             else:
-                metrics = train(cfg)
+                metrics = run(cfg)
                 console.print_final_block(out_dir, metrics)
         except UserError as exc:
             if HydraConfig.get().mode == RunMode.MULTIRUN:

@@ -15,9 +15,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 
-from lightreg import full_batch
 from lightreg.errors import UserError
 from lightreg.penalties import Penalty, PenaltyTerm, penalty_value, select_parameters
+from lightreg.solvers import full_batch
 
 
 @runtime_checkable

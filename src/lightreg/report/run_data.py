@@ -11,9 +11,8 @@ from typing import Any
 import yaml
 
 from lightreg.errors import UserError
-from lightreg.sparsity import SCHEMA_VERSION
-
-SPARSITY_FILE = "sparsity.json"
+from lightreg.run_folder import SPARSITY_FILE, read_metrics
+from lightreg.weight_stats import SCHEMA_VERSION
 
 
 @dataclass
@@ -54,8 +53,7 @@ def load_run(path: str | Path) -> RunData:
         ) from None
     if sparsity.get("version") != SCHEMA_VERSION:
         raise UserError(f"{file} has format version {sparsity.get('version')!r}, this lightreg reads {SCHEMA_VERSION}")
-    metrics_file = path / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+    metrics = read_metrics(path)
     overrides_file = path / ".hydra" / "overrides.yaml"
     overrides = [str(o) for o in yaml.safe_load(overrides_file.read_text()) or []] if overrides_file.is_file() else []
     return RunData(path=path, sparsity=sparsity, metrics=metrics, overrides=overrides, label=path.name)

@@ -19,8 +19,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from lightreg.models.progress_line import format_number
+
 LOG_FILE = "train.log"
-WIDTH = 80
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _PROGRESS = re.compile(r"━.*\d+/\d+\s+\d+:\d\d:\d\d")
 # Lightning messages with nothing for a user to act on in a lightreg run (each explained where it is silenced).
@@ -29,7 +30,7 @@ QUIET_WARNINGS = (
     r"The dirpath has changed from",
     # the checkpoint's callbacks that this run does not have (a penalty dropped or renamed with resume.allow_changes)
     r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
-    # torchmetrics dropping a NaN batch loss: lightreg.run_guard stops the run and says so in one line
+    # torchmetrics dropping a NaN batch loss: lightreg.cli.guard stops the run and says so in one line
     r"Encountered `nan` values in tensor",
 )
 
@@ -146,36 +147,6 @@ def session(run_dir: str | Path) -> Iterator[None]:
             copy.close()
 
 
-def epoch_line(epoch: int, max_epochs: int | None, figures: Mapping[str, float]) -> str:
-    """``Epoch 3/20  loss 0.2788/0.1887  acc 0.9278/0.95  penalty 0.0821``: each figure as train/val, 4 significant
-    digits (3 where 4 would pass 80 columns)."""
-    total = f"/{max_epochs}" if max_epochs and max_epochs > 0 else ""
-    width = len(str(max_epochs)) if total else 1
-    names = dict.fromkeys(k.split("/", 1)[1] for k in figures if k.startswith(("train/", "val/")))
-    names.pop("objective", None)  # = loss + penalty
-    for digits in (4, 3):
-        parts = [f"Epoch {epoch + 1:>{width}}{total}"]
-        for name in names:
-            pair = [figures.get(f"{split}/{name}") for split in ("train", "val")]
-            if name == "penalty":
-                parts.append(f"penalty {_num(pair[0], digits)}")
-            else:
-                parts.append(f"{name} " + "/".join(_num(v, digits) for v in pair))
-        line = "  ".join(parts)
-        if len(line) <= WIDTH:
-            break
-    return line
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    """``0.7265``, ``150.2``, ``1.235e4``: ``digits`` significant digits, a compact exponent."""
-    if value is None:
-        return "-"
-    if value == 0 or 1e-3 <= abs(value) < 10:
-        return f"{value:.{digits}f}"
-    return re.sub(r"e([+-])0*(\d)", lambda m: f"e{'-' if m[1] == '-' else ''}{m[2]}", f"{value:.{digits}g}")
-
-
 def print_final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> None:
     """Print :func:`final_block` on global rank zero."""
     if global_rank() == 0:
@@ -189,7 +160,11 @@ def final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> str:
     status = metrics.get("status", "?")
     if status != "completed":
         rows.append(("status", str(status)))
-    val = [f"{k} {_num(v)}" for k, v in sorted(metrics.items()) if k.startswith("val/") and isinstance(v, (int, float))]
+    val = [
+        f"{k} {format_number(v)}"
+        for k, v in sorted(metrics.items())
+        if k.startswith("val/") and isinstance(v, (int, float))
+    ]
     if val:
         epochs = metrics.get("epochs", "?")
         rows.append((f"after {epochs} epoch{'' if epochs == 1 else 's'}", "  ".join(val)))

@@ -15,15 +15,16 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lightreg.building import penalty_configs
+from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
+from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.errors import UserError
 
-REGULARIZER_PREFIX = "RegularizationCallback"
+REGULARIZER_PREFIX = RegularizationCallback.__qualname__
+"""How a regularization callback's state is keyed in a checkpoint (its ``state_key`` starts with it)."""
 
 
 class Diverged(UserError):
@@ -75,18 +76,14 @@ def describe(state: dict[str, Any]) -> str:
 
 
 def configured_penalties(cfg: DictConfig) -> dict[str, dict[str, Any]]:
-    """The fingerprints the configured penalties will have (built without Lightning's trainer)."""
+    """The fingerprints the configured penalties will have (built without Lightning's trainer; a penalty that cannot
+    be built is the same one-line error the run would give)."""
     found = {}
-    for where, node in penalty_configs(cfg).items():
-        name = {"name": where.split(".", 1)[1]} if where.startswith("extra_penalties.") else {}
-        try:
-            with warnings.catch_warnings():  # the pipeline builds the callback again and warns then
-                warnings.simplefilter("ignore")
-                callback = instantiate(node, **name)
-        except Exception:
-            continue
-        if isinstance(callback, RegularizationCallback):
-            found[callback.name] = callback.state_dict()
+    for where in penalty_configs(cfg):
+        with warnings.catch_warnings():  # the pipeline builds the callback again and warns then
+            warnings.simplefilter("ignore")
+            callback = build_penalty(cfg, where)
+        found[callback.name] = callback.state_dict()
     return found
 
 
@@ -136,13 +133,9 @@ class RunGuard(Callback):
     and the logged ``val/*`` figures are checked: a NaN or infinite one raises :class:`Diverged` naming the figure,
     the epoch and the learning rate. The per-step check is a tensor ``or`` on the device (no synchronization).
     ``log_every_n_steps`` is lowered to the number of training batches when it exceeds them.
-
-    Args:
-        allow_changes: passed on to every regularization callback (``resume.allow_changes``).
     """
 
-    def __init__(self, allow_changes: bool = False) -> None:
-        self.allow_changes = bool(allow_changes)
+    def __init__(self) -> None:
         self._bad: Any = None
         self._first_bad_step: int | None = None
 
@@ -152,8 +145,7 @@ class RunGuard(Callback):
             bar.disable()  # in a file or pipe a progress bar only leaves its last frame behind
         names: dict[str, int] = {}
         for callback in trainer.callbacks:
-            if type(callback).__name__ == REGULARIZER_PREFIX:
-                callback.allow_changes = self.allow_changes
+            if isinstance(callback, RegularizationCallback):
                 names[callback.name] = names.get(callback.name, 0) + 1
         clash = [n for n, k in names.items() if k > 1]
         if clash:
@@ -183,15 +175,8 @@ class RunGuard(Callback):
         bad = []
         if self._bad is not None and bool(self._bad):
             bad.append("train/loss")
-        for name, value in trainer.callback_metrics.items():
-            if (
-                name.startswith(("val/", "train/"))
-                and not name.endswith("_step")
-                and "/penalty/" not in name
-                and value.numel() == 1
-                and not math.isfinite(float(value))
-            ):
-                bad.append(name)
+        figures = run_folder.final_figures(trainer.callback_metrics, ("val/", "train/"))
+        bad.extend(name for name, value in figures.items() if not math.isfinite(value))
         if bad:
             lr = _learning_rate(trainer)
             raise Diverged(
@@ -221,7 +206,6 @@ def run_facts(trainer: Any) -> dict[str, Any]:
     return {"classes": list(classes)} if classes is not None else {}
 
 
-def guard_callbacks(cfg: DictConfig) -> list[Any]:
-    """The guard for the pipeline's callback list."""
-    allow = bool(OmegaConf.select(cfg, "resume.allow_changes", default=False))
-    return [RunGuard(allow_changes=allow)]
+def guard_callbacks() -> list[Callback]:
+    """The guard of every run the pipeline builds (single runs and each fit of a λ path)."""
+    return [RunGuard()]

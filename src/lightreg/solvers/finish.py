@@ -3,8 +3,8 @@ the zero pattern is stable, then a KKT-checked thresholding. Pure torch; no Ligh
 
 With minibatches the zero pattern of prox-SGD/Adam is noise: a zero entry leaves zero whenever one batch's gradient
 exceeds λ. The finish removes the noise by solving exactly the regularized problem the user posed, over every
-trainable parameter, with accelerated proximal gradient (:func:`~lightreg.optim.proximal_gradient.fista`) and
-:func:`~lightreg.optim.proximal_gradient.kkt_threshold`; the zeros it keeps satisfy the KKT condition of zero
+trainable parameter, with accelerated proximal gradient (:func:`~lightreg.solvers.proximal_gradient.fista`) and
+:func:`~lightreg.solvers.proximal_gradient.kkt_threshold`; the zeros it keeps satisfy the KKT condition of zero
 (``|∇f| ≤ λ`` per entry, ``‖∇_g f‖ ≤ λ√size`` per group) on the whole training set.
 
 Cost: each iteration is one full-batch gradient plus one loss per backtracking trial (≈ 2–3 passes over the
@@ -19,11 +19,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lightreg import full_batch
 from lightreg.errors import UserError
-from lightreg.optim.proximal_gradient import fista, kkt_threshold
 from lightreg.penalties import PenaltyTerm, penalty_value
-from lightreg.threads import check_num_threads
+from lightreg.solvers import full_batch
+from lightreg.solvers.proximal_gradient import fista, kkt_threshold
+from lightreg.solvers.threads import check_num_threads
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -50,7 +50,7 @@ class ProximalFinish:
             KKT check (0 disables the thresholding).
         num_threads: torch intra-op threads during the finish, restored afterwards: a number; ``"auto"`` (default)
             = 1 thread for training sets up to 4 M numbers (23× faster on a busy 2-core CPU), else unchanged;
-            ``None`` leaves torch's setting alone (:func:`lightreg.full_batch.finish_threads`).
+            ``None`` leaves torch's setting alone (:func:`lightreg.solvers.full_batch.finish_threads`).
     """
 
     def __init__(
@@ -71,7 +71,7 @@ class ProximalFinish:
         self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]
     ) -> dict[str, float]:
         """Minimize ``f + Σ λR`` over every trainable parameter of ``model`` on ``batches`` (the whole training set,
-        see :func:`lightreg.full_batch.materialize`); sparse penalties by their prox, smooth ones (L2) inside ``f``.
+        see :func:`lightreg.solvers.full_batch.materialize`); sparse penalties by their prox, smooth ones (L2) inside ``f``.
         ``model`` must have ``batch_loss`` (a :class:`~lightreg.models.LightregModule`). Returns what it did:
         ``iterations``, ``converged`` (1.0/0.0), ``zeroed_by_kkt``, ``seconds``."""
         started = time.perf_counter()

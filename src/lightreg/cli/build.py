@@ -1,0 +1,95 @@
+"""From a composed Hydra config to objects: one-line errors for bad constructor arguments, the penalty callbacks.
+
+Shared by :mod:`lightreg.cli.pipeline` (one run) and :mod:`lightreg.lambda_path.runner` (one model along a λ grid).
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from omegaconf import DictConfig, OmegaConf
+
+from lightreg.callbacks import RegularizationCallback, SparsityMonitor
+from lightreg.errors import UserError
+
+
+def build(node: Any, what: str, **kwargs: Any) -> Any:
+    """Instantiate a config node; what the user's config got wrong becomes a one-line :class:`UserError` naming the
+    config group ``what``, and a failure inside lightreg keeps its traceback.
+
+    A user error is: a :class:`UserError` raised by a constructor (lightreg validates its arguments that way); a
+    ``TypeError`` raised while binding the config's arguments to the constructor (an unknown or missing key); a
+    ``ValueError``/``TypeError``/``MisconfigurationException`` raised by a constructor outside lightreg (torch or
+    Lightning refusing a value, e.g. ``trainer=fsdp`` without a GPU). Anything raised by lightreg's own code that is
+    not a :class:`UserError` is a bug and is re-raised as it is."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        if cause is not None and _users_fault(cause):
+            raise UserError(f"bad {what} config: {_first_line(cause)}") from None
+        raise
+
+
+def _users_fault(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while instantiating a config node, is about the config's values (see :func:`build`)."""
+    if isinstance(exc, UserError):
+        return True
+    if not isinstance(exc, (ValueError, TypeError, MisconfigurationException)):
+        return False
+    frames = traceback.extract_tb(exc.__traceback__)
+    raised_in = frames[-1].filename if frames else ""
+    if isinstance(exc, TypeError) and f"{os.sep}hydra{os.sep}" in raised_in:
+        return True  # the arguments did not bind: the constructor never ran
+    return f"{os.sep}lightreg{os.sep}" not in raised_in
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The configured penalties by where they sit in the config: ``penalty`` (from ``+penalty=...``) and
+    ``extra_penalties.<name>`` for every entry of ``extra_penalties``."""
+    found: dict[str, DictConfig] = {}
+    if cfg.get("penalty") is not None:
+        found["penalty"] = cfg.penalty
+    for name, node in (cfg.get("extra_penalties") or {}).items():
+        found[f"extra_penalties.{name}"] = node
+    return found
+
+
+def build_penalty(cfg: DictConfig, where: str, **options: Any) -> RegularizationCallback:
+    """The penalty callback configured at ``where`` (a key of :func:`penalty_configs`). An extra penalty is named
+    after its key, so its logs (``sparsity/<name>``, ...) never collide; ``resume.allow_changes`` is passed on;
+    ``options`` override the config (a λ path sets ``strength``)."""
+    node = OmegaConf.select(cfg, where)
+    if where.startswith("extra_penalties."):
+        options = {"name": where.split(".", 1)[1], **options}
+    allow = bool(OmegaConf.select(cfg, "resume.allow_changes", default=False))
+    callback = build(node, where, allow_changes=allow, **options)
+    if not isinstance(callback, RegularizationCallback):
+        raise UserError(
+            f"{where} builds a {type(callback).__name__}, not a lightreg penalty; use +{where}=l1 (or l2, ...)"
+        )
+    return callback
+
+
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """The ``callbacks`` group, one regularization callback per configured penalty, and a sparsity monitor when
+    there is a penalty and none was configured."""
+    callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
+    penalties = [build_penalty(cfg, where) for where in penalty_configs(cfg)]
+    callbacks.extend(penalties)
+    if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
+        callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
+    return callbacks
+
+
+__all__ = ["build", "build_callbacks", "build_penalty", "penalty_configs"]
