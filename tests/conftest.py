@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+
+from helpers import run_train
 
 # Lightning's own noise, the same two filters src/train.py installs for the CLI.
 _LIGHTNING_WARNINGS = [
@@ -68,31 +68,13 @@ def small_csv(tmp_path: Path) -> Path:
 # ---------------------------------------------------------------------------------------------------------------
 # the CLI
 # ---------------------------------------------------------------------------------------------------------------
-def _cli_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.pop("HYDRA_FULL_ERROR", None)  # the bad-input tests check that no traceback is printed
-    env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
-    return env
-
-
-def run_train(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m train *args`` in ``cwd`` (so a stray default output dir lands there); text output."""
-    return subprocess.run(
-        [sys.executable, "-m", "train", *args],
-        cwd=cwd,
-        env=_cli_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 @pytest.fixture
 def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """``cli(*overrides)`` runs the CLI with ``tmp_path`` as working directory."""
+    """``cli(*overrides)`` runs ``python -m train`` with ``tmp_path`` as working directory: in this process, or in a
+    subprocess with ``process=True`` or where an override needs one (:func:`helpers.run_train`)."""
 
-    def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return run_train(*args, cwd=tmp_path, timeout=timeout)
+    def run(*args: str, timeout: float = 600, process: bool | None = None) -> subprocess.CompletedProcess[str]:
+        return run_train(*args, cwd=tmp_path, timeout=timeout, process=process)
 
     return run
 

@@ -1,11 +1,17 @@
-"""Shared test helpers: run the real CLI in a subprocess and read what it wrote; a quiet Lightning Trainer."""
+"""Shared test helpers: run the real CLI (in this process, or in a subprocess where the process itself matters) and
+read what it wrote; a quiet Lightning Trainer."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
+import os
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +20,94 @@ import lightning as L
 QUIET = ["logger=none", "callbacks=none", "model.print_epochs=false"]
 
 
-def run_cli(run_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    """``python -m train <overrides> hydra.run.dir=<run_dir>``; raises with stderr when it fails and ``check``."""
-    result = subprocess.run(
-        [sys.executable, "-m", "train", *overrides, f"hydra.run.dir={run_dir}"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+PROCESS_LEVEL = ("trainer=ddp", "trainer.strategy=ddp", "-m", "--multirun", "hydra/launcher=")
+"""Overrides that make the process itself part of the test (DDP launches processes, a sweep's launcher owns the
+job loop): :func:`run_train` runs those in a subprocess."""
+
+
+def run_train(
+    *args: str, cwd: Path, process: bool | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python -m train *args`` with ``cwd`` as working folder; its exit code, stdout and stderr.
+
+    By default in this process (the real entry point, ``train.main`` under Hydra, with ``sys.argv`` set: the same
+    composition, run folder, checks, one-line errors and exit codes, without the 7 s start of a new Python). A
+    subprocess with ``process=True``, or when an override needs one (:data:`PROCESS_LEVEL`)."""
+    if process is None:
+        process = any(a.startswith(PROCESS_LEVEL) for a in args)
+    if process:
+        env = dict(os.environ)
+        env.pop("HYDRA_FULL_ERROR", None)  # the bad-input tests check that no traceback is printed
+        env["PYTHONWARNINGS"] = "ignore::DeprecationWarning"
+        return subprocess.run(
+            [sys.executable, "-m", "train", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        )
+    return _train_in_process(list(args), Path(cwd))
+
+
+def _console_handlers() -> list[logging.StreamHandler]:
+    loggers = [
+        logging.getLogger(),
+        *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger)),
+    ]
+    return [h for lg in loggers for h in lg.handlers if type(h) is logging.StreamHandler]
+
+
+def _train_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``train.main`` as ``python -m train`` would, restoring what a run changes process-wide (environment,
+    working folder, ``sys.argv``, logging handlers, torch threads, Hydra's global state)."""
+    import torch
+    from hydra.core.global_hydra import GlobalHydra
+
+    import train
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_argv, saved_cwd, saved_threads = dict(os.environ), sys.argv, os.getcwd(), torch.get_num_threads()
+    root = logging.getLogger()
+    saved_root = (root.handlers[:], root.level)
+    named = {name: lg for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
+    saved_named = {name: (lg.handlers[:], lg.level, lg.propagate, lg.disabled) for name, lg in named.items()}
+    moved = []
+    for handler in _console_handlers():  # e.g. Lightning's own handler, made when it was first imported
+        to_stdout = handler.stream is sys.stdout or "stdout" in str(getattr(handler.stream, "name", ""))
+        moved.append((handler, handler.setStream(out if to_stdout else err)))
+    os.environ.pop("HYDRA_FULL_ERROR", None)
+    sys.argv = ["train", *args]
+    os.chdir(cwd)
+    GlobalHydra.instance().clear()
+    code = 0
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            train.main()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        GlobalHydra.instance().clear()
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(saved_threads)
+        for handler in root.handlers:
+            if handler not in saved_root[0]:
+                handler.close()
+        root.handlers[:], _ = saved_root[0], root.setLevel(saved_root[1])
+        for name, (handlers, level, propagate, disabled) in saved_named.items():
+            lg = named[name]
+            lg.handlers[:] = handlers
+            lg.setLevel(level)
+            lg.propagate, lg.disabled = propagate, disabled
+        for handler, stream in moved:
+            handler.setStream(stream)
+    return subprocess.CompletedProcess(["python", "-m", "train", *args], code, out.getvalue(), err.getvalue())
+
+
+def run_cli(
+    run_dir: Path, *overrides: str, check: bool = True, process: bool | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m train <overrides> hydra.run.dir=<run_dir>`` (:func:`run_train`); raises with stderr when it fails
+    and ``check``."""
+    result = run_train(*overrides, f"hydra.run.dir={run_dir}", cwd=Path(run_dir).parent, process=process)
     if check and result.returncode != 0:
         raise AssertionError(f"python -m train {' '.join(overrides)} failed:\n{result.stderr[-3000:]}")
     return result
@@ -67,3 +153,22 @@ def train_in_process(run_dir: Path, *overrides: str) -> dict:
     check_config(cfg)
     run(cfg)
     return read_metrics(run_dir)
+
+
+class InThisThread:
+    """A stand-in for ``ThreadPoolExecutor`` whose ``submit`` runs the call at once, in this thread: CLI runs in this
+    process share ``sys.stdout``, ``sys.argv`` and the working folder, so they cannot overlap."""
+
+    def __enter__(self) -> InThisThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future

@@ -10,12 +10,13 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from conftest import describe, run_train, write_csv
+from helpers import InThisThread
 
 pytestmark = pytest.mark.slow  # every case is a `python -m train` process
 
@@ -160,7 +161,7 @@ def _cases(root: Path) -> dict[str, list[str]]:
 class BadRuns:
     """The cases' CLI runs, started together; ``runs(name)`` waits for one and returns its result."""
 
-    def __init__(self, root: Path, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, root: Path, pool: InThisThread) -> None:
         self.root = root
         self.futures: dict[str, Future] = {
             name: pool.submit(run_train, *args, cwd=root) for name, args in _cases(root).items()
@@ -172,7 +173,7 @@ class BadRuns:
 
 @pytest.fixture(scope="module")
 def bad_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BadRuns]:
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with InThisThread() as pool:
         yield BadRuns(tmp_path_factory.mktemp("bad_input"), pool)
 
 
@@ -255,7 +256,7 @@ def table_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     assert proc.returncode == 0, describe(proc)
     before = _snapshot(earlier)
     table = _table(root, earlier / "checkpoints" / "last.ckpt")
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with InThisThread() as pool:
         futures = {
             name: pool.submit(run_train, *args, f"hydra.run.dir={root / 'runs' / name}", cwd=root)
             for name, (args, _) in table.items()

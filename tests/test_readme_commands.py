@@ -11,7 +11,6 @@ import re
 import shlex
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from image_files import write_cifar10, write_idx_set
 
 from conftest import describe, run_train
+from helpers import InThisThread
 
 pytestmark = pytest.mark.slow
 
@@ -86,7 +86,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
         "+penalty=l1", "lambda=0.001", *SHORT, "trainer.max_epochs=1", f"hydra.run.dir={previous}", cwd=tmp_path
     )
     assert first.returncode == 0, describe(first)
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with InThisThread() as pool:
         futures = {
             c: pool.submit(run_train, *_train_args(c, tmp_path, f"train{i}", previous), cwd=tmp_path)
             for i, c in enumerate(train)

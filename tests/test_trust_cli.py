@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,7 @@ from image_files import write_cifar10, write_idx_set
 from lightreg.models import LogisticRegression
 
 from conftest import config_options, describe, run_train
+from helpers import InThisThread
 
 pytestmark = pytest.mark.slow
 
@@ -74,7 +75,7 @@ def _jobs(root: Path) -> dict[str, list[str]]:
 
 
 class Runs:
-    def __init__(self, root: Path, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, root: Path, pool: InThisThread) -> None:
         self.root, self.pool = root, pool
         self.futures: dict[str, Future] = {n: pool.submit(run_train, *a, cwd=root) for n, a in _jobs(root).items()}
 
@@ -91,7 +92,7 @@ class Runs:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    with InThisThread() as pool:
         yield Runs(tmp_path_factory.mktemp("trust"), pool)
 
 

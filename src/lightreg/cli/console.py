@@ -19,8 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from lightreg.models.progress_line import format_number
-
 LOG_FILE = "train.log"
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _PROGRESS = re.compile(r"━.*\d+/\d+\s+\d+:\d\d:\d\d")
@@ -155,6 +153,9 @@ def print_final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> None:
 
 def final_block(run_dir: str | Path, metrics: Mapping[str, Any]) -> str:
     """The run's summary: folder, final ``val/*`` figures, checkpoints, and the sparsity line with a penalty."""
+    # imported here: the models package loads Lightning, and the console is used before it (bad input exits fast)
+    from lightreg.models.progress_line import format_number
+
     run_dir = Path(run_dir)
     rows = [("run folder", str(run_dir))]
     status = metrics.get("status", "?")
