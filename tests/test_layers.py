@@ -1,53 +1,34 @@
-"""The import graph holds its layers: ``penalties ← optim/full_batch/kkt ← callbacks/models ← pipeline ← train``.
+"""The import graph holds the layers of docs/development.md (``penalties ← solvers ← models/callbacks/data ← cli ←
+train``): the table there is the one layer map, read here.
 
 Read statically from the source (every ``import``, also inside functions, so a lazy import cannot hide a circle):
 each module may import only modules of a lower layer, or of its own package; maths layers never import Lightning;
-and there is no import cycle. A new module must be given its layer in ``LAYERS``.
+and there is no import cycle. A new module must be given its layer in that table.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-LAYERS: dict[str, int] = {
-    "lightreg.errors": 0,
-    "lightreg.task_kinds": 1,  # the names of the prediction tasks
-    "lightreg.run_folder": 0,  # every file name of a run folder, the one metrics.json writer
-    "lightreg.penalties": 1,
-    "lightreg.weight_stats": 1,  # sparsity figures of weight tensors
-    "lightreg.solvers.threads": 1,  # intra-op threads of a CPU run (torch only)
-    "lightreg.models.logging_steps": 1,  # when a step's figures reach a logger (duck-typed trainer, no Lightning)
-    "lightreg.models.progress_line": 1,  # the epoch line a model prints
-    "lightreg.solvers.full_batch": 2,  # the objective on the whole training set, under the solvers
-    "lightreg.solvers": 3,  # prox steps, kernels, FISTA, the full-batch finish, KKT figures
-    "lightreg.compact": 3,  # pure torch: removes dead units, filters and inputs of a module
-    "lightreg.lambda_path": 3,  # grid, checks, selection rules, path.csv/plot: no Lightning
-    "lightreg.data": 4,
-    "lightreg.models": 4,
-    "lightreg.callbacks": 4,
-    "lightreg.report": 4,
-    "lightreg.sweep": 4,  # a Hydra callback that reads the jobs' metrics.json
-    "lightreg.cli.quiet": 5,  # Lightning's messages a user cannot act on
-    "lightreg.cli.console": 5,  # train.log, the final block: plain text
-    "lightreg.cli.checks": 5,  # config checks before Lightning is imported
-    "lightreg.cli.build": 6,  # config node -> object, one-line errors for the user's values
-    "lightreg.cli.guard": 7,  # resume checks and the divergence guard callback
-    "lightreg.compact.run": 6,  # compaction of a run folder (checkpoint + Hydra config)
-    "lightreg.cli.pipeline": 8,  # the one run pipeline: data, model, callbacks, loggers, trainer; fit; metrics
-    "lightreg.lambda_path.runner": 9,  # a λ path: a loop over the pipeline
-    "lightreg.sklearn": 9,  # estimators on the pipeline's pieces
-    "lightreg.compact.__main__": 9,  # python -m lightreg.compact RUN_DIR
-    "lightreg.cli.job": 10,  # one CLI job: checks, resume guard, path or run, train.log, one-line errors
-    "lightreg.cli": 10,  # the package's docstring
-    "lightreg": 11,  # the package facade (lazy ``lightreg.kkt_violation``), matched exactly
-    "train": 12,
-}
-"""Module (or package) -> layer. Longest prefix wins; a module may import lower layers and its own package."""
+DEVELOPMENT = SRC.parent / "docs" / "development.md"
+
+
+def _layer_table() -> dict[str, int]:
+    """The layer map as the Development page shows it (the rows between its ``layers`` markers)."""
+    text = DEVELOPMENT.read_text()
+    table = text[text.index("<!-- layers:start -->") : text.index("<!-- layers:end -->")]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^\| `([\w.]+)` \| (\d+) \|", table, flags=re.M)}
+
+
+LAYERS: dict[str, int] = _layer_table()
+"""Module (or package) -> layer, read from docs/development.md. Longest prefix wins; a module may import lower layers
+and its own package."""
 
 PURE = (
     "lightreg.task_kinds",
@@ -144,7 +125,7 @@ def test_no_import_cycle() -> None:
 
 
 def test_the_checker_sees_a_known_edge() -> None:
-    assert "lightreg.penalties.base" in GRAPH["lightreg.penalties.elementwise"]
+    assert "lightreg.penalties.penalty" in GRAPH["lightreg.penalties.elementwise"]
     assert "lightreg.callbacks.regularization" in GRAPH["lightreg.callbacks.sparsity"]
 
 
@@ -163,3 +144,23 @@ def test_pyproject_lists_every_package() -> None:
         if d.is_dir() and not any(part.startswith("_") for part in d.relative_to(conf).parts)
     }
     assert listed == code | groups | {"lightreg.conf"}
+
+
+def test_the_layer_table_is_read() -> None:
+    assert LAYERS["lightreg.errors"] == 0 and LAYERS["train"] == max(LAYERS.values()) and len(LAYERS) > 20
+
+
+def test_no_module_names_collide() -> None:
+    """Every module has its own name: no two modules (``__init__``/``__main__`` aside) share a file name, and no module
+    is named like a package (``report.py`` beside the ``report`` package)."""
+    package = SRC / "lightreg"
+    modules = [
+        p for p in package.rglob("*.py") if p.name not in ("__init__.py", "__main__.py") and "conf" not in p.parts
+    ]
+    names: dict[str, list[str]] = {}
+    for path in modules:
+        names.setdefault(path.stem, []).append(str(path.relative_to(SRC)))
+    clashes = {name: paths for name, paths in names.items() if len(paths) > 1}
+    assert not clashes, clashes
+    packages = {p.parent.name for p in package.rglob("__init__.py")}
+    assert not packages & set(names), sorted(packages & set(names))

@@ -1,5 +1,10 @@
 """User-facing errors: bad input that should stop a run with one clear line, not a traceback."""
 
+import sys
+
+EXIT_USER_ERROR = 2
+"""The exit code of every lightreg command stopped by a :class:`UserError` (argparse uses 2 for bad arguments too)."""
+
 
 class UserError(ValueError):
     """A problem with the user's configuration or data; the CLI prints the message and exits non-zero."""
@@ -14,3 +19,12 @@ def warn(message: str) -> None:
     from lightning.pytorch.utilities import rank_zero_warn
 
     rank_zero_warn(message, category=LightregWarning)
+
+
+def report_user_error(exc: BaseException, context: str = "") -> int:
+    """Print ``exc`` as the one line ``lightreg: error: [context: ]message`` on stderr (line breaks inside the message
+    become spaces) and return :data:`EXIT_USER_ERROR`. Every command (``python -m train``, ``lightreg``,
+    ``python -m lightreg.compact``, a sweep's failed job) reports user errors through this function."""
+    message = " ".join(str(exc).split())
+    print(f"lightreg: error: {context + ': ' if context else ''}{message}", file=sys.stderr)
+    return EXIT_USER_ERROR

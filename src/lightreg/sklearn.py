@@ -34,7 +34,7 @@ from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
-PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")
+ESTIMATOR_PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 
 
@@ -103,8 +103,8 @@ class _LightregEstimator(BaseEstimator):
     # -- parameters ----------------------------------------------------------------------------------------------
     def strength(self, n_samples: int) -> float:
         """λ for a training set of ``n_samples`` rows, from ``lambda_`` or ``C`` (``C = 1/(n_samples·λ)``)."""
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
+        if self.penalty not in ESTIMATOR_PENALTIES:
+            raise ValueError(f"penalty must be one of {ESTIMATOR_PENALTIES}, got {self.penalty!r}")
         if self.lambda_ is not None and self.C is not None:
             raise ValueError(
                 f"give lambda_ or C, not both (got lambda_={self.lambda_!r}, C={self.C!r}); C = 1/(n_samples*lambda_)"

@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
+from typing_extensions import override
 
 from lightreg.errors import UserError
 
@@ -53,9 +54,11 @@ class ActivityRegularization(Callback):
         self._recording = False
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(name=self.name, modules=self.patterns)
 
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if not hasattr(pl_module, "add_loss_term"):
             raise UserError(
@@ -78,11 +81,13 @@ class ActivityRegularization(Callback):
 
         return record
 
+    @override
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         self._recording = True
 
+    @override
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         self._recording = False
 
@@ -91,6 +96,7 @@ class ActivityRegularization(Callback):
             handle.remove()
         self._handles.clear()
 
+    @override
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._remove_hooks()
 

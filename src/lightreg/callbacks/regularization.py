@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from typing_extensions import override
 
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
 from lightreg.callbacks.step_hooks import StepHookCallback
@@ -168,6 +169,7 @@ class RegularizationCallback(StepHookCallback):
             )
 
     @property
+    @override
     def state_key(self) -> str:
         """Keyed by ``name`` only, so a resumed run finds the state of the same-named penalty even when the penalty,
         its strength or mode changed, and :meth:`load_state_dict` can compare them."""
@@ -197,6 +199,7 @@ class RegularizationCallback(StepHookCallback):
         return self._refit_start is not None and epoch >= self._refit_start
 
     # -- set-up and guard rails ---------------------------------------------------------------------------
+    @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         selected = select_parameters(pl_module, self.include, self.exclude)
         groups = getattr(self.penalty, "groups", None)
@@ -210,6 +213,7 @@ class RegularizationCallback(StepHookCallback):
                 "use an elementwise penalty (l1, l2, elastic_net) or trainer.strategy=ddp"
             )
 
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._first_loss: float | None = None
         scaler = getattr(trainer.precision_plugin, "scaler", None)
@@ -282,6 +286,7 @@ class RegularizationCallback(StepHookCallback):
                 return
 
     # -- the penalty itself -----------------------------------------------------------------------------------
+    @override
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
@@ -301,6 +306,7 @@ class RegularizationCallback(StepHookCallback):
     def _kernel_form(self) -> str:
         return self.kernel_form or kernels.DEFAULT_FORM
 
+    @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.support is not None:
             self.support.mask_grads_(self.params)
@@ -338,12 +344,14 @@ class RegularizationCallback(StepHookCallback):
             for step, params in scalar.items():
                 kernels.prox_(self.penalty, params, step, self._kernel_form())
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
             self.freeze_support()
         self._step_strength = self.current_strength(trainer.current_epoch)
         self._epoch_sums = torch.zeros(3, dtype=torch.float64, device=pl_module.device)
 
+    @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -364,6 +372,7 @@ class RegularizationCallback(StepHookCallback):
             for key, value in (self.finish_report or {}).items():
                 pl_module.log(f"exact/{key}", value, on_step=False, on_epoch=True)
 
+    @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Training stopped before the last planned batch (early stopping, ``max_time``): finish now, and say that
         the last validation figures and checkpoints were taken before it."""
@@ -447,6 +456,7 @@ class RegularizationCallback(StepHookCallback):
         zeros = sum(int((p == 0).sum()) for p in self.params.values())
         return zeros / max(1, sum(p.numel() for p in self.params.values()))
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         zero_fraction = self.zero_fraction()
         pl_module.log(f"sparsity/{self.name}", zero_fraction)
@@ -518,9 +528,11 @@ class RegularizationCallback(StepHookCallback):
             "refit_epochs": self.refit_epochs,
         }
 
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {"name": self.name, **self.fingerprint(), "params": list(self.params)}
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse a checkpoint written under another penalty, strength or mode (one line naming both), unless
         ``allow_changes`` is set (the CLI's ``resume.allow_changes=true``, which has warned once already)."""

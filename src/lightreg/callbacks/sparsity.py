@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
+from typing_extensions import override
 
 from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
@@ -99,10 +100,12 @@ class SparsityMonitor(Callback):
         self._last_step_logged = -1
 
     @property
+    @override
     def state_key(self) -> str:
         return self._generate_state_key(include=self.include, exclude=self.exclude)
 
     # -- what to watch -----------------------------------------------------------------------------------------
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         named = list(pl_module.named_parameters())
         if self.include is not None:
@@ -127,9 +130,11 @@ class SparsityMonitor(Callback):
             total["features_selected"] = len(feature_selection(*self._input).selected)
         return stats, total
 
+    @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._complete_last_record(trainer)
 
+    @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         stats, total = self.measure()
         logged = {
@@ -161,6 +166,7 @@ class SparsityMonitor(Callback):
             }
         )
 
+    @override
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
@@ -198,6 +204,7 @@ class SparsityMonitor(Callback):
             "history": self.history,
         }
 
+    @override
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._complete_last_record(trainer)
         if self.filename is None or not self.params:
@@ -209,15 +216,18 @@ class SparsityMonitor(Callback):
             (folder / self.filename).write_text(json.dumps(summary, indent=1) + "\n")
 
     # -- checkpointing ------------------------------------------------------------------------------------------------
+    @override
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
 
+    @override
     def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         """Complete the last epoch's record before it is saved (Lightning takes ``state_dict()`` just before this
         hook), so that a run resumed from this checkpoint keeps that epoch's losses in its history."""
         self._complete_last_record(trainer)
         checkpoint.setdefault("callbacks", {})[self.state_key] = self.state_dict()
 
+    @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
 

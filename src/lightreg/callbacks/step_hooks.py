@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 from torch.optim import Optimizer
+from typing_extensions import override
 
 
 class StepHookCallback(Callback):
@@ -27,9 +28,11 @@ class StepHookCallback(Callback):
             handle.remove()
         self._handles.clear()
 
+    @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._remove_hooks()
 
+    @override
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
         self._remove_hooks()
 

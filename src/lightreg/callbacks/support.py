@@ -14,6 +14,7 @@ import lightning as L
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
+from typing_extensions import override
 
 from lightreg.callbacks.step_hooks import StepHookCallback
 
@@ -50,11 +51,13 @@ class HoldSupport(StepHookCallback):
         self.params = dict(params)
         self.mask: SupportMask | None = None
 
+    @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.mask = SupportMask(self.params)
         for optimizer in trainer.optimizers:
             self.hook_optimizer(optimizer, self._after_optimizer_step)
 
+    @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.mask is not None:
             self.mask.mask_grads_(self.params)

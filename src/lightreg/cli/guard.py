@@ -17,6 +17,7 @@ from typing import Any
 
 from lightning.pytorch.callbacks import Callback
 from omegaconf import DictConfig, OmegaConf
+from typing_extensions import override
 
 from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
@@ -139,6 +140,7 @@ class RunGuard(Callback):
         self._bad: Any = None
         self._first_bad_step: int | None = None
 
+    @override
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
         bar = trainer.progress_bar_callback
         if bar is not None and not sys.stdout.isatty():
@@ -151,6 +153,7 @@ class RunGuard(Callback):
         if clash:
             raise UserError(f"two penalties are both named {clash[0]!r}; give each its own name (penalty.name=...)")
 
+    @override
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
         datamodule = trainer.datamodule
         if datamodule is not None and hasattr(datamodule, "train_dataloader"):
@@ -161,6 +164,7 @@ class RunGuard(Callback):
             if 0 < batches < trainer.log_every_n_steps:
                 trainer.log_every_n_steps = batches
 
+    @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         import torch
 
@@ -185,9 +189,11 @@ class RunGuard(Callback):
                 "gradients (trainer.gradient_clip_val=1.0)"
             )
 
+    @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         self._check(trainer)
 
+    @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._check(trainer)
         self._bad = None

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from lightreg.cli import console
 from lightreg.cli.checks import check_config
-from lightreg.errors import UserError
+from lightreg.errors import UserError, report_user_error
 
 
 def run(cfg: DictConfig) -> dict:
@@ -49,8 +49,7 @@ def run_job(cfg: DictConfig) -> float | None:
         except UserError as exc:
             if HydraConfig.get().mode == RunMode.MULTIRUN:
                 raise  # one job of a sweep: recorded as a failed row by lightreg.sweep.SweepSummary, the sweep goes on
-            print(f"lightreg: error: {exc}", file=sys.stderr)
-            sys.exit(2)
+            sys.exit(report_user_error(exc))
     if metrics is None:
         console.discard_new_folder(out_dir)  # the resume had nothing to do: no new files
         return None

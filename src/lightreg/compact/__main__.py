@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lightreg.errors import UserError
+from lightreg.errors import UserError, report_user_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,8 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
         figures = compact_run(args.run_dir, args.checkpoint, evaluate_data=not args.no_eval, batch_size=args.batch_size)
     except UserError as exc:
-        print(f"lightreg: error: {exc}", file=sys.stderr)
-        return 2
+        return report_user_error(exc)
     print((Path(args.run_dir) / TABLE_FILE).read_text())
     for key, value in figures.items():
         print(f"{key}: {value:.6g}" if isinstance(value, float) else f"{key}: {value}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 from torch import Tensor
+from typing_extensions import override
 
 from lightreg.data.loader import TensorBatches
 
@@ -31,9 +32,11 @@ class ArrayDataModule(L.LightningDataModule):
         self.x_train, self.y_train, self.x_val, self.y_val = x, y, x_val, y_val
         self.batch_size, self.seed = batch_size, seed
 
+    @override
     def train_dataloader(self) -> TensorBatches:
         return TensorBatches(self.x_train, self.y_train, batch_size=self.batch_size, shuffle=True, seed=self.seed)
 
+    @override
     def val_dataloader(self) -> TensorBatches | list:
         if self.x_val is None:
             return []

@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets
+from typing_extensions import override
 
 from lightreg.data.loader import TensorBatches
 from lightreg.errors import UserError
@@ -224,11 +225,13 @@ class ImageDataModule(L.LightningDataModule):
         self.feature_names: list[str] | None = None
         self.x_train: Tensor | None = None
 
+    @override
     def prepare_data(self) -> None:
         """Download (rank zero only, under DDP) when asked and files are missing."""
         if self.name in TORCHVISION_SETS and self.download and missing_files(self.name, self.root):
             load_torchvision(self.name, self.root, download=True)
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         if self.x_train is not None:
             return
@@ -275,11 +278,13 @@ class ImageDataModule(L.LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed) if train else None,
         )
 
+    @override
     def train_dataloader(self) -> TensorBatches | DataLoader:
         if self.loader == "dataloader":
             return self._dataloader(train=True)
         return TensorBatches(self.x_train, self.y_train, batch_size=self.batch_size, shuffle=True, seed=self.seed)
 
+    @override
     def val_dataloader(self) -> TensorBatches | DataLoader:
         if self.loader == "dataloader":
             return self._dataloader(train=False)

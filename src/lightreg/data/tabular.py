@@ -9,6 +9,7 @@ import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
+from typing_extensions import override
 
 from lightreg.data.loader import TensorBatches
 from lightreg.errors import UserError
@@ -76,6 +77,7 @@ class TabularDataModule(L.LightningDataModule):
         """Return a separate validation table (same columns as ``train``), or ``None`` to split ``train``."""
         return None
 
+    @override
     def setup(self, stage: str | None = None) -> None:
         if self.x_train is not None:
             return
@@ -115,9 +117,11 @@ class TabularDataModule(L.LightningDataModule):
         self.y_val = torch.as_tensor(y_va, dtype=y_dtype)
         self.input_shape = tuple(self.x_train.shape[1:])
 
+    @override
     def train_dataloader(self) -> TensorBatches:
         return TensorBatches(self.x_train, self.y_train, batch_size=self.batch_size, shuffle=True, seed=self.seed)
 
+    @override
     def val_dataloader(self) -> TensorBatches:
         return TensorBatches(self.x_val, self.y_val, batch_size=self.batch_size)
 

@@ -43,7 +43,7 @@ from lightreg.cli.guard import guard_callbacks
 from lightreg.cli.pipeline import build_data, build_model, build_trainer
 from lightreg.cli.quiet import quiet_lightning
 from lightreg.errors import LightregWarning, UserError, warn
-from lightreg.lambda_path import report
+from lightreg.lambda_path import path_report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.rules import best_index, one_se_index, standard_error
 from lightreg.models import LogisticRegression, tasks
@@ -384,11 +384,11 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         for rule, k in chosen.items():
             run.model.load_state_dict(states[k])
             rows[k]["checkpoint"] = _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"{rule}.ckpt")
-    csv_path = report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
+    csv_path = path_report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
     entry = {
         name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names
     }
-    figure = report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
+    figure = path_report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
     plot = run.out_dir / run_folder.PLOTS / "path.png"
     plot.parent.mkdir(exist_ok=True)
     figure.savefig(plot, dpi=110)
@@ -421,7 +421,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         )
     metrics.update({name: v for name, v in rows[chosen["best"]].items() if name.startswith("val/")})  # the best model's
     run_folder.write_metrics(run.out_dir, metrics)
-    report.print_summary(rows, monitor, chosen, lam_max, source)
+    path_report.print_summary(rows, monitor, chosen, lam_max, source)
     return metrics
 
 

@@ -12,6 +12,7 @@ from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torchmetrics import MeanMetric
+from typing_extensions import override
 
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
@@ -98,6 +99,7 @@ class LightregModule(L.LightningModule):
         self.register_buffer("target_mean", torch.tensor(float(mean)))
         self.register_buffer("target_std", torch.tensor(float(std)))
 
+    @override
     def setup(self, stage: str) -> None:
         """Take ``classes`` and ``target_scale`` from the trainer's datamodule when they were not given."""
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -129,6 +131,7 @@ class LightregModule(L.LightningModule):
         :meth:`net_target`): the output bias of a linear model whose penalized weights are all zero."""
         return tasks.intercept_only_output(self.task, self.net_target(y.to(self.target_mean.device)), self.num_outputs)
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         """Logits for classification; for regression the prediction in the target's units."""
         output = self.net(x)
@@ -157,6 +160,7 @@ class LightregModule(L.LightningModule):
         """
         self._reported_penalties[name] = value.detach()
 
+    @override
     def on_fit_start(self) -> None:
         """Forget penalties reported in an earlier fit (the callbacks of this fit report their own)."""
         self._reported_penalties.clear()
@@ -180,6 +184,7 @@ class LightregModule(L.LightningModule):
             return output, tasks.data_loss(self.task, *scaled), y
         return output, tasks.data_loss(self.task, output, y), y
 
+    @override
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
         terms = {**self.extra_loss_terms(batch, output), **self._added_terms}
@@ -206,6 +211,7 @@ class LightregModule(L.LightningModule):
                 self.log("train/objective_step", loss.detach() + penalty, on_step=True, on_epoch=False, batch_size=n)
         return {"loss": total, "data_loss": loss.detach(), "output": output.detach()}
 
+    @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
         self._val_seen.append(
@@ -214,6 +220,7 @@ class LightregModule(L.LightningModule):
         return {"loss": loss, "output": output}
 
     # -- epoch-end aggregation ----------------------------------------------------------------------------
+    @override
     def on_validation_epoch_end(self) -> None:
         if self._val_seen:  # one metric update per epoch (a torchmetrics update costs ~0.1-0.2 ms: more than a step)
             losses, counts, predictions, targets = zip(*self._val_seen)
@@ -227,6 +234,7 @@ class LightregModule(L.LightningModule):
         if not self.trainer.sanity_checking:
             self._last_val = {k: float(v) for k, v in figures.items()}
 
+    @override
     def on_train_epoch_start(self) -> None:
         self._epoch_sums = torch.zeros(2, device=self.device)
         self._epoch_count = 0
@@ -245,6 +253,7 @@ class LightregModule(L.LightningModule):
         self.train_penalty.update(penalty, weight=self._epoch_count)
         self.train_objective.update(loss + penalty, weight=self._epoch_count)
 
+    @override
     def on_train_epoch_end(self) -> None:
         self._fold_epoch_sums()
         figures = {"train/loss": self.train_loss.compute(), **self.train_metrics.compute()}
@@ -259,6 +268,7 @@ class LightregModule(L.LightningModule):
             self.print(epoch_line(self.current_epoch, self.trainer.max_epochs, shown))
 
     # -- optimization ---------------------------------------------------------------------------------------
+    @override
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
             raise RuntimeError(

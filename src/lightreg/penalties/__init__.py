@@ -4,10 +4,10 @@ and parameter selection.
 Lightning-free and solver-free: every other layer depends on this one, never the reverse.
 """
 
-from lightreg.penalties.base import Penalty, Step
 from lightreg.penalties.elementwise import L1, L2, ElasticNet, ElementwisePenalty
 from lightreg.penalties.functional import soft_threshold_
 from lightreg.penalties.group import GroupLasso, GroupPenalty, SparseGroupLasso
+from lightreg.penalties.penalty import Penalty, Step
 from lightreg.penalties.registry import PENALTIES, make_penalty
 from lightreg.penalties.selection import select_parameters
 from lightreg.penalties.term import PenaltyTerm, penalty_value

@@ -19,8 +19,8 @@ import torch
 from torch import Tensor
 
 from lightreg.errors import UserError
-from lightreg.penalties.base import Penalty, Step
 from lightreg.penalties.functional import soft_threshold_
+from lightreg.penalties.penalty import Penalty, Step
 
 
 def _max_abs(grad0: Tensor) -> float:

@@ -26,7 +26,6 @@ import torch
 from torch import Tensor
 
 from lightreg.errors import UserError
-from lightreg.penalties.base import Penalty, Step
 from lightreg.penalties.elementwise import check_ratio
 from lightreg.penalties.functional import (
     block_soft_threshold_,
@@ -37,6 +36,7 @@ from lightreg.penalties.functional import (
     soft_threshold_,
 )
 from lightreg.penalties.metric_prox import metric_group_soft_threshold_
+from lightreg.penalties.penalty import Penalty, Step
 
 GROUP_DIMS: dict[str, int] = {"rows": 0, "columns": 1, "filters": 0, "channels": 1}
 """Group layout name -> the dimension a group is indexed by (a group is ``w.select(dim, i)`` flattened)."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from lightreg.errors import UserError
-from lightreg.penalties.base import Penalty
 from lightreg.penalties.elementwise import L1, L2, ElasticNet
 from lightreg.penalties.group import GroupLasso, SparseGroupLasso
+from lightreg.penalties.penalty import Penalty
 
 PENALTIES: dict[str, type[Penalty]] = {cls.name: cls for cls in (L1, L2, ElasticNet, GroupLasso, SparseGroupLasso)}
 

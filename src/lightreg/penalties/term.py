@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from lightreg.penalties.base import Penalty
+from lightreg.penalties.penalty import Penalty
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,6 @@
 
 import sys
 
-from lightreg.report.cli import report_main
+from lightreg.cli.commands import report_main
 
 sys.exit(report_main())

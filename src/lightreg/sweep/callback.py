@@ -23,9 +23,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from typing_extensions import override
 
 from lightreg import run_folder
-from lightreg.errors import UserError
+from lightreg.errors import UserError, report_user_error
 
 log = logging.getLogger(__name__)
 DEFAULT_MONITOR = ("val/loss", "min")
@@ -47,6 +48,7 @@ class SweepSummary(Callback):
         self.monitor, self.mode, self.plot = monitor, mode, plot
 
     # -- one job -------------------------------------------------------------------------------------------------
+    @override
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or job_return.status != JobStatus.FAILED:
             return
@@ -62,7 +64,7 @@ class SweepSummary(Callback):
         overrides = " ".join(config.hydra.overrides.task)
         user = isinstance(exc, UserError)
         if user:
-            print(f"lightreg: error: job {config.hydra.job.num} ({overrides}): {exc}", file=sys.stderr)
+            report_user_error(exc, f"job {config.hydra.job.num} ({overrides})")
         else:
             print(f"lightreg: job {config.hydra.job.num} ({overrides}) crashed:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
@@ -84,6 +86,7 @@ class SweepSummary(Callback):
         )
         return monitor, mode
 
+    @override
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from rich.console import Console
 

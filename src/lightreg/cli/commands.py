@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from lightreg.errors import UserError
+from lightreg.errors import UserError, report_user_error
 from lightreg.report import compare_runs, write_report
 
 
@@ -41,8 +41,7 @@ def _run(action: Callable[[argparse.Namespace], int], args: argparse.Namespace) 
     try:
         return action(args)
     except UserError as exc:
-        print(f"lightreg: error: {exc}", file=sys.stderr)
-        return 2
+        return report_user_error(exc)
 
 
 def report_main(argv: Sequence[str] | None = None) -> int:
