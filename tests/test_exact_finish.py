@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import functools
+from types import SimpleNamespace
 
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
-from lightreg.callbacks import RegularizationCallback
+from lightreg.callbacks import ExactFinish, RegularizationCallback
+from lightreg.callbacks.exact_finish import restart_best_checkpoints
 from lightreg.data import SyntheticDataModule
 from lightreg.errors import LightregWarning
 from lightreg.models import LogisticRegression
@@ -19,7 +21,7 @@ from lightreg.penalties import L1
 from helpers import quiet_trainer
 
 
-def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
+def _model_and_data() -> tuple[LogisticRegression, SyntheticDataModule]:
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0)
     torch.manual_seed(0)
     model = LogisticRegression(
@@ -29,6 +31,11 @@ def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
         print_epochs=False,
         optimizer=functools.partial(torch.optim.SGD, lr=0.1),
     )
+    return model, dm
+
+
+def _fit(**trainer_options) -> tuple[RegularizationCallback, L.Trainer]:
+    model, dm = _model_and_data()
     callback = RegularizationCallback(L1(), 0.02, mode="exact", finish={"max_iter": 200})
     trainer = quiet_trainer([callback, *trainer_options.pop("callbacks", [])], **trainer_options)
     trainer.fit(model, datamodule=dm)
@@ -54,3 +61,37 @@ def test_finish_runs_when_early_stopping_ends_training_and_says_so() -> None:
         callback, trainer = _fit(max_epochs=50, callbacks=[stop])
     assert trainer.current_epoch < 50
     assert callback.finish_report is not None
+
+
+def test_one_finish_is_added_to_a_plain_trainer_and_reports_on_its_owner() -> None:
+    """A ``mode="exact"`` penalty in a plain ``Trainer`` adds the one ``ExactFinish`` itself; a second exact penalty
+    shares it; the report is the first exact penalty's."""
+    first = RegularizationCallback(L1(), 0.01, mode="exact", name="first")
+    second = RegularizationCallback(L1(), 0.02, mode="exact", name="second")
+    trainer = quiet_trainer([first, second], max_epochs=2)
+    trainer.fit(*_model_and_data())
+    finishes = [cb for cb in trainer.callbacks if isinstance(cb, ExactFinish)]
+    assert len(finishes) == 1 and finishes[0].owner is first
+    assert first.finish_report is finishes[0].report is not None and second.finish_report is None
+
+
+def test_restarting_the_best_checkpoints_leaves_a_fresh_model_checkpoint() -> None:
+    """The one place lightreg writes a ``ModelCheckpoint``'s best-model bookkeeping sets every field a fresh one has:
+    a field Lightning adds to that bookkeeping makes this test fail."""
+    fresh = ModelCheckpoint(monitor="val/loss", mode="min")
+    used = ModelCheckpoint(monitor="val/loss", mode="min")
+    used.best_k_models = {"a.ckpt": torch.tensor(0.5)}
+    used.kth_best_model_path = used.best_model_path = "a.ckpt"
+    used.best_model_score, used.kth_value = torch.tensor(0.5), torch.tensor(0.5)
+
+    class Strategy:
+        def remove_checkpoint(self, path: str) -> None:
+            removed.append(path)
+
+    removed: list[str] = []
+    restart_best_checkpoints(SimpleNamespace(checkpoint_callbacks=[used], strategy=Strategy()))
+    assert removed == ["a.ckpt"]
+    tracked = {k for k in fresh.state_dict() if k not in ("dirpath", "monitor")}
+    assert tracked, fresh.state_dict()
+    for key in tracked:
+        assert str(used.state_dict()[key]) == str(fresh.state_dict()[key]), key

@@ -1,9 +1,17 @@
-"""Lightning callbacks: regularization (gradient, proximal or exact), activity regularization and sparsity
-monitoring."""
+"""Lightning callbacks: regularization (gradient, proximal or exact), the full-batch exact finish, activity
+regularization and sparsity monitoring."""
 
 from lightreg.callbacks.activity import ActivityRegularization
 from lightreg.callbacks.checkpoint import LastCheckpoint
+from lightreg.callbacks.exact_finish import ExactFinish
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
 
-__all__ = ["ActivityRegularization", "LastCheckpoint", "RegularizationCallback", "SparsityMonitor", "regularizer"]
+__all__ = [
+    "ActivityRegularization",
+    "ExactFinish",
+    "LastCheckpoint",
+    "RegularizationCallback",
+    "SparsityMonitor",
+    "regularizer",
+]

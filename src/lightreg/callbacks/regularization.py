@@ -7,28 +7,23 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightreg.callbacks.collapse import is_network, network_all_zero_message
+from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 from lightreg.solvers import ProximalFinish, full_batch, is_adaptive, kernels, prox_step, warmup_steps
-from lightreg.solvers.kkt import kkt_report
 
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
 DWARF_RATIO = 10.0
-LATE_FINISH = r".*the mode=exact full-batch finish ran after the last validation"
-"""The warning given when the finish ran at the end of training (after an early stop): a regex for filters."""
-UNSETTLED_FINISH = r"mode=exact: the full-batch finish stopped at finish.max_iter"
-"""The warning given when the finish's zero pattern had not settled: a regex for filters."""
 ALL_ZERO = r".*every penalized weight is exactly zero"
 """The all-zero guard's warning (linear models and networks): a regex for filters."""
 FINGERPRINT_DEFAULTS = {"refit_epochs": 0}
@@ -155,11 +150,8 @@ class RegularizationCallback(StepHookCallback):
         self._epoch_sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
         self._warned: set[str] = set()
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
-        self.finish_report: dict[str, float] | None = None
-        """What the full-batch finish did (``mode: exact``; set on the callback that ran it)."""
+        self._finisher: ExactFinish | None = None  # mode=exact: the Trainer's finish (setup)
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
-        self.emptied_by_finish = False
-        """The full-batch finish zeroed every penalized weight that the minibatch steps had kept (the guard says so)."""
         self.support: SupportMask | None = None
         """During the refit: 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
@@ -174,6 +166,12 @@ class RegularizationCallback(StepHookCallback):
         """Keyed by ``name`` only, so a resumed run finds the state of the same-named penalty even when the penalty,
         its strength or mode changed, and :meth:`load_state_dict` can compare them."""
         return self._generate_state_key(name=self.name)
+
+    @property
+    def finish_report(self) -> dict[str, float] | None:
+        """What the full-batch finish of this fit did (``mode: exact``), on the penalty whose options it used."""
+        finisher = self._finisher
+        return finisher.report if finisher is not None and finisher.owner is self else None
 
     @classmethod
     def all_in(cls, trainer: L.Trainer) -> list[RegularizationCallback]:
@@ -207,6 +205,7 @@ class RegularizationCallback(StepHookCallback):
             selected = conv_weights(selected, groups, self.include is not None, type(pl_module).__name__)
         self.params = dict(selected)
         self._param_ids = {id(p) for p in self.params.values()}
+        self._finisher = ExactFinish.ensure_in(trainer) if self.mode == "exact" else None
         if not self.penalty.elementwise and isinstance(trainer.strategy, SHARDING_STRATEGIES):
             raise UserError(
                 f"{self.penalty!r} needs whole rows/columns but {type(trainer.strategy).__name__} shards parameters; "
@@ -217,13 +216,10 @@ class RegularizationCallback(StepHookCallback):
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._first_loss: float | None = None
         scaler = getattr(trainer.precision_plugin, "scaler", None)
-        if self.finish is not None:
-            self._check_exact(trainer)
-            self.finish_report = None
         self.support = None
-        self.emptied_by_finish = False
-        # a refit implies mode=exact, whose _check_exact above refused a run without max_epochs
-        self._refit_start = self._finish_epoch(trainer) + 1 if self.refit_epochs else None  # type: ignore[operator]
+        # a refit implies mode=exact, whose ExactFinish refuses a run without max_epochs
+        epoch = finish_epoch(trainer.max_epochs, self.refit_epochs) if self.refit_epochs else None
+        self._refit_start = epoch + 1 if epoch is not None else None
         for optimizer in trainer.optimizers:
             fused = any(group.get("fused") for group in optimizer.param_groups)
             if fused and scaler is not None:
@@ -241,38 +237,6 @@ class RegularizationCallback(StepHookCallback):
                     else self.adaptive_warmup
                 )
                 self.hook_optimizer(optimizer, self._after_optimizer_step)
-
-    def _check_exact(self, trainer: L.Trainer) -> None:
-        """The finish runs in one process, on the datamodule's training set."""
-        if trainer.datamodule is None:
-            raise UserError(
-                "mode=exact needs a LightningDataModule for its full-batch finish: trainer.fit(model, datamodule=...)"
-            )
-        if trainer.world_size > 1:
-            raise UserError(
-                f"mode=exact's full-batch finish runs in one process, got world_size={trainer.world_size}: train with "
-                "trainer.devices=1, or use mode=prox"
-            )
-        refits = {cb.refit_epochs for cb in self.all_in(trainer) if cb.mode == "exact"}
-        if len(refits) > 1:
-            raise UserError(
-                f"the mode=exact penalties ask for different refit_epochs {sorted(refits)}; there is one finish: "
-                "give them the same refit_epochs"
-            )
-        if self.refit_epochs and (trainer.max_epochs is None or trainer.max_epochs <= self.refit_epochs):
-            raise UserError(
-                f"{self.name}: refit_epochs={self.refit_epochs} leaves no epoch to select the support in under "
-                f"trainer.max_epochs={trainer.max_epochs}: raise trainer.max_epochs above it or lower refit_epochs"
-            )
-        finish_epoch = self._finish_epoch(trainer)
-        ramp = min(1.0, finish_epoch / self.warmup_epochs) if self.warmup_epochs and finish_epoch is not None else 1.0
-        if ramp < 1:
-            raise UserError(
-                f"{self.name}: the lambda ramp (warmup_epochs={self.warmup_epochs}) is still at "
-                f"{ramp * self.strength:.3g} of lambda={self.strength:g} in epoch {finish_epoch}, where "
-                f"the full-batch finish runs (trainer.max_epochs={trainer.max_epochs}, refit_epochs={self.refit_epochs}): "
-                f"lower warmup_epochs{', refit_epochs' if self.refit_epochs else ''} or raise trainer.max_epochs"
-            )
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
         if self.penalty.name not in DECAY_PENALTIES:
@@ -360,90 +324,11 @@ class RegularizationCallback(StepHookCallback):
             self._epoch_sums[0] += self._last_value * n
             self._epoch_sums[1] += outputs["data_loss"] * n
             self._epoch_sums[2] += n
-        if self.finish is not None and self._is_finish_step(trainer) and self._runs_finish(trainer):
-            at_max_steps = 0 < trainer.max_steps <= trainer.global_step
-            if self.refit_epochs and at_max_steps:
-                warn(
-                    f"{self.name}: trainer.max_steps={trainer.max_steps} ends training before the "
-                    f"refit_epochs={self.refit_epochs} refit: the finish ran, the refit will not"
-                )
-            self._run_finish(trainer, pl_module, refit=bool(self.refit_epochs) and not at_max_steps)
-            restart_best_checkpoints(trainer)
-            for key, value in (self.finish_report or {}).items():
-                pl_module.log(f"exact/{key}", value, on_step=False, on_epoch=True)
 
-    @override
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Training stopped before the last planned batch (early stopping, ``max_time``): finish now, and say that
-        the last validation figures and checkpoints were taken before it."""
-        if (
-            self.finish is None
-            or self.finish_report is not None
-            or self.support is not None
-            or not self._runs_finish(trainer)
-        ):
-            return
-        self._run_finish(trainer, pl_module, refit=False)
-        skipped = f", and the refit_epochs={self.refit_epochs} refit did not run" if self.refit_epochs else ""
-        warn(
-            f"{self.name}: training stopped at epoch {trainer.current_epoch} before trainer.max_epochs="
-            f"{trainer.max_epochs} (early stopping or max_time), so the mode=exact full-batch finish ran after the "
-            f"last validation and checkpoint{skipped}: val/* and the checkpoints predate it; metrics.json's exact/* "
-            "and kkt figures include it"
-        )
-
-    # -- mode: exact -----------------------------------------------------------------------------------------
-    def _finish_epoch(self, trainer: L.Trainer) -> int | None:
-        """The epoch after whose last batch the finish runs: the last, or the last before the refit (``None``
-        without ``max_epochs``)."""
-        return None if trainer.max_epochs is None else trainer.max_epochs - self.refit_epochs - 1
-
-    def _is_finish_step(self, trainer: L.Trainer) -> bool:
-        """After the last optimizer step that ``max_epochs`` or ``max_steps`` allow, or, with ``refit_epochs``, the
-        last step before the refit."""
-        if self.support is not None:
-            return False
-        last_epoch = self._finish_epoch(trainer)
-        at_epoch_end = trainer.is_last_batch and last_epoch is not None and trainer.current_epoch >= last_epoch
-        return at_epoch_end or 0 < trainer.max_steps <= trainer.global_step
-
-    def _runs_finish(self, trainer: L.Trainer) -> bool:
-        """The first exact-mode regularizer runs the one finish, for every regularizer's term."""
-        return next(cb for cb in self.all_in(trainer) if cb.mode == "exact") is self
-
-    def _run_finish(self, trainer: L.Trainer, pl_module: L.LightningModule, refit: bool) -> None:
-        """The full-batch finish for every regularizer's term; with ``refit``, then hold its zeros for the refit."""
-        assert self.finish is not None
-        epoch = trainer.current_epoch
-        regularizers = self.all_in(trainer)
-        terms = [cb.as_term(epoch) for cb in regularizers]
-        batches = full_batch.materialize(trainer.datamodule.train_dataloader(), next(pl_module.parameters()))
-        kept_some = [cb.penalty.sparse and cb.zero_fraction() < 1 for cb in regularizers]
-        self.finish_report = self.finish.run(pl_module, batches, terms)
-        for cb, kept in zip(regularizers, kept_some):
-            cb.emptied_by_finish = kept and cb.zero_fraction() == 1
-        if refit:
-            # the penalized optimum's KKT residual, before the refit moves away from it on purpose
-            self.finish_report.update(
-                {key: value for key, value in kkt_report(pl_module, batches, terms).items() if key == "kkt_violation"}
-            )
-            self.finish_report["refit_epochs"] = float(self.refit_epochs)
-            for cb in regularizers:
-                if cb.refit_epochs:
-                    cb.freeze_support()
-            if getattr(pl_module, "print_epochs", False):  # beside the epoch lines, whose penalty drops from here
-                pl_module.print(
-                    f"{self.name}: the finish fixed the support after epoch {epoch + 1} "
-                    f"({100 * self.zero_fraction():.1f}% of its weights exactly zero); epochs {epoch + 2}-"
-                    f"{trainer.max_epochs} refit the others without {self.name}"
-                )
-        if not self.finish_report["converged"]:
-            warn(
-                f"mode=exact: the full-batch finish stopped at finish.max_iter={self.finish.max_iter} before the zero "
-                "pattern settled. Raise it (+penalty.finish.max_iter=...); if only some layers of a ReLU network are "
-                "penalized, the objective may have no minimizer (rescaling moves weight into the unpenalized "
-                "layers): add L2 on the others (experiment=seed001_exact shows how)."
-            )
+    def emptied_by_finish(self, trainer: L.Trainer) -> bool:
+        """Whether the full-batch finish zeroed every penalized weight that the minibatch steps had kept."""
+        finisher = ExactFinish.of(trainer)
+        return finisher is not None and any(cb is self for cb in finisher.emptied)
 
     def freeze_support(self) -> None:
         """Hold the entries that are zero now at exactly zero from here on (the refit)."""
@@ -496,7 +381,7 @@ class RegularizationCallback(StepHookCallback):
                 lam,
                 self.strength,
                 metric,
-                by_finish=self.emptied_by_finish,
+                by_finish=self.emptied_by_finish(trainer),
             )
         message = (
             f"{self.name}: every penalized weight is exactly zero after epoch {trainer.current_epoch}: "
@@ -545,21 +430,6 @@ class RegularizationCallback(StepHookCallback):
             f"strength={self.strength} mode={self.mode} refit_epochs={self.refit_epochs}; "
             "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
         )
-
-
-def restart_best_checkpoints(trainer: L.Trainer) -> None:
-    """Monitored checkpoints (``best.ckpt``) start over at the finish: the models before it lack its zeros, so the first
-    validation after it saves, and only models with the finish's support compete (their old files are removed)."""
-    for checkpoint in trainer.checkpoint_callbacks:
-        if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.monitor is None:
-            continue
-        for path in list(checkpoint.best_k_models):
-            trainer.strategy.remove_checkpoint(path)
-        checkpoint.best_k_models = {}
-        checkpoint.kth_best_model_path = ""
-        checkpoint.best_model_path = ""
-        checkpoint.best_model_score = None
-        checkpoint.kth_value = torch.tensor(math.inf if checkpoint.mode == "min" else -math.inf)
 
 
 def regularizer(

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
-from lightreg.callbacks import RegularizationCallback, SparsityMonitor
+from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
 from lightreg.errors import UserError
 
 
@@ -82,11 +82,13 @@ def build_penalty(cfg: DictConfig, where: str, **options: Any) -> Regularization
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
-    """The ``callbacks`` group, one regularization callback per configured penalty, and a sparsity monitor when
-    there is a penalty and none was configured."""
+    """The ``callbacks`` group, one regularization callback per configured penalty, the exact finish when a penalty
+    asks for it, and a sparsity monitor when there is a penalty and none was configured."""
     callbacks = [build(node, f"callbacks.{name}") for name, node in (cfg.get("callbacks") or {}).items()]
     penalties = [build_penalty(cfg, where) for where in penalty_configs(cfg)]
     callbacks.extend(penalties)
+    if any(p.mode == "exact" for p in penalties):
+        callbacks.append(ExactFinish())  # one finish for every penalty's term
     if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
         callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
     return callbacks

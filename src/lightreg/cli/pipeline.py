@@ -23,7 +23,7 @@ from lightning.pytorch.accelerators import CPUAccelerator
 from omegaconf import DictConfig, OmegaConf
 
 from lightreg import run_folder
-from lightreg.callbacks import RegularizationCallback, SparsityMonitor
+from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
 from lightreg.cli.build import build, build_callbacks
 from lightreg.cli.guard import guard_callbacks, run_facts
 from lightreg.compact.run import compact_model
@@ -140,9 +140,9 @@ def collect_metrics(trainer: L.Trainer, cfg: DictConfig, status: str, seconds: f
         fit_seconds=round(seconds, 3),
     )
     regs = RegularizationCallback.all_in(trainer)
-    for cb in regs:
-        if cb.finish_report is not None:  # also when the finish ran after an early stop (no exact/* logged then)
-            figures.update({f"exact/{key}": value for key, value in cb.finish_report.items()})
+    finisher = ExactFinish.of(trainer)
+    if finisher is not None and finisher.report is not None:  # also after an early stop (no exact/* logged then)
+        figures.update({f"exact/{key}": value for key, value in finisher.report.items()})
     figures.update(run_facts(trainer))  # classes (the original labels of the class indices)
     if status == "completed":
         figures.update(kkt_figures(trainer, regs))
