@@ -13,7 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra import compose, initialize_config_module
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -29,14 +29,12 @@ def fit(
     model: L.LightningModule, datamodule: Any, callbacks: Sequence[L.Callback], epochs: int, precision: str = "32-true"
 ) -> dict[str, float]:
     """Fit without loggers, checkpoints or progress bars; validate once at the end. Returns the val figures."""
+    from lightreg.cli.quiet import UNWATCHED_FIT
+
     trainer = L.Trainer(
         max_epochs=epochs,
         callbacks=list(callbacks),
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
+        **UNWATCHED_FIT,
         check_val_every_n_epoch=epochs,
         accelerator="cpu",
         precision=precision,
@@ -48,11 +46,17 @@ def fit(
     return figures
 
 
-def cli_config(*overrides: str) -> DictConfig:
+def cli_config(*overrides: str, dense: bool = False) -> DictConfig:
     """The config ``python -m train callbacks=none logger=none <overrides>`` composes (Hydra's own composition of
-    ``lightreg.conf``; no checkpoints, loggers or progress bar, which need a Hydra run dir)."""
+    ``lightreg.conf``; no checkpoints, loggers or progress bar, which need a Hydra run dir). ``dense``: the same run
+    without any penalty (an experiment's ``penalty`` and ``extra_penalties`` removed)."""
     with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
-        return compose("train", overrides=["callbacks=none", "logger=none", *overrides])
+        cfg = compose("train", overrides=["callbacks=none", "logger=none", *overrides])
+    if dense:
+        with open_dict(cfg):
+            cfg.pop("penalty", None)
+            cfg.extra_penalties = {}
+    return cfg
 
 
 def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]]:
@@ -77,14 +81,10 @@ def seed_network_run(optimizer: str, rule: str, seed: int) -> list[str]:
     return ["experiment=seed001_exact", *SEED_NETWORK, f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
 
 
-DENSE = ("~penalty", "~extra_penalties.l2_rest")
-"""Overrides that turn ``experiment=seed001_exact`` into its dense model (no penalty at all)."""
-
-
 def dense_column_norms(overrides: Sequence[str], epochs: int) -> torch.Tensor:
     """The fc1 column norms (one per input) of the dense model of ``experiment=seed001_exact <overrides>`` after
     ``epochs`` epochs: the first estimate a group lasso starts from after its λ ramp."""
-    model, dm, callbacks = build_run(cli_config(*overrides, *DENSE))
+    model, dm, callbacks = build_run(cli_config(*overrides, dense=True))
     fit(model, dm, callbacks, epochs)
     return model.net.fc1.weight.detach().norm(dim=0)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from _common import DENSE, build_run, cli_config, fit, input_support, table
+from _common import build_run, cli_config, fit, input_support, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 RULES = ("ring", "linear", "clusters")
@@ -42,12 +42,10 @@ def run(job: tuple[str, str, int, str, float]) -> dict:
         return lassonet((seed, rule))
     torch.set_num_threads(1)
     overrides = ["experiment=seed001_exact", f"optimizer={optimizer}", f"data.rule={rule}", f"seed={seed}"]
-    if mode == "dense":
-        overrides += DENSE
-    else:
+    if mode != "dense":
         overrides += [f"penalty.mode={mode}", f"lambda={lam}"]
         overrides += ["penalty.refit_epochs=0"] if mode == "prox" else []  # the refit refits the finish's support
-    cfg = cli_config(*overrides)
+    cfg = cli_config(*overrides, dense=mode == "dense")
     model, dm, penalties = build_run(cfg)
     figures = fit(model, dm, penalties, int(cfg.trainer.max_epochs))
     kept_columns = (model.net.fc1.weight.detach() != 0).any(dim=0)

@@ -17,7 +17,7 @@ from multiprocessing import Pool
 
 import torch
 
-from _common import DENSE, build_run, cli_config, dense_column_norms, fit, seed_network_run, table
+from _common import build_run, cli_config, dense_column_norms, fit, seed_network_run, table
 
 SUPPORTS = {"x1": [1], "x0": [0], "x0,x1": [0, 1], "x0,x1 + 2 noise": [0, 1, 2, 3], "all 10": list(range(10))}
 
@@ -26,7 +26,7 @@ def run(job: tuple[str, str, int, int]) -> dict:
     rule, optimizer, seed, dense_epochs = job
     torch.set_num_threads(1)
     overrides = seed_network_run(optimizer, rule, seed)
-    cfg = cli_config(*overrides, *DENSE)
+    cfg = cli_config(*overrides, dense=True)
     result: dict = {"seed": seed}
     for name, columns in SUPPORTS.items():
         model, dm, callbacks = build_run(cfg)

@@ -13,10 +13,8 @@ import hydra
 from omegaconf import DictConfig
 
 from lightreg.cli.job import run_job
+from lightreg.cli.quiet import UNACTIONABLE
 from lightreg.errors import LightregWarning
-
-NOISE = (r".*isinstance\(treespec, LeafSpec\)",)
-"""Warnings nothing a user can act on: Lightning 2.6 on torch >= 2.10 warns about its own pytree use every run."""
 
 
 def _not_a_tip(record: logging.LogRecord) -> bool:
@@ -30,7 +28,7 @@ def cli_console() -> Iterator[None]:
     noise left out. Everything is restored on exit: importing this module changes nothing process-wide."""
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     with warnings.catch_warnings():  # restores the filters and showwarning
-        for pattern in NOISE:
+        for pattern in UNACTIONABLE:
             warnings.filterwarnings("ignore", message=pattern)
         plain = warnings.showwarning
 

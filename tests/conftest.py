@@ -11,20 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import run_train
+from lightreg.cli.quiet import SMALL_DATA_ADVICE, UNACTIONABLE
 
-# Lightning's own noise, the same two filters src/train.py installs for the CLI.
-_LIGHTNING_WARNINGS = [
-    r"ignore:.*isinstance\(treespec, LeafSpec\):Warning",
-    r"ignore:.*does not have many workers:UserWarning",
-    r"ignore:.*the number of training batches.*is smaller than the logging interval:UserWarning",
-    r"ignore:GPU available but not used:UserWarning",
-]
+from helpers import run_train
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for line in _LIGHTNING_WARNINGS:
-        config.addinivalue_line("filterwarnings", line)
+    for pattern in (*UNACTIONABLE, *SMALL_DATA_ADVICE):  # the CLI's own lists of Lightning noise
+        config.addinivalue_line("filterwarnings", f"ignore:{pattern}:Warning")
     logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda r: "Tip:" not in r.getMessage())
 
 

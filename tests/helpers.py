@@ -54,8 +54,12 @@ def _console_handlers() -> list[logging.StreamHandler]:
 
 
 def _train_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``train.main`` as ``python -m train`` would, restoring what a run changes process-wide (environment,
-    working folder, ``sys.argv``, logging handlers, torch threads, Hydra's global state)."""
+    """Run ``train.main`` as ``python -m train`` would (the working folder first on ``sys.path``), restoring what a
+    run changes process-wide: environment, working folder, ``sys.argv``, ``sys.path`` and the modules imported from
+    the working folder, logging handlers, torch threads, the random generators' states, Hydra's global state."""
+    import random
+
+    import numpy as np
     import torch
     from hydra.core.global_hydra import GlobalHydra
 
@@ -63,6 +67,8 @@ def _train_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess
 
     out, err = io.StringIO(), io.StringIO()
     saved_env, saved_argv, saved_cwd, saved_threads = dict(os.environ), sys.argv, os.getcwd(), torch.get_num_threads()
+    saved_path, saved_modules = sys.path[:], set(sys.modules)
+    saved_rng = torch.get_rng_state(), np.random.get_state(), random.getstate()
     root = logging.getLogger()
     saved_root = (root.handlers[:], root.level)
     named = {name: lg for name, lg in logging.Logger.manager.loggerDict.items() if isinstance(lg, logging.Logger)}
@@ -73,6 +79,7 @@ def _train_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess
         moved.append((handler, handler.setStream(out if to_stdout else err)))
     os.environ.pop("HYDRA_FULL_ERROR", None)
     sys.argv = ["train", *args]
+    sys.path.insert(0, str(cwd))  # python -m puts the working folder first: a user's model module is found there
     os.chdir(cwd)
     GlobalHydra.instance().clear()
     code = 0
@@ -85,6 +92,13 @@ def _train_in_process(args: list[str], cwd: Path) -> subprocess.CompletedProcess
         GlobalHydra.instance().clear()
         os.chdir(saved_cwd)
         sys.argv = saved_argv
+        sys.path[:] = saved_path
+        for name in set(sys.modules) - saved_modules:
+            if str(getattr(sys.modules[name], "__file__", None) or "").startswith(str(cwd)):
+                del sys.modules[name]  # the next test's folder may hold another module of that name
+        torch.set_rng_state(saved_rng[0])
+        np.random.set_state(saved_rng[1])
+        random.setstate(saved_rng[2])
         os.environ.clear()
         os.environ.update(saved_env)
         torch.set_num_threads(saved_threads)

@@ -66,7 +66,8 @@ def test_prox_gives_exact_zeros_in_every_layer_at_dense_accuracy(optimizer, lr: 
     assert all(prox[name] > 0 for name in HIDDEN), prox
     if optimizer is torch.optim.Adagrad:
         # Adagrad's subgradient steps park some weights of dead ReLU units exactly at 0 (no data gradient
-        # there, sign(0) = 0), so grad mode is not zero-free; the prox still zeroes far more.
-        assert all(prox[name] >= grad[name] for name in LAYERS) and sum(prox.values()) > 1.5 * sum(grad.values())
+        # there, sign(0) = 0), so grad mode is not zero-free; the prox still zeroes far more in every hidden layer
+        # (the output layer's 10 weights may all be needed, as above: here grad parks 1 of them at 0, prox none)
+        assert all(prox[name] >= grad[name] for name in HIDDEN) and sum(prox.values()) > 1.5 * sum(grad.values())
     else:
         assert all(grad[name] == 0 for name in LAYERS), grad

@@ -29,7 +29,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lightreg.callbacks import regularizer
-from lightreg.cli.quiet import quiet_lightning
+from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
 
@@ -187,13 +187,9 @@ class _LightregEstimator(BaseEstimator):
                 max_epochs=self.max_epochs,
                 accelerator="cpu",
                 devices=1,
-                logger=False,
-                enable_checkpointing=False,
-                enable_progress_bar=False,
-                enable_model_summary=False,
-                num_sanity_val_steps=0,
                 limit_val_batches=0,
                 callbacks=callbacks,
+                **UNWATCHED_FIT,
             )
             trainer.fit(module, datamodule=data)
         if not all(torch.isfinite(p).all() for p in module.parameters()):

@@ -19,18 +19,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-LOG_FILE = "train.log"
+from lightreg.cli.quiet import UNACTIONABLE
+from lightreg.run_folder import LOG_FILE
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 _PROGRESS = re.compile(r"━.*\d+/\d+\s+\d+:\d\d:\d\d")
-# Lightning messages with nothing for a user to act on in a lightreg run (each explained where it is silenced).
-QUIET_WARNINGS = (
-    # a resume into a new run folder: lightreg always writes checkpoints into the current run's folder
-    r"The dirpath has changed from",
-    # the checkpoint's callbacks that this run does not have (a penalty dropped or renamed with resume.allow_changes)
-    r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
-    # torchmetrics dropping a NaN batch loss: lightreg.cli.guard stops the run and says so in one line
-    r"Encountered `nan` values in tensor",
-)
 
 
 def global_rank() -> int:
@@ -99,10 +92,10 @@ def _handlers() -> list[logging.Handler]:
 @contextmanager
 def session(run_dir: str | Path) -> Iterator[None]:
     """Copy the console into ``run_dir/train.log`` (rank zero; replacing Hydra's log handler, whose records the
-    console shows anyway) and silence :data:`QUIET_WARNINGS`; everything is restored on exit."""
+    console shows anyway) and silence :data:`lightreg.cli.quiet.UNACTIONABLE`; everything is restored on exit."""
     with warnings.catch_warnings():
-        for message in QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=f".*{message}")
+        for pattern in UNACTIONABLE:
+            warnings.filterwarnings("ignore", message=pattern)
         if global_rank() != 0:  # DDP's other processes: their set-up lines repeat rank zero's
             import lightning.pytorch  # noqa: F401 - its import sets these loggers' levels, which must come first
 

@@ -15,7 +15,10 @@ from lightreg.errors import UserError, report_user_error
 
 def run(cfg: DictConfig) -> dict:
     """Train as ``cfg`` says: a λ path (``+path=...``, :func:`lightreg.lambda_path.runner.train_path`, a loop over
-    the run pipeline) or one run (:func:`lightreg.cli.pipeline.train`); returns what ``metrics.json`` holds."""
+    the run pipeline) or one run (:func:`lightreg.cli.pipeline.train`); returns what ``metrics.json`` holds. The
+    config is checked first (:func:`~lightreg.cli.checks.check_config`): this is the function to call on a composed
+    config from Python (a notebook, a test)."""
+    check_config(cfg)
     if cfg.get("path") is not None:
         from lightreg.lambda_path.runner import train_path
 

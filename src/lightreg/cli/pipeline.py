@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from lightreg import run_folder
 from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
 from lightreg.cli.build import build, build_callbacks
+from lightreg.cli.checks import check_config
 from lightreg.cli.guard import guard_callbacks, run_facts
 from lightreg.compact.run import compact_model
 from lightreg.models import LightregModule, LogisticRegression
@@ -72,7 +73,7 @@ def build_trainer(
     cfg: DictConfig, callbacks: list[L.Callback], loggers: list[Any] | None = None, **options: Any
 ) -> L.Trainer:
     """The ``trainer`` group with ``callbacks`` and ``loggers`` (none: no logger); ``options`` override the group."""
-    return build(cfg.trainer, "trainer", callbacks=callbacks, logger=loggers or False, **options)
+    return build(cfg.trainer, "trainer", callbacks=callbacks, **{"logger": loggers or False, **options})
 
 
 def build_loggers(cfg: DictConfig) -> list[Any]:
@@ -100,7 +101,9 @@ def fit(
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one training job described by ``cfg`` and return the figures written to ``metrics.json``."""
+    """Run one training job described by ``cfg`` (checked first) and return the figures written to
+    ``metrics.json``. A λ path (``+path=...``) goes through :func:`lightreg.cli.job.run`."""
+    check_config(cfg)
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -6,13 +6,37 @@ import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-_NOISE = (
+UNACTIONABLE = (
+    # Lightning 2.6 on torch >= 2.10 warns about its own pytree use every run
+    r".*isinstance\(treespec, LeafSpec\)",
+    # a resume into a new run folder: lightreg always writes checkpoints into the current run's folder
+    r".*The dirpath has changed from",
+    # the checkpoint's callbacks that this run does not have (a penalty dropped or renamed with resume.allow_changes)
+    r".*Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
+    # torchmetrics dropping a NaN batch loss: lightreg.cli.guard stops the run and says so in one line
+    r".*Encountered `nan` values in tensor",
+)
+"""Lightning warnings that no user can act on in a lightreg run (regexes): every CLI run silences them."""
+
+SMALL_DATA_ADVICE = (
     r".*does not have many workers",
     r".*smaller than the logging interval",
     r"GPU available but not used",
-    r".*isinstance\(treespec, LeafSpec\)",
 )
+"""Lightning's advice for large data sets, which does not apply to in-memory batches: silenced in unwatched fits."""
+
+
+UNWATCHED_FIT: dict[str, Any] = {
+    "logger": False,
+    "enable_checkpointing": False,
+    "enable_progress_bar": False,
+    "enable_model_summary": False,
+    "num_sanity_val_steps": 0,
+}
+"""Trainer options of a fit nobody watches line by line (a λ-path point, an estimator's fit, a benchmark): no logger,
+checkpoints, progress bar, model summary or sanity validation."""
 
 
 @contextmanager
@@ -24,11 +48,11 @@ def quiet_lightning() -> Iterator[None]:
     rank_zero.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            for pattern in _NOISE:
+            for pattern in (*UNACTIONABLE, *SMALL_DATA_ADVICE):
                 warnings.filterwarnings("ignore", message=pattern)
             yield
     finally:
         rank_zero.setLevel(level)
 
 
-__all__ = ["quiet_lightning"]
+__all__ = ["SMALL_DATA_ADVICE", "UNACTIONABLE", "UNWATCHED_FIT", "quiet_lightning"]

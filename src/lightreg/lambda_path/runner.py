@@ -42,7 +42,7 @@ from lightreg.callbacks.support import HoldSupport
 from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.cli.guard import guard_callbacks
 from lightreg.cli.pipeline import build_data, build_model, build_trainer
-from lightreg.cli.quiet import quiet_lightning
+from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import path_report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
@@ -112,10 +112,7 @@ class PathRun:
             [*callbacks, *guard_callbacks()],
             max_epochs=max_epochs,
             min_epochs=1,
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
+            **UNWATCHED_FIT,
             default_root_dir=str(self.out_dir),
             inference_mode=False,  # one model validated by many Trainers: no inference tensors in its metric states
         )
