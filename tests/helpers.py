@@ -20,9 +20,10 @@ import lightning as L
 QUIET = ["logger=none", "callbacks=none", "model.print_epochs=false"]
 
 
-PROCESS_LEVEL = ("trainer=ddp", "trainer.strategy=ddp", "-m", "--multirun", "hydra/launcher=")
-"""Overrides that make the process itself part of the test (DDP launches processes, a sweep's launcher owns the
-job loop): :func:`run_train` runs those in a subprocess."""
+PROCESS_LEVEL = ("trainer=ddp", "trainer.strategy=ddp", "hydra/launcher=")
+"""Overrides that make the process itself part of the test (DDP launches processes, a launcher other than Hydra's
+basic one starts its own): :func:`run_train` runs those in a subprocess. A sweep with the basic launcher runs its
+jobs one after another in this process, as it does under ``python -m train -m``."""
 
 
 def run_train(

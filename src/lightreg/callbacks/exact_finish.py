@@ -222,7 +222,7 @@ def restart_best_checkpoints(trainer: L.Trainer) -> None:
     validation after it saves, and only models with the finish's support compete (their old files are removed).
 
     The one place lightreg writes a ``ModelCheckpoint``'s tracking state: every field of the best-model bookkeeping is
-    set back to the value a new ``ModelCheckpoint`` starts with (``tests/callbacks`` compares it with a fresh one, so a
+    set back to the value a new ``ModelCheckpoint`` starts with (``tests/callbacks/test_exact_finish.py`` compares it with a fresh one, so a
     new field in Lightning fails there)."""
     for checkpoint in trainer.checkpoint_callbacks:
         if not isinstance(checkpoint, ModelCheckpoint) or checkpoint.monitor is None:

@@ -74,7 +74,7 @@ def test_step_figures_on_logged_steps_and_last_checkpoint_at_the_end(tmp_path: P
     assert metrics["train/loss"] == pytest.approx(float(last["train/loss"]), rel=1e-6)
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     # written after the 7th epoch (at train end the epoch counter already reads 7; resuming continues from there,
-    # tests/test_cli_penalty.py::test_resume_from_last_checkpoint_continues_exactly)
+    # tests/cli/test_cli_penalty.py::test_resume_from_last_checkpoint_continues_exactly)
     assert ckpt["global_step"] == metrics["global_step"] and ckpt["epoch"] == 7
 
 

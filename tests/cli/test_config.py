@@ -210,7 +210,9 @@ def test_trainer_option(option: str, make_cfg, tmp_path: Path) -> None:
         # ddp: every device of the machine (devices: auto), so it also runs on a one-GPU machine; ddp_cpu: 2 processes
         expected = 2 if option == "ddp_cpu" else (torch.cuda.device_count() or 1)
         assert trainer.num_devices == expected
-    if option == "fsdp":  # only reached with a GPU: Lightning 2.6 refuses FSDP on the CPU (tests/test_distributed.py)
+    if (
+        option == "fsdp"
+    ):  # only reached with a GPU: Lightning 2.6 refuses FSDP on the CPU (tests/cli/test_distributed.py)
         assert isinstance(trainer.strategy, L.pytorch.strategies.FSDPStrategy)
         assert trainer.num_devices == torch.cuda.device_count()
 
@@ -248,7 +250,7 @@ def test_callbacks_option(option: str, make_cfg, tmp_path: Path) -> None:
         assert Path(best.dirpath) == Path(last.dirpath) == tmp_path / "checkpoints"
         assert best.monitor == "val/loss" and best.filename == "best"
         assert last.monitor is None and last.filename == "last" and not last._enable_version_counter
-        assert last._every_n_epochs == 5  # and at the end of training (tests/test_training_loop.py)
+        assert last._every_n_epochs == 5  # and at the end of training (tests/models/test_training_loop.py)
         assert best.state_key != last.state_key
 
 
