@@ -240,3 +240,36 @@ def test_breast_cancer_path_matches_sklearn_at_each_lambda(cli, tmp_path: Path) 
         f_ref = objective(ref.coef_.ravel(), float(ref.intercept_[0]), lam)
         assert abs(objective(coef, float(row["intercept"]), lam) - f_ref) <= 1e-3 * f_ref, lam
         np.testing.assert_array_equal(coef != 0, ref.coef_.ravel() != 0, err_msg=f"λ = {lam}")
+
+
+def test_a_path_runs_under_the_guard_and_keeps_its_points(cli, tmp_path: Path) -> None:
+    """Every fit of a path runs under the run's guard: a diverging point stops the path with one line and exit 2, and
+    the run folder keeps what was done (``status: diverged`` in metrics.json, the points so far in path.csv)."""
+    proc = cli(
+        "data=diabetes",
+        "+penalty=l1",
+        "+path=geometric",
+        "optimizer.lr=1e4",
+        "path.num=3",
+        "path.finish=none",
+        *QUIET,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 2 and "training diverged" in proc.stderr, describe(proc)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "diverged" and metrics["path/num"] == 1
+    with (tmp_path / "run" / "path.csv").open() as f:
+        assert [row["nnz"] for row in csv.DictReader(f)] == ["0"]
+
+
+def test_a_path_refuses_two_penalties_of_one_name(cli, tmp_path: Path) -> None:
+    proc = cli(
+        "+penalty=l1",
+        "+path=geometric",
+        "+penalty@extra_penalties.l1=l2",
+        "extra_penalties.l1.strength=0.01",
+        "path.num=2",
+        *QUIET,
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
+    assert proc.returncode == 2 and "both named 'l1'" in proc.stderr and "Traceback" not in proc.stderr, describe(proc)

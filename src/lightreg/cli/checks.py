@@ -78,6 +78,20 @@ def _check_penalties(cfg: DictConfig) -> None:
                 f"{keys or where} set but no penalty chosen: add +{where.replace('extra_penalties.', 'penalty@extra_penalties.')}"
                 f"=l1 (or one of {PENALTY_OPTIONS}) before it"
             )
+    # a penalty's logs, sparsity figures and checkpoint state are keyed by its name: two of one name would mix
+    names: dict[str, str] = {}
+    for where, node in nodes.items():
+        if node is None:
+            continue
+        name = (
+            where.split(".", 1)[1] if where.startswith("extra_penalties.") else node.get("name") or node.get("penalty")
+        )
+        if name in names:
+            raise UserError(
+                f"{names[name]} and {where} are both named {name!r}: give each its own name "
+                f"(rename the extra penalty's key, or set {names[name]}.name=...)"
+            )
+        names[name] = where
 
 
 def _check_progress_bar(cfg: DictConfig) -> None:

@@ -145,13 +145,6 @@ class RunGuard(Callback):
         bar = trainer.progress_bar_callback
         if bar is not None and not sys.stdout.isatty():
             bar.disable()  # in a file or pipe a progress bar only leaves its last frame behind
-        names: dict[str, int] = {}
-        for callback in trainer.callbacks:
-            if isinstance(callback, RegularizationCallback):
-                names[callback.name] = names.get(callback.name, 0) + 1
-        clash = [n for n, k in names.items() if k > 1]
-        if clash:
-            raise UserError(f"two penalties are both named {clash[0]!r}; give each its own name (penalty.name=...)")
 
     @override
     def on_fit_start(self, trainer: Any, pl_module: Any) -> None:

@@ -6,7 +6,7 @@ Every run is built here: the single run (:func:`train`), each point of a λ path
 - :func:`build_data` — the ``data`` group, prepared and set up for fitting;
 - :func:`build_model` — the ``model`` group sized by the data and holding its units (classes, target scale);
 - :func:`build_run_callbacks` — the ``callbacks`` group, one penalty callback per configured penalty, the sparsity
-  monitor, and the guard (divergence, resume, penalty names);
+  monitor, and the guard (divergence);
 - :func:`build_trainer` — the ``trainer`` group with those callbacks;
 - :func:`fit` — ``trainer.fit`` in the run's thread setting, returning the run's status.
 """

@@ -106,7 +106,7 @@ class PathRun:
 
     # -- one fit --------------------------------------------------------------------------------------------------
     def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
-        """The run's ``trainer`` group for one fit of the path, with the run's guard (divergence, penalty names)."""
+        """The run's ``trainer`` group for one fit of the path, with the run's guard (divergence)."""
         return build_trainer(
             self.cfg,
             [*callbacks, *guard_callbacks()],
@@ -296,75 +296,97 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     seen: set[int] = set()
     unsettled: list[float] = []  # λ of the points whose mode=exact finish stopped before its zeros settled
     max_iter = 0
-    with Progress(
-        TextColumn("λ path"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}")
-    ) as bar:
-        task = bar.add_task("", total=len(grid))
-        for k, lam in enumerate(grid):
-            t0 = time.perf_counter()
-            restarted = False
-            null_point = k == 0 and source == "closed form"
-            if null_point:
-                # at λ_max the null model is the optimum (λ_max is its KKT bound); training at this boundary point
-                # would only let minibatch noise move it
-                trainer = run.trainer([], 1)
-                with quiet_lightning():
-                    trainer.validate(run.model, datamodule=run.data, verbose=False)
-            else:
-                restarted = run.leave_saddle()
-                trainer, reg = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
-                if reg.finish is not None and reg.finish_report is not None and not reg.finish_report["converged"]:
-                    unsettled.append(float(lam))
-                    max_iter = reg.finish.max_iter
-            epochs = trainer.current_epoch
-            per_sample = run.per_sample(monitor)
-            refit: dict[str, Any] = {}
-            penalized_state = None
-            if spec.refit_epochs:
-                refit = {f"penalized/{monitor}": float(per_sample.mean()), "refit_epochs": 0}
-                if not null_point:
-                    penalized_state = copy.deepcopy(run.model.state_dict())
-                    trainer = run.refit(spec.refit_epochs)
-                    refit["refit_epochs"] = trainer.current_epoch
-                    per_sample = run.per_sample(monitor)
-            nnz, kept, coef = run.weights()
-            entered = [j for j in kept if j not in seen]
-            seen.update(kept)
-            figures = run_folder.final_figures(trainer.callback_metrics, ("val/",))
-            checkpoint = (
-                _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"lambda_{k:02d}.ckpt")
-                if spec.checkpoints == "all"
-                else ""
-            )
-            rows.append(
-                {
-                    "step": k,
-                    "lambda": float(lam),
-                    **figures,
-                    monitor: float(per_sample.mean()),
-                    f"{monitor}_se": standard_error(per_sample),
-                    **refit,
-                    "nnz": nnz,
-                    "features_kept": len(kept),
-                    "kept": " ".join(run.feature_names[j] for j in kept),
-                    "entered": " ".join(run.feature_names[j] for j in entered),
-                    "epochs": epochs,
-                    "seconds": round(time.perf_counter() - t0, 3),
-                    "checkpoint": checkpoint,
-                    "restarted": int(k > 0 and restarted),
-                    **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)},
-                    **run.intercept(),
-                }
-            )
-            if spec.checkpoints == "chosen":
-                states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
-            if penalized_state is not None:  # the path goes on from the penalized point, not from its refit
-                run.model.load_state_dict(penalized_state)
-            bar.update(
-                task,
-                advance=1,
-                description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}",
-            )
+    try:
+        with Progress(
+            TextColumn("λ path"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+        ) as bar:
+            task = bar.add_task("", total=len(grid))
+            for k, lam in enumerate(grid):
+                t0 = time.perf_counter()
+                restarted = False
+                null_point = k == 0 and source == "closed form"
+                if null_point:
+                    # at λ_max the null model is the optimum (λ_max is its KKT bound); training at this boundary point
+                    # would only let minibatch noise move it
+                    trainer = run.trainer([], 1)
+                    with quiet_lightning():
+                        trainer.validate(run.model, datamodule=run.data, verbose=False)
+                else:
+                    restarted = run.leave_saddle()
+                    trainer, reg = run.fit(float(lam), spec.epochs_per_lambda, early_stopping=True)
+                    if reg.finish is not None and reg.finish_report is not None and not reg.finish_report["converged"]:
+                        unsettled.append(float(lam))
+                        max_iter = reg.finish.max_iter
+                epochs = trainer.current_epoch
+                per_sample = run.per_sample(monitor)
+                refit: dict[str, Any] = {}
+                penalized_state = None
+                if spec.refit_epochs:
+                    refit = {f"penalized/{monitor}": float(per_sample.mean()), "refit_epochs": 0}
+                    if not null_point:
+                        penalized_state = copy.deepcopy(run.model.state_dict())
+                        trainer = run.refit(spec.refit_epochs)
+                        refit["refit_epochs"] = trainer.current_epoch
+                        per_sample = run.per_sample(monitor)
+                nnz, kept, coef = run.weights()
+                entered = [j for j in kept if j not in seen]
+                seen.update(kept)
+                figures = run_folder.final_figures(trainer.callback_metrics, ("val/",))
+                checkpoint = (
+                    _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"lambda_{k:02d}.ckpt")
+                    if spec.checkpoints == "all"
+                    else ""
+                )
+                rows.append(
+                    {
+                        "step": k,
+                        "lambda": float(lam),
+                        **figures,
+                        monitor: float(per_sample.mean()),
+                        f"{monitor}_se": standard_error(per_sample),
+                        **refit,
+                        "nnz": nnz,
+                        "features_kept": len(kept),
+                        "kept": " ".join(run.feature_names[j] for j in kept),
+                        "entered": " ".join(run.feature_names[j] for j in entered),
+                        "epochs": epochs,
+                        "seconds": round(time.perf_counter() - t0, 3),
+                        "checkpoint": checkpoint,
+                        "restarted": int(k > 0 and restarted),
+                        **{f"coef:{name}": c for name, c in zip(run.feature_names, coef)},
+                        **run.intercept(),
+                    }
+                )
+                if spec.checkpoints == "chosen":
+                    states.append({n: t.detach().clone() for n, t in run.model.state_dict().items()})
+                if penalized_state is not None:  # the path goes on from the penalized point, not from its refit
+                    run.model.load_state_dict(penalized_state)
+                bar.update(
+                    task,
+                    advance=1,
+                    description=f"λ={lam:.3g} nnz={nnz} inputs={len(kept)} {monitor}={per_sample.mean():.4f}",
+                )
+    except BaseException as exc:  # nothing lost on failure: the points done so far, and the run's status
+        if rows:
+            path_report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
+        status = getattr(exc, "status", "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        run_folder.write_metrics(
+            run.out_dir,
+            {
+                "status": status,
+                "seed": cfg.seed,
+                "fit_seconds": round(time.perf_counter() - started, 3),
+                "lambda_max": lam_max,
+                "lambda_max_source": source,
+                "path/num": len(rows),
+                "path/csv": str(run.out_dir / run_folder.PATH_CSV) if rows else None,
+            },
+        )
+        raise
     if unsettled:
         warn(
             f"mode=exact: at {len(unsettled)} of {len(rows)} path points (lambda = "
