@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightreg.callbacks import ExactFinish, RegularizationCallback
 from lightreg.callbacks.exact_finish import restart_best_checkpoints
 from lightreg.data import SyntheticDataModule
-from lightreg.errors import LightregWarning
+from lightreg.errors import LightregWarning, UserError
 from lightreg.models import LogisticRegression
 from lightreg.penalties import L1
 
@@ -95,3 +95,41 @@ def test_restarting_the_best_checkpoints_leaves_a_fresh_model_checkpoint() -> No
     assert tracked, fresh.state_dict()
     for key in tracked:
         assert str(used.state_dict()[key]) == str(fresh.state_dict()[key]), key
+
+
+class _PlainLogistic(L.LightningModule):
+    """A user's own LightningModule, no lightreg base class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Linear(10, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.binary_cross_entropy_with_logits(self(x).squeeze(-1), y.float())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+class _PlainWithDataLoss(_PlainLogistic):
+    def batch_loss(self, batch):
+        x, y = batch
+        output = self(x)
+        return output, torch.nn.functional.binary_cross_entropy_with_logits(output.squeeze(-1), y.float()), y
+
+
+def test_exact_mode_in_a_plain_lightning_module() -> None:
+    """In a user's own LightningModule the finish needs the module's data loss: without ``batch_loss`` a one-line
+    error says what to define; with it, the finish runs and gives exact zeros."""
+    dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0)
+    with pytest.raises(UserError, match=r"define batch_loss\(batch\)"):
+        quiet_trainer([RegularizationCallback(L1(), 0.02, mode="exact")]).fit(_PlainLogistic(), datamodule=dm)
+    callback = RegularizationCallback(L1(), 0.02, mode="exact", finish={"max_iter": 200})
+    module = _PlainWithDataLoss()
+    quiet_trainer([callback], max_epochs=2).fit(module, datamodule=dm)
+    assert callback.finish_report is not None and callback.finish_report["iterations"] > 0
+    assert 0 < int((module.net.weight == 0).sum()) < 10

@@ -110,6 +110,14 @@ class ExactFinish(Callback):
             raise UserError(
                 "mode=exact needs a LightningDataModule for its full-batch finish: trainer.fit(model, datamodule=...)"
             )
+        module = trainer.lightning_module
+        if not callable(getattr(module, "batch_loss", None)):
+            raise UserError(
+                f"mode=exact solves the data loss + penalties on the whole training set, and "
+                f"{type(module).__name__} does not say what its data loss is: define "
+                "batch_loss(batch) -> (output, data_loss, target) on it (lightreg.models.LightregModule has it), "
+                "or use mode=prox"
+            )
         if trainer.world_size > 1:
             raise UserError(
                 f"mode=exact's full-batch finish runs in one process, got world_size={trainer.world_size}: train with "
