@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from lightreg import run_folder
 from lightreg.compact.core import CompactionReport, compact
-from lightreg.errors import UserError
 from lightreg.solvers.threads import intra_op_threads
 
 COMPACT_FILE, TABLE_FILE, REPORT_FILE = run_folder.COMPACT_MODEL, run_folder.COMPACT_TABLE, run_folder.COMPACT_REPORT
@@ -123,37 +122,3 @@ def compact_model(
     (out_dir / TABLE_FILE).write_text(report.table() + "\n")
     (out_dir / REPORT_FILE).write_text(json.dumps({"figures": figures, **report.to_dict()}, indent=2) + "\n")
     return figures
-
-
-def checkpoint_of(run_dir: Path, which: str = "last") -> Path:
-    """``<run_dir>/checkpoints/<which>.ckpt`` (or ``which`` itself when it is a file), else a one-line error."""
-    if Path(which).is_file():
-        return Path(which)
-    path = Path(run_dir) / "checkpoints" / f"{which}.ckpt"
-    if not Path(run_dir).is_dir():
-        raise UserError(f"{run_dir} is not a folder; pass a run dir such as outputs/<date>/<time>")
-    if not path.is_file():
-        raise UserError(
-            f"{run_dir} has no checkpoint {path.relative_to(run_dir)} (a run with callbacks=none saves none): "
-            "train with the default callbacks, or train with compact=true, or pass --checkpoint PATH"
-        )
-    return path
-
-
-def compact_run(run_dir: Path, which: str = "last", evaluate_data: bool = True, batch_size: int = 64) -> dict[str, Any]:
-    """Compact the model of a finished run from its checkpoint and its saved Hydra config."""
-    from hydra.utils import get_class, instantiate
-    from omegaconf import OmegaConf
-
-    run_dir = Path(run_dir)
-    ckpt = checkpoint_of(run_dir, which)
-    config = run_dir / ".hydra" / "config.yaml"
-    if not config.is_file():
-        raise UserError(f"{run_dir} has no .hydra/config.yaml: compact reads the run's model and data from it")
-    cfg = OmegaConf.load(config)
-    model = get_class(cfg.model._target_).load_from_checkpoint(ckpt, map_location="cpu")
-    datamodule = None
-    if evaluate_data:
-        datamodule = instantiate(cfg.data)
-        datamodule.setup("fit")
-    return compact_model(model, run_dir, datamodule=datamodule, batch_size=batch_size, seed=int(cfg.get("seed", 0)))
