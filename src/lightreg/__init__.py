@@ -1,7 +1,7 @@
 """lightreg: regularized, sparse models in PyTorch Lightning.
 
-Layers, each importing only those before it: ``penalties`` ← ``optim``, ``full_batch``, ``kkt`` ← ``callbacks``,
-``models`` ← ``pipeline`` ← ``train`` (the CLI). ``data`` and ``report`` stand apart (no penalties, no models).
+Layers, each importing only those before it: ``penalties`` ← ``solvers`` ← ``models``, ``callbacks``, ``data`` ←
+``cli`` (the run pipeline) ← ``train`` (the CLI). The layer map is in docs/development.md (the layer test reads it).
 """
 
 from typing import Any
