@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
 
 from lightreg.callbacks import RegularizationCallback, regularizer
+from lightreg.callbacks.collapse import CollapseWatch
 from lightreg.data import SyntheticDataModule
 from lightreg.errors import LightregWarning, UserError
 from lightreg.models import MLP, LogisticRegression
@@ -270,20 +271,23 @@ def test_regularizer_builds_penalty_options_from_flat_config() -> None:
 
 def test_small_data_loss_of_a_well_fit_model_is_not_a_dwarf_warning() -> None:
     """The penalty is compared with the first epoch's data loss too: a loss that fell to 0.03 is no alarm."""
-    dm = _data(batch_size=None)
-    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=0.5))
-    callback = RegularizationCallback(L1(), 1e-3)
-    callback.setup(SimpleNamespace(strategy=object()), model, "fit")
-    callback.on_fit_start(SimpleNamespace(precision_plugin=None, optimizers=[]), model)
-    trainer = SimpleNamespace(current_epoch=0)
+    watch = CollapseWatch("l1")
+    watch.start_fit()
+
+    def epoch(penalty: float, loss: float) -> None:
+        watch.start_epoch(torch.device("cpu"))
+        watch.add_batch(torch.tensor(penalty), torch.tensor(loss), 4)
+        watch.check_dwarf(epoch=0, strength=1e-3)
+
     with warnings.catch_warnings():
         warnings.simplefilter("error", LightregWarning)
         for loss, penalty in [(0.7, 0.3), (0.03, 0.35)]:  # penalty > 10x the current loss at the second epoch
-            callback._epoch_sums = torch.tensor([penalty, loss, 1.0], dtype=torch.float64)
-            callback.on_train_epoch_end(trainer, model)
-    callback._epoch_sums = torch.tensor([8.0, 0.5, 1.0], dtype=torch.float64)  # > 10x the first epoch's 0.7
+            epoch(penalty, loss)
     with pytest.warns(LightregWarning, match="0.7 after the first epoch"):
-        callback.on_train_epoch_end(trainer, model)
+        epoch(8.0, 0.5)  # > 10x the first epoch's 0.7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LightregWarning)
+        epoch(8.0, 0.5)  # said once
 
 
 def test_penalties_reported_in_an_earlier_fit_are_forgotten() -> None:

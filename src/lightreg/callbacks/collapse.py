@@ -1,4 +1,7 @@
-"""What the "every penalized weight is zero" guard says about a network (several weight matrices).
+"""The guard rails of one penalty against a collapsing fit: every penalized weight exactly zero, or a penalty that
+dwarfs the data loss. Each warning is given once per penalty; plain torch and Python, fed by the penalty callback.
+
+What the "every penalized weight is zero" guard says about a network (several weight matrices):
 
 For a linear model λ_max = max_g ‖∇_g f(0)‖/√size is the smallest λ at which zero is optimal, and the guard
 quotes it. For a network it is no guide: zero is a stationary point of a ReLU network (its gradient at the
@@ -8,7 +11,76 @@ What a user can act on is when the layer died, at which λ, and whether the opti
 
 from __future__ import annotations
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+
+from lightreg.errors import warn
+
+DWARF_RATIO = 10.0
+"""A penalty more than this many times the data loss is said to dwarf it."""
+ALL_ZERO = r".*every penalized weight is exactly zero"
+"""The all-zero guard's warning (linear models and networks): a regex for filters."""
+
+
+class CollapseWatch:
+    """The epoch sums of one penalty's value and the data loss, and the two collapse warnings, each given once.
+
+    Args:
+        name: the penalty's name, which starts every message.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._warned: set[str] = set()
+        self._first_loss: float | None = None
+        self._sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
+
+    def start_fit(self) -> None:
+        """A new fit: the first epoch's data loss is measured again."""
+        self._first_loss = None
+
+    def start_epoch(self, device: torch.device) -> None:
+        self._sums = torch.zeros(3, dtype=torch.float64, device=device)
+
+    def add_batch(self, penalty: Tensor, data_loss: Tensor, n: int) -> None:
+        """One training batch of ``n`` samples: its penalty value λ·R and its data loss (device tensors, no sync)."""
+        self._sums[0] += penalty * n
+        self._sums[1] += data_loss * n
+        self._sums[2] += n
+
+    def check_dwarf(self, epoch: int, strength: float) -> None:
+        """Warn once when the epoch's mean penalty exceeds :data:`DWARF_RATIO` × the larger of this epoch's and the
+        first epoch's data loss (a well-fit model's small loss, 0.03 on digits, is no sign that λ is too large)."""
+        penalty_sum, loss_sum, n = self._sums.tolist()
+        if n == 0:
+            return
+        penalty, loss = penalty_sum / n, loss_sum / n
+        if self._first_loss is None:
+            self._first_loss = loss
+        if penalty > DWARF_RATIO * max(loss, self._first_loss):
+            self.warn_once(
+                "dwarf",
+                f"{self.name}: the penalty ({penalty:.4g}) is more than {DWARF_RATIO:g}x the data loss "
+                f"({loss:.4g}; {self._first_loss:.4g} after the first epoch) at epoch {epoch}: "
+                f"lambda={strength:g} is likely too large and will freeze training; try a value 10-100x smaller",
+            )
+
+    def warn_once(self, kind: str, message: str) -> None:
+        """Give ``message`` unless a warning of this ``kind`` was given already."""
+        if kind not in self._warned:
+            self._warned.add(kind)
+            warn(message)
+
+
+def linear_all_zero_message(name: str, epoch: int, lam: float, lam_max: float | None) -> str:
+    """The guard's warning for a linear model whose weights are all zero at ``lam`` (with λ_max when known)."""
+    message = (
+        f"{name}: every penalized weight is exactly zero after epoch {epoch}: "
+        f"lambda={lam:g} is at or above lambda_max, the model predicts from biases only."
+    )
+    if lam_max is not None:
+        message += f" lambda_max = {lam_max:.4g} for this data; use a smaller lambda (e.g. {lam_max / 10:.2g})."
+    return message
 
 
 def is_network(module: nn.Module) -> bool:
@@ -60,4 +132,11 @@ def network_all_zero_message(
     )
 
 
-__all__ = ["is_network", "network_all_zero_message"]
+__all__ = [
+    "ALL_ZERO",
+    "DWARF_RATIO",
+    "CollapseWatch",
+    "is_network",
+    "linear_all_zero_message",
+    "network_all_zero_message",
+]

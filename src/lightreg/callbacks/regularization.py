@@ -12,7 +12,12 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
-from lightreg.callbacks.collapse import is_network, network_all_zero_message
+from lightreg.callbacks.collapse import (
+    CollapseWatch,
+    is_network,
+    linear_all_zero_message,
+    network_all_zero_message,
+)
 from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
@@ -23,9 +28,6 @@ from lightreg.solvers import ProximalFinish, full_batch, is_adaptive, kernels, p
 
 MODES = ("prox", "grad", "exact")
 DECAY_PENALTIES = ("l2", "elastic_net")
-DWARF_RATIO = 10.0
-ALL_ZERO = r".*every penalized weight is exactly zero"
-"""The all-zero guard's warning (linear models and networks): a regex for filters."""
 FINGERPRINT_DEFAULTS = {"refit_epochs": 0}
 """Fingerprint entries of checkpoints written before the entry existed."""
 SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
@@ -147,8 +149,7 @@ class RegularizationCallback(StepHookCallback):
         self.finish = ProximalFinish(**(finish or {})) if mode == "exact" else None
         self.params: dict[str, nn.Parameter] = {}
         self._param_ids: set[int] = set()
-        self._epoch_sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
-        self._warned: set[str] = set()
+        self.collapse = CollapseWatch(self.name)
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
         self._finisher: ExactFinish | None = None  # mode=exact: the Trainer's finish (setup)
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
@@ -214,7 +215,7 @@ class RegularizationCallback(StepHookCallback):
 
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._first_loss: float | None = None
+        self.collapse.start_fit()
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.support = None
         # a refit implies mode=exact, whose ExactFinish refuses a run without max_epochs
@@ -313,7 +314,7 @@ class RegularizationCallback(StepHookCallback):
         if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
             self.freeze_support()
         self._step_strength = self.current_strength(trainer.current_epoch)
-        self._epoch_sums = torch.zeros(3, dtype=torch.float64, device=pl_module.device)
+        self.collapse.start_epoch(pl_module.device)
 
     @override
     def on_train_batch_end(
@@ -321,9 +322,7 @@ class RegularizationCallback(StepHookCallback):
     ) -> None:
         if isinstance(outputs, dict) and "data_loss" in outputs:
             n = len(batch[0]) if isinstance(batch, (tuple, list)) else 1
-            self._epoch_sums[0] += self._last_value * n
-            self._epoch_sums[1] += outputs["data_loss"] * n
-            self._epoch_sums[2] += n
+            self.collapse.add_batch(self._last_value, outputs["data_loss"], n)
 
     def emptied_by_finish(self, trainer: L.Trainer) -> bool:
         """Whether the full-batch finish zeroed every penalized weight that the minibatch steps had kept."""
@@ -347,27 +346,8 @@ class RegularizationCallback(StepHookCallback):
         pl_module.log(f"sparsity/{self.name}", zero_fraction)
         lam = self.current_strength(trainer.current_epoch)
         if self.penalty.sparse and zero_fraction == 1.0 and lam > 0:
-            self._warn_once("all_zero", self._all_zero_message(trainer, pl_module, lam))
-        penalty_sum, loss_sum, n = self._epoch_sums.tolist()
-        if n == 0:
-            return
-        penalty, loss = penalty_sum / n, loss_sum / n
-        if self._first_loss is None:
-            self._first_loss = loss
-        # against the larger of this epoch's and the first epoch's data loss: a well-fit model's small loss
-        # (0.03 on digits) is not a sign that λ is too large
-        if penalty > DWARF_RATIO * max(loss, self._first_loss):
-            self._warn_once(
-                "dwarf",
-                f"{self.name}: the penalty ({penalty:.4g}) is more than {DWARF_RATIO:g}x the data loss "
-                f"({loss:.4g}; {self._first_loss:.4g} after the first epoch) at epoch {trainer.current_epoch}: "
-                f"lambda={self.strength:g} is likely too large and will freeze training; try a value 10-100x smaller",
-            )
-
-    def _warn_once(self, kind: str, message: str) -> None:
-        if kind not in self._warned:
-            self._warned.add(kind)
-            warn(message)
+            self.collapse.warn_once("all_zero", self._all_zero_message(trainer, pl_module, lam))
+        self.collapse.check_dwarf(trainer.current_epoch, self.strength)
 
     def _all_zero_message(self, trainer: L.Trainer, pl_module: L.LightningModule, lam: float) -> str:
         if is_network(pl_module):
@@ -383,14 +363,7 @@ class RegularizationCallback(StepHookCallback):
                 metric,
                 by_finish=self.emptied_by_finish(trainer),
             )
-        message = (
-            f"{self.name}: every penalized weight is exactly zero after epoch {trainer.current_epoch}: "
-            f"lambda={lam:g} is at or above lambda_max, the model predicts from biases only."
-        )
-        lam_max = self.lambda_max(trainer, pl_module)
-        if lam_max is not None:
-            message += f" lambda_max = {lam_max:.4g} for this data; use a smaller lambda (e.g. {lam_max / 10:.2g})."
-        return message
+        return linear_all_zero_message(self.name, trainer.current_epoch, lam, self.lambda_max(trainer, pl_module))
 
     def lambda_max(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
         """λ_max = max over selected tensors of ``penalty.lambda_max(∇f)``, ∇f the full-training-set gradient at

@@ -36,8 +36,9 @@ from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from lightreg import run_folder
+from lightreg.callbacks.collapse import ALL_ZERO
 from lightreg.callbacks.exact_finish import LATE_FINISH, UNSETTLED_FINISH
-from lightreg.callbacks.regularization import ALL_ZERO, RegularizationCallback
+from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.callbacks.support import HoldSupport
 from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.cli.guard import guard_callbacks
