@@ -6,6 +6,7 @@ Shared by :mod:`lightreg.cli.pipeline` (one run) and :mod:`lightreg.lambda_path.
 from __future__ import annotations
 
 import os
+import re
 import traceback
 from typing import Any
 
@@ -18,13 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
 from lightreg.errors import UserError
 
+BINDING = re.compile(
+    r"unexpected keyword argument|missing \d+ required|takes \d+ positional|multiple values for argument"
+)
+"""A ``TypeError`` of these words: keyword arguments that do not fit a signature, i.e. the config's keys."""
+
 
 def build(node: Any, what: str, **kwargs: Any) -> Any:
     """Instantiate a config node; what the user's config got wrong becomes a one-line :class:`UserError` naming the
     config group ``what``, and a failure inside lightreg keeps its traceback.
 
     A user error is: a :class:`UserError` raised by a constructor (lightreg validates its arguments that way); a
-    ``TypeError`` raised while binding the config's arguments to the constructor (an unknown or missing key); a
+    ``TypeError`` of arguments that do not bind to a signature (an unknown or missing key, :data:`BINDING`); a
     ``ValueError``/``TypeError``/``MisconfigurationException`` raised by a constructor outside lightreg (torch or
     Lightning refusing a value, e.g. ``trainer=fsdp`` without a GPU). Anything raised by lightreg's own code that is
     not a :class:`UserError` is a bug and is re-raised as it is."""
@@ -43,10 +49,10 @@ def _users_fault(exc: BaseException) -> bool:
         return True
     if not isinstance(exc, (ValueError, TypeError, MisconfigurationException)):
         return False
+    if isinstance(exc, TypeError) and BINDING.search(str(exc)):
+        return True  # the config's keys do not bind to the constructor (or to one it forwards them to)
     frames = traceback.extract_tb(exc.__traceback__)
     raised_in = frames[-1].filename if frames else ""
-    if isinstance(exc, TypeError) and f"{os.sep}hydra{os.sep}" in raised_in:
-        return True  # the arguments did not bind: the constructor never ran
     return f"{os.sep}lightreg{os.sep}" not in raised_in
 
 
