@@ -1,14 +1,16 @@
 """Shared helpers of the benchmarks: one quiet Lightning fit of a lightreg model, a run built from the CLI's own
-config, the seed-001 input support, and markdown tables."""
+config, the seed-001 input support, markdown tables, timing callables over repeats (:func:`time_calls`) and jobs over
+a process pool (:func:`run_jobs`). The benchmarks import it as ``benchmarks._common`` (run from the repository root)."""
 
 from __future__ import annotations
 
 import logging
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from multiprocessing import Pool
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -18,6 +20,10 @@ from omegaconf import DictConfig, open_dict
 warnings.filterwarnings("ignore")
 logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
 logging.getLogger("lightning.fabric").setLevel(logging.ERROR)
+
+K = TypeVar("K")
+J = TypeVar("J")
+R = TypeVar("R")
 
 OPTIMIZERS = {
     "sgd": partial(torch.optim.SGD, lr=0.1, momentum=0.9),
@@ -101,3 +107,70 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def time_calls(
+    fns: Mapping[K, Callable[[], Any]],
+    repeats: int,
+    *,
+    calls: int | Mapping[K, int] = 1,
+    warmup: int = 0,
+    sync: Callable[[], None] | None = None,
+    returns_seconds: bool = False,
+) -> dict[K, list[float]]:
+    """Time each callable of ``fns`` over ``repeats`` rounds, interleaved (every round times each callable in turn, so
+    that a change of machine load hits them alike); one callable gives a plain series of ``repeats`` timings.
+
+    First ``warmup`` untimed calls of each callable, in order. Then per round and callable: ``sync()`` (say,
+    ``torch.cuda.synchronize``), ``calls`` calls (one number, or one per key), ``sync()``; the wall time between the
+    two syncs over ``calls``. With ``returns_seconds`` each call returns its own seconds (a fit time that leaves out
+    the set-up, say), and their mean over the ``calls`` replaces the wall time.
+
+    Returns ``{key: [seconds per call, one per round, rounds in order]}``, in seconds (not milliseconds): take the
+    ``statistics.median`` of a list, or of per-round ratios.
+    """
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[K, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            n = calls if isinstance(calls, int) else calls[key]
+            if returns_seconds:
+                times[key].append(sum(float(fn()) for _ in range(n)) / n)
+                continue
+            if sync is not None:
+                sync()
+            started = time.perf_counter()
+            for _ in range(n):
+                fn()
+            if sync is not None:
+                sync()
+            times[key].append((time.perf_counter() - started) / n)
+    return times
+
+
+def _indexed(fn: Callable[[J], R], item: tuple[int, J]) -> tuple[int, R]:
+    return item[0], fn(item[1])
+
+
+def run_jobs(
+    fn: Callable[[J], R], jobs: Iterable[J], workers: int, on_result: Callable[[R], None] | None = None
+) -> list[R]:
+    """``fn(job)`` for every job, over a ``multiprocessing.Pool`` of ``workers`` processes (a script's ``--workers``),
+    one job at a time per process. ``fn`` must be a module-level function (the pool pickles it by name) and set its
+    own torch threads. ``on_result`` sees each result in this process as soon as its job ends (completion order: to
+    append it to a file, so that an interrupted run resumes). No jobs: no pool.
+
+    Returns ``fn``'s return values, in the order of ``jobs``.
+    """
+    jobs = list(jobs)
+    results: list[Any] = [None] * len(jobs)
+    if not jobs:
+        return results
+    with Pool(workers) as pool:
+        for i, result in pool.imap_unordered(partial(_indexed, fn), enumerate(jobs), chunksize=1):
+            results[i] = result
+            if on_result is not None:
+                on_result(result)
+    return results

@@ -23,7 +23,7 @@ step() {  # step NAME LOG SECONDS COMMAND...: run with a limit, append to $out/L
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv >>"$summary" 2>&1
 python -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" >>"$summary"
-step penalty_overhead penalty_overhead 240 python benchmarks/penalty_overhead.py --device cuda --forms --repeats 7 --steps 20
+step penalty_overhead penalty_overhead 240 python -m benchmarks.speed.penalty_overhead --device cuda --forms --repeats 7 --steps 20
 train=(python -m train +penalty=l1 lambda=0.001 trainer.max_epochs=3)
 step train_16mixed train 90 "${train[@]}" trainer=gpu trainer.precision=16-mixed hydra.run.dir="$runs/16-mixed"
 step train_bf16mixed train 90 "${train[@]}" trainer=gpu trainer.precision=bf16-mixed hydra.run.dir="$runs/bf16-mixed"

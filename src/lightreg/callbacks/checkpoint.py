@@ -18,7 +18,7 @@ class LastCheckpoint(ModelCheckpoint):
     Resuming from an interval checkpoint continues bit-for-bit: the data order of an epoch depends only on its number
     (:class:`~lightreg.data.TensorBatches`), and the file holds the optimizer state and the callbacks' state. A crash
     loses at most ``every_n_epochs - 1`` epochs of work. On small tabular problems a write costs about as much as an
-    epoch of training (``benchmarks/loop_overhead.py --split``).
+    epoch of training (``benchmarks/speed/loop_overhead.py --split``).
     """
 
     def __init__(self, **kwargs: Any) -> None:

@@ -10,7 +10,7 @@ for the prox of an elementwise penalty ``ρ‖w‖₁ + (1 − ρ)/2 ‖w‖²``
 
 ``budget`` = 1 % of the penalized entries (at least :data:`MIN_CHUNK`), so the extra memory stays ≤ 1 % of the
 parameters. Pure-L2 passes need no temporary in any form. Group penalties and per-entry (adaptive-optimizer) prox
-steps use the penalty's own per-tensor code. ``benchmarks/penalty_overhead.py --forms`` times each form.
+steps use the penalty's own per-tensor code. ``benchmarks/speed/penalty_overhead.py --forms`` times each form.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ While ``step ≤ warmup`` the adaptive step is bounded by the plain one, ``η �
 at 1, i.e. the metric is never more aggressive than SGD's lr·λ); for a step of size ≈ lr that is a penalty of
 strength λ·√v̂ in gradient units, so the network learns first. From step ``warmup + 1`` on, η is the floored
 ProxGen step above, whose fixed points are those of ``f + λR``; ``mode=exact``'s full-batch finish settles the
-support at the λ asked for either way (benchmarks/seed001_prox_threshold.py measures the thresholds).
+support at the λ asked for either way (benchmarks/studies/seed001_prox_threshold.py measures the thresholds).
 """
 
 from __future__ import annotations

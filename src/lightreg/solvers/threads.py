@@ -42,7 +42,7 @@ def training_threads(count: int | str | None, model: nn.Module, on_cpu: bool) ->
 
     A small model's kernels are too short to split; each parallel region only adds a barrier, and on a busy CPU every
     barrier waits for a descheduled thread: 5 epochs of logistic regression on digits by hand took 5.6 s with 2
-    threads and 0.20 s with 1 on 2 cores at load 14 (``benchmarks/loop_overhead.py`` runs 1 thread throughout).
+    threads and 0.20 s with 1 on 2 cores at load 14 (``benchmarks/speed/loop_overhead.py`` runs 1 thread throughout).
     """
     count = check_num_threads(count)
     if count == "auto":

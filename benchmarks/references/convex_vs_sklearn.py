@@ -8,7 +8,7 @@ batch and one epoch (the finish does the work; float32 and ``trainer.precision=6
 for contrast.
 "Passes" counts full passes over the training set (gradients + backtracking losses; for saga its epochs).
 
-    python benchmarks/convex_vs_sklearn.py
+    python -m benchmarks.references.convex_vs_sklearn
 """
 
 from __future__ import annotations
@@ -22,13 +22,12 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression as SkLogistic
 
+from benchmarks._common import fit, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SklearnDataModule
 from lightreg.models import LogisticRegression
 from lightreg.solvers import full_batch
 from lightreg.solvers.kkt import kkt_report
-
-from _common import fit, table
 
 PASSES = {"n": 0}
 

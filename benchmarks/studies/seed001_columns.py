@@ -3,7 +3,7 @@
 Setup: `data=synthetic model=mlp model.hidden_sizes=[6]`, L1 (prox, elementwise) on net.fc1.weight only,
 batch 64, constant step. A column is dropped when all 6 of its weights are exactly 0.
 
-    python benchmarks/seed001_columns.py [--epochs 50] [--seeds 0]
+    python -m benchmarks.studies.seed001_columns [--epochs 50] [--seeds 0]
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks._common import fit, input_support
 from lightreg.callbacks import RegularizationCallback
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
 from lightreg.penalties import L1
-
-from _common import fit, input_support
 
 OPTIMIZERS = {
     "sgd": functools.partial(torch.optim.SGD, lr=0.1, momentum=0.9),

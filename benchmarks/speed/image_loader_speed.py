@@ -10,32 +10,35 @@
 
 Times are the median of ``--repeats`` epochs after one warm-up epoch, batch 128, shuffled, in seconds.
 
-    python benchmarks/image_loader_speed.py [--repeats 3] [--workers 2] [--threads N] [--quick]
+    python -m benchmarks.speed.image_loader_speed [--repeats 3] [--workers 2] [--threads N] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks._common import time_calls
 from lightreg.data import TensorBatches
 from lightreg.data.images import _AugmentedImages
 
 MEAN, STD = (0.1307,), (0.3081,)
 
 
-def _epoch(loader: Iterable, n: int) -> float:
-    started = time.perf_counter()
-    seen = 0
-    for x, _ in loader:
-        seen += x.shape[0]
-    assert seen == n, (seen, n)
-    return time.perf_counter() - started
+def _epoch(loader: Iterable, n: int) -> Callable[[], None]:
+    """One full epoch over ``loader``, checked to see ``n`` images."""
+
+    def epoch() -> None:
+        seen = 0
+        for x, _ in loader:
+            seen += x.shape[0]
+        assert seen == n, (seen, n)
+
+    return epoch
 
 
 def main() -> None:
@@ -76,8 +79,8 @@ def main() -> None:
     print("| loader | epoch (s) | vs (a) |\n| --- | ---: | ---: |")
     base = None
     for name, loader in options.items():
-        _epoch(loader, n)  # warm-up: first permutation, worker start-up
-        seconds = statistics.median(_epoch(loader, n) for _ in range(repeats))
+        # one warm-up epoch first: first permutation, worker start-up
+        seconds = statistics.median(time_calls({"epoch": _epoch(loader, n)}, repeats, warmup=1)["epoch"])
         base = base or seconds
         print(f"| {name} | {seconds:.3f} | {seconds / base:.1f}x |", flush=True)
 

@@ -8,7 +8,7 @@ Both iterate a full epoch (every batch materialized, short last batch included) 
 (``num_workers=0``, the right choice for data that already sits in memory). Times are the median of
 ``--repeats`` epochs after one warm-up epoch; ratio = (b) / (a), > 1 means TensorBatches is faster.
 
-    python benchmarks/loader_speed.py [--repeats 5] [--threads N]
+    python -m benchmarks.speed.loader_speed [--repeats 5] [--threads N]
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import platform
 import statistics
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks._common import time_calls
 from lightreg.data import TensorBatches
 
 SIZES = {"digits 1797x64": 1797, "100k x 64": 100_000}
@@ -29,19 +29,21 @@ FEATURES = 64
 BATCH_SIZES = (64, 256)
 
 
-def _epoch_seconds(loader: Iterable, expected: int) -> float:
-    started = time.perf_counter()
-    seen = 0
-    for x, _ in loader:
-        seen += x.shape[0]
-    elapsed = time.perf_counter() - started
-    assert seen == expected, (seen, expected)
-    return elapsed
+def _epoch(loader: Iterable, expected: int) -> Callable[[], None]:
+    """One full epoch over ``loader`` (every batch materialized), checked to see ``expected`` rows."""
+
+    def epoch() -> None:
+        seen = 0
+        for x, _ in loader:
+            seen += x.shape[0]
+        assert seen == expected, (seen, expected)
+
+    return epoch
 
 
 def _median_epoch(loader: Iterable, n: int, repeats: int) -> float:
-    _epoch_seconds(loader, n)  # warm-up (allocator, first permutation)
-    return statistics.median(_epoch_seconds(loader, n) for _ in range(repeats))
+    """Median seconds of ``repeats`` epochs after one warm-up epoch (allocator, first permutation)."""
+    return statistics.median(time_calls({"epoch": _epoch(loader, n)}, repeats, warmup=1)["epoch"])
 
 
 def main() -> None:

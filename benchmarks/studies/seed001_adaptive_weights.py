@@ -7,18 +7,26 @@ fc1 columns after ``--dense-epochs`` unpenalized epochs of the original 10-6-2 n
 run (λ ramp, finish, refit) on the rescaled data per λ. Printed per λ: in how many seeds exactly x0 and x1 are kept,
 the noise columns kept, and val/acc, beside the same run on the original inputs.
 
-    python benchmarks/seed001_adaptive_weights.py --rule clusters --lambdas 0.04,0.02,0.01   # 60 runs, ~2 min on 2 cores
+    python -m benchmarks.studies.seed001_adaptive_weights --rule clusters --lambdas 0.04,0.02,0.01   # 60 runs, ~2 min on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-from multiprocessing import Pool
 
 import torch
 
-from _common import build_run, cli_config, dense_column_norms, fit, input_support, seed_network_run, table
+from benchmarks._common import (
+    build_run,
+    cli_config,
+    dense_column_norms,
+    fit,
+    input_support,
+    run_jobs,
+    seed_network_run,
+    table,
+)
 
 
 def run(job: tuple[str, str, int, float, float, int]) -> dict:
@@ -58,8 +66,7 @@ def main() -> None:
         for gamma in (0.0, args.gamma)
         for s in seeds
     ]
-    with Pool(args.workers) as pool:
-        results = pool.map(run, jobs)
+    results = run_jobs(run, jobs, args.workers)
     print(
         f"rule={args.rule}, optimizer={args.optimizer}, seeds {seeds[0]}-{seeds[-1]}: experiment=seed001_exact at each "
         f"λ on the original inputs (plain) and on inputs rescaled by the fc1 column norms after {args.dense_epochs} "

@@ -16,7 +16,7 @@ medians; CUDA synchronized. Extra peak memory of one step over ``none``: CUDA ``
 the running sum of torch's allocations and frees inside the step (``torch.profiler`` with ``profile_memory``), which
 is what the penalty adds on top of the parameters, gradients and optimizer state already held.
 
-    python benchmarks/penalty_overhead.py [--device cpu|cuda] [--model deep|wide|both] [--quick] [--forms] [--threads 1]
+    python -m benchmarks.speed.penalty_overhead [--device cpu|cuda] [--model deep|wide|both] [--quick] [--forms] [--threads 1]
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import argparse
 import itertools
 import os
 import statistics
-import time
 from collections.abc import Callable
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
+from benchmarks._common import time_calls
 from lightreg.callbacks import RegularizationCallback
 from lightreg.penalties import make_penalty
 from lightreg.solvers import kernels
@@ -142,18 +142,10 @@ def run(model_name: str, args: argparse.Namespace, device: torch.device) -> None
     table = variants(args.forms)
     steps = {name: make_step(spec, widths, x, y) for name, spec in table.items()}
     n_params = sum(p.numel() for p in mlp(widths).parameters())
-    for step in steps.values():  # warm-up (optimizer state, allocator)
-        step()
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times: dict[str, list[float]] = {v: [] for v in steps}
-    for _ in range(args.repeats):  # interleaved, so load changes hit every variant alike
-        for name, step in steps.items():
-            sync()
-            start = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            sync()
-            times[name].append((time.perf_counter() - start) / args.steps * 1e3)
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    # one warm-up step of each (optimizer state, allocator); interleaved repeats, so load changes hit every variant alike
+    seconds = time_calls(steps, args.repeats, calls=args.steps, warmup=1, sync=sync)
+    times = {v: [1e3 * s for s in t] for v, t in seconds.items()}  # ms per step
     memory = {name: peak_bytes(step, device) for name, step in steps.items()}
     median = {v: statistics.median(t) for v, t in times.items()}
     param_bytes = n_params * 4

@@ -6,7 +6,7 @@ Data: SyntheticDataModule (10 standardized features, x0 and x1 informative, 800 
 ReLU rescaling ``fc1/c, out·c`` lowers the penalty for ever; ``--l2 0`` shows it). For every seed, optimizer
 (SGD momentum 0.9 lr 0.1 / Adam lr 0.01), mode (``prox`` / ``exact``) and λ: one training run.
 
-    python benchmarks/exact_support_seed001.py --seeds 10 --epochs 100
+    python -m benchmarks.studies.exact_support_seed001 --seeds 10 --epochs 100
 """
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-from multiprocessing import Pool
 
 import torch
 
+from benchmarks._common import OPTIMIZERS, fit, input_support, run_jobs, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
-
-from _common import OPTIMIZERS, fit, input_support, table
 
 
 def run(job: tuple[int, str, str, float, float, int, str, bool]) -> dict:
@@ -80,8 +78,7 @@ def main() -> None:
         (s, o, m, lam, args.l2, args.epochs, args.rule, adaptive)
         for s, o, m, lam in itertools.product(range(args.seeds), opts, modes, lams)
     ]
-    with Pool(args.workers) as pool:
-        results = pool.map(run, jobs)
+    results = run_jobs(run, jobs, args.workers)
     dense = {o: statistics.mean(r["acc"] for r in results if r["lam"] == 0 and r["opt"] == o) for o in opts}
     best = max(dense.values())
     rows = [

@@ -1,8 +1,8 @@
 """λ paths, measured: agreement with scikit-learn, informative features on the seed-001 data, warm vs cold.
 
-    python benchmarks/lambda_path.py --part sklearn     # breast_cancer L1 logistic path vs LogisticRegression per λ
-    python benchmarks/lambda_path.py --part synthetic [--monitor val/acc]   # data=synthetic, rules linear / clusters / ring
-    python benchmarks/lambda_path.py --part timing      # 20-point warm path vs 20 cold runs to the same val/loss
+    python -m benchmarks.references.lambda_path --part sklearn     # breast_cancer L1 logistic path vs LogisticRegression per λ
+    python -m benchmarks.references.lambda_path --part synthetic [--monitor val/acc]   # data=synthetic, rules linear / clusters / ring
+    python -m benchmarks.references.lambda_path --part timing      # 20-point warm path vs 20 cold runs to the same val/loss
 
 Every path is the CLI's (``lightreg.lambda_path.train_path`` on a composed config, as ``python -m train`` runs it).
 """
@@ -21,10 +21,9 @@ from hydra import compose, initialize_config_module
 from lightning.pytorch.callbacks import Callback
 from sklearn.linear_model import LogisticRegression as SkLogistic
 
+from benchmarks._common import SEED_NETWORK, table
 from lightreg.data import SklearnDataModule
 from lightreg.lambda_path.runner import PathRun, train_path
-
-from _common import SEED_NETWORK, table
 
 
 def config(overrides: list[str], out: Path):

@@ -7,17 +7,16 @@ inputs, all ten. A selection method can only be asked to keep x0 where the netwo
 after ``--dense-epochs`` epochs of the unpenalized network (the preset's λ ramp starts from such a network), x0's
 fc1 column norm against the largest noise column's: a group lasso removes the smaller column first.
 
-    python benchmarks/seed001_support_oracle.py --rule clusters      # 10 seeds, 60 runs, about 1 min on 2 cores
+    python -m benchmarks.studies.seed001_support_oracle --rule clusters      # 10 seeds, 60 runs, about 1 min on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
-from multiprocessing import Pool
 
 import torch
 
-from _common import build_run, cli_config, dense_column_norms, fit, seed_network_run, table
+from benchmarks._common import build_run, cli_config, dense_column_norms, fit, run_jobs, seed_network_run, table
 
 SUPPORTS = {"x1": [1], "x0": [0], "x0,x1": [0, 1], "x0,x1 + 2 noise": [0, 1, 2, 3], "all 10": list(range(10))}
 
@@ -55,8 +54,7 @@ def main() -> None:
     jobs = [
         (args.rule, args.optimizer, s, args.dense_epochs) for s in range(args.first_seed, args.first_seed + args.seeds)
     ]
-    with Pool(args.workers) as pool:
-        results = sorted(pool.map(run, jobs), key=lambda r: r["seed"])
+    results = sorted(run_jobs(run, jobs, args.workers), key=lambda r: r["seed"])
     print(
         f"rule={args.rule}, optimizer={args.optimizer}: val/loss (val/acc) of the network trained on each input "
         f"support for 60 epochs; x0's fc1 column norm over the largest noise column's after {args.dense_epochs} "

@@ -5,7 +5,7 @@ Variants of the step after each Adam step (per-entry metric ``s = lr/max(√v̂+
 group); ``group-min``: block soft-threshold with the smallest ``s`` of the group (the previous rule);
 ``plain-lr``: block soft-threshold with ``lr`` (ignores the preconditioner, ``adaptive=False``).
 
-    python benchmarks/group_step_adam.py --seeds 10 --epochs 60
+    python -m benchmarks.studies.group_step_adam --seeds 10 --epochs 60
 """
 
 from __future__ import annotations
@@ -15,17 +15,15 @@ import itertools
 import math
 import statistics
 from functools import partial
-from multiprocessing import Pool
 
 import torch
 
+from benchmarks._common import fit, input_support, run_jobs, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
 from lightreg.penalties import GroupLasso
 from lightreg.penalties.functional import block_soft_threshold_, group_min
-
-from _common import fit, input_support, table
 
 METRIC_PROX = GroupLasso.prox_
 
@@ -78,8 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     variants, lams = ("metric", "group-min", "plain-lr"), [float(x) for x in args.lambdas.split(",")]
     jobs = [(s, v, lam, args.epochs) for s, v, lam in itertools.product(range(args.seeds), variants, lams)]
-    with Pool(args.workers) as pool:
-        results = pool.map(run, jobs)
+    results = run_jobs(run, jobs, args.workers)
     rows = []
     for v, lam in itertools.product(variants, lams):
         rs = [r for r in results if (r["variant"], r["lam"]) == (v, lam)]

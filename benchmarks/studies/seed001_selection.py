@@ -7,11 +7,11 @@ config, built as the pipeline builds it; only ``optimizer=`` changed) with the p
 epochs, finish after epoch 40, 20 refit epochs) and with ``penalty.mode=prox`` (the same ramp, no finish, no refit),
 plus the dense model (no penalty) for reference. Where one λ cannot do it (``clusters``),
 ``--grid`` adds ``exact`` runs at smaller λ and picks per seed the λ of lowest ``val/loss`` (the penalty is not
-in val/loss). LassoNet (``benchmarks/lassonet_seed001.py``, ``pip install lassonet``) on the same data: its
+in val/loss). LassoNet (``benchmarks/references/lassonet_seed001.py``, ``pip install lassonet``) on the same data: its
 best-validation model and the first model on its path with at most 2 features.
 
-    python benchmarks/seed001_selection.py                 # 10 seeds: 550 runs (8 min on 2 cores) + 30 LassoNet paths (9 min)
-    python benchmarks/seed001_selection.py --quick         # 2 seeds, linear and ring, no LassoNet
+    python -m benchmarks.studies.seed001_selection                 # 10 seeds: 550 runs (8 min on 2 cores) + 30 LassoNet paths (9 min)
+    python -m benchmarks.studies.seed001_selection --quick         # 2 seeds, linear and ring, no LassoNet
 
 Every finished run is appended to ``--out`` (JSON lines); a second call skips the runs already there, so an
 interrupted benchmark resumes, and ``--report`` prints the tables of what is there. Runs go in the order
@@ -24,12 +24,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-from multiprocessing import Pool
 from pathlib import Path
 
 import torch
 
-from _common import build_run, cli_config, fit, input_support, table
+from benchmarks._common import build_run, cli_config, fit, input_support, run_jobs, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 RULES = ("ring", "linear", "clusters")
@@ -64,7 +63,7 @@ def run(job: tuple[str, str, int, str, float]) -> dict:
 
 
 def lassonet(job: tuple[int, str]) -> dict:
-    from lassonet_seed001 import run as lassonet_run
+    from benchmarks.references.lassonet_seed001 import run as lassonet_run
 
     return {**lassonet_run(job), "rule": job[1], "mode": "lassonet"}
 
@@ -115,10 +114,13 @@ def main() -> None:
     key = lambda r: (r["rule"], r.get("opt", "-"), r["seed"], r["mode"], r.get("lam", 0.0))  # noqa: E731
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
     todo = [] if args.report else [job for job in jobs if job not in {key(r) for r in done}]
-    with Pool(args.workers) as pool, args.out.open("a") as out:
-        for result in pool.imap_unordered(run, todo, chunksize=1):
+    with args.out.open("a") as out:
+
+        def append(result: dict) -> None:  # as each run ends, so that an interrupted benchmark resumes
             out.write(json.dumps(result) + "\n")
             out.flush()
+
+        run_jobs(run, todo, args.workers, on_result=append)
     wanted = set(jobs)
     results = [r for r in (json.loads(line) for line in args.out.read_text().splitlines()) if key(r) in wanted]
     ln = [r for r in results if r["mode"] == "lassonet"]

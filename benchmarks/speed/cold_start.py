@@ -7,7 +7,7 @@ torchmetrics, the models), and ``main()``; ``fit`` is ``metrics.json``'s ``fit_s
 ``setup`` is the rest of ``main()`` before the fit (compose, data, model, trainer) plus after it (metrics, the
 sparsity report and plots when there is a penalty).
 
-    python benchmarks/cold_start.py [--repeats 3] [overrides ...]
+    python -m benchmarks.speed.cold_start [--repeats 3] [overrides ...]
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Column groups, float32, one CPU thread, median of ``--repeats`` calls; an Adam step on the same tensor for scale.
 
-    python benchmarks/group_prox_cost.py
+    python -m benchmarks.speed.group_prox_cost
 """
 
 from __future__ import annotations
@@ -10,24 +10,17 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 
 import torch
 
+from benchmarks._common import table, time_calls
 from lightreg.penalties import GroupLasso
 from lightreg.penalties.functional import block_soft_threshold_, group_min
 
-from _common import table
-
 
 def _median_ms(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return 1e3 * statistics.median(times)
+    """Median of ``repeats`` timed calls after one untimed call, in milliseconds."""
+    return 1e3 * statistics.median(time_calls({"fn": fn}, repeats, warmup=1)["fn"])
 
 
 def main() -> None:

@@ -16,12 +16,13 @@ Every lightreg variant runs in this process through Hydra's compose API (same co
 cost); the time is the ``fit_seconds`` of ``metrics.json`` (``trainer.fit`` only). Variants are interleaved over
 ``--repeats`` rounds; medians. Ratios are to the hand-written loop of the same round-robin.
 
-    python benchmarks/loop_overhead.py [--repeats 5] [--epochs 20] [--split] [--quick]
+    python -m benchmarks.speed.loop_overhead [--repeats 5] [--epochs 20] [--split] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import statistics
 import tempfile
@@ -31,9 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from benchmarks._common import table, time_calls
 from lightreg.solvers.threads import intra_op_threads
-
-from _common import table
 
 VARIANTS: dict[str, list[str]] = {
     "default": [],
@@ -146,17 +146,20 @@ def main() -> None:
     dm.setup("fit")
     data = (dm.x_train, dm.y_train, dm.x_val, dm.y_val)
     variants = {**VARIANTS, **(SPLIT if args.split else {})}
-    times: dict[str, list[float]] = {"hand": [], "lightning": [], **{v: [] for v in variants}}
     # one intra-op thread throughout, as `python -m train` uses for a model this small (num_threads=auto)
     with tempfile.TemporaryDirectory() as tmp, intra_op_threads(1):
-        run = 0
+        runs = itertools.count(1)  # one output dir per lightreg fit
+        fits = {
+            "hand": lambda: hand_loop(args.epochs, 64, data),
+            "lightning": lambda: _Minimal.fit(args.epochs, 64, data),
+            **{
+                name: lambda overrides=overrides: lightreg_fit(overrides, args.epochs, Path(tmp) / str(next(runs)))
+                for name, overrides in variants.items()
+            },
+        }
         lightreg_fit(VARIANTS["bare"], 1, Path(tmp) / "warm")  # first-call costs (imports, compose) out of the figures
-        for _ in range(args.repeats):  # interleaved: load changes hit every variant alike
-            times["hand"].append(hand_loop(args.epochs, 64, data))
-            times["lightning"].append(_Minimal.fit(args.epochs, 64, data))
-            for name, overrides in variants.items():
-                run += 1
-                times[name].append(lightreg_fit(overrides, args.epochs, Path(tmp) / str(run)))
+        # interleaved: load changes hit every variant alike; each fit returns its own seconds (the fit alone)
+        times = time_calls(fits, args.repeats, returns_seconds=True)
         threads = torch.get_num_threads()
     median = {v: statistics.median(t) for v, t in times.items()}
     load = os.getloadavg()[0]

@@ -1,4 +1,4 @@
-"""LassoNet (Lemhadri et al., JMLR 2021) on the seed-001 data, the anchor beside exact_support_seed001.py.
+"""LassoNet (Lemhadri et al., JMLR 2021) on the seed-001 data, the anchor beside ``studies.exact_support_seed001``.
 
 Same splits (SyntheticDataModule, standardized, 800 train / 200 val), LassoNetClassifier(hidden_dims=(6,)),
 default settings (full batch, its warm-started λ path, hierarchical prox with M = 10). Per seed: whether the
@@ -6,7 +6,7 @@ two features that survive longest on the path are x0 and x1; the selected set an
 path's best-validation-loss model and of its first model with at most 2 features; seconds per path. Needs
 ``pip install lassonet``.
 
-    python benchmarks/lassonet_seed001.py --seeds 10
+    python -m benchmarks.references.lassonet_seed001 --seeds 10
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ import argparse
 import statistics
 import time
 import warnings
-from multiprocessing import Pool
 
 import numpy as np
 import torch
 
+from benchmarks._common import run_jobs, table
 from lightreg.data import SyntheticDataModule
-
-from _common import table
 
 
 def run(job: tuple[int, str]) -> dict:
@@ -66,8 +64,7 @@ def main() -> None:
     parser.add_argument("--rule", default="linear", choices=["linear", "clusters", "ring"])
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    with Pool(args.workers) as pool:
-        rs = pool.map(run, [(s, args.rule) for s in range(args.seeds)])
+    rs = run_jobs(run, [(s, args.rule) for s in range(args.seeds)], args.workers)
     print(f"LassoNet, rule={args.rule}, {args.seeds} seeds")
     print(
         table(

@@ -10,8 +10,8 @@ x0, x1 columns after the prox step and the number of input columns that are exac
 ``--warmup 0`` replays the rule before issue 10 (the metric threshold from the first step). The preset's λ ramp and
 refit (``penalty.warmup_epochs``, ``penalty.refit_epochs``) are off here: the probe isolates the prox step at full λ.
 
-    python benchmarks/seed001_prox_threshold.py --rule ring
-    python benchmarks/seed001_prox_threshold.py --rule ring --warmup 0
+    python -m benchmarks.studies.seed001_prox_threshold --rule ring
+    python -m benchmarks.studies.seed001_prox_threshold --rule ring --warmup 0
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from benchmarks._common import build_run, cli_config, fit, input_support, seed_network_run, table
 from lightreg.solvers import prox_step
-
-from _common import build_run, cli_config, fit, input_support, seed_network_run, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 SHOWN_STEPS = (1, 2, 3, 5, 8, 13, 26, 65, 130, 390, 391, 780)

@@ -12,7 +12,7 @@ Model: ``MLP(hidden_sizes=[256] * 41)`` on 100 inputs and 10 classes: 42 weight 
 ``summary()`` (the end-of-run extras: |w| histograms and the feature list for sparsity.json) runs once per fit and
 is shown apart. The monitor does nothing per step unless ``every_n_steps`` is set.
 
-    python benchmarks/monitor_overhead.py [--steps 50] [--repeats 7] [--device cpu|cuda] [--lightning]
+    python -m benchmarks.speed.monitor_overhead [--steps 50] [--repeats 7] [--device cpu|cuda] [--lightning]
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import platform
 import statistics
 import time
 import warnings
-from collections.abc import Callable
 from functools import partial
 
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from benchmarks._common import time_calls
 from lightreg.callbacks import SparsityMonitor
 from lightreg.models import MLP
 
@@ -47,16 +47,6 @@ def deep_mlp() -> MLP:
         print_epochs=False,
         optimizer=partial(torch.optim.SGD, lr=1e-3),
     )
-
-
-def timed_ms(fn: Callable[[], object], sync: Callable[[], None], calls: int = 1) -> float:
-    """Wall time of ``calls`` calls of ``fn()`` divided by ``calls``, in milliseconds."""
-    sync()
-    started = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    sync()
-    return 1e3 * (time.perf_counter() - started) / calls
 
 
 class EpochTimer(L.Callback):
@@ -88,13 +78,16 @@ def isolated(device: str, steps: int, repeats: int) -> dict[str, float]:
     monitor = SparsityMonitor()
     trainer = L.Trainer(callbacks=[monitor], logger=False, accelerator=device, enable_progress_bar=False)
     monitor.on_fit_start(trainer, model)
-    step(), monitor.measure(), monitor.summary(trainer)  # warm-up
-    runs = []
-    for _ in range(repeats):  # interleaved, so that both see the same load on a shared machine
-        step_ms = timed_ms(step, sync, calls=5)
-        runs.append((step_ms, timed_ms(monitor.measure, sync), timed_ms(lambda: monitor.summary(trainer), sync)))
-    step_ms, measure_ms, summary_ms = (statistics.median(column) for column in zip(*runs))
-    in_steps = statistics.median(m / s for s, m, _ in runs)
+    # one warm-up call of each, then interleaved rounds, so that all see the same load on a shared machine
+    seconds = time_calls(
+        {"step": step, "measure": monitor.measure, "summary": lambda: monitor.summary(trainer)},
+        repeats,
+        calls={"step": 5, "measure": 1, "summary": 1},
+        warmup=1,
+        sync=sync,
+    )
+    step_ms, measure_ms, summary_ms = (1e3 * statistics.median(column) for column in seconds.values())
+    in_steps = statistics.median(m / s for s, m in zip(seconds["step"], seconds["measure"]))
     return {
         "step_ms": step_ms,
         "measure_ms": measure_ms,

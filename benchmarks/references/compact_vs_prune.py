@@ -11,7 +11,7 @@ same number of non-zero parameters as the compact model (weights + biases), then
 with its mask. Validation accuracy (360 held-out digits) and the CPU forward time of a batch of 64 (one thread;
 a pruned model keeps its dense shapes, so its time is the dense one).
 
-    python benchmarks/compact_vs_prune.py [--lambdas 0.003 0.01 0.03] [--epochs 10] [--finetune 5]
+    python -m benchmarks.references.compact_vs_prune [--lambdas 0.003 0.01 0.03] [--epochs 10] [--finetune 5]
         [--finetune-lr 0.01] [--seeds 1]
 """
 
@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from functools import partial
 
 import torch
 from torch.nn.utils import prune
 
 import lightreg
+from benchmarks._common import time_calls
 from lightreg.compact.run import evaluate
 from lightreg.data import ImageDataModule
 from lightreg.models import CNN
@@ -77,12 +77,7 @@ def latency_ms(net: torch.nn.Module, repeats: int = 50) -> float:
     x = torch.randn(64, 1, 8, 8)
     with intra_op_threads(1), torch.no_grad():
         net.eval()
-        net(x)
-        samples = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            net(x)
-            samples.append(time.perf_counter() - started)
+        samples = time_calls({"forward": lambda: net(x)}, repeats, warmup=1)["forward"]
     return 1000 * statistics.median(samples)
 
 

@@ -1,9 +1,9 @@
 """Seed-004 setup: fraction of exact zeros per layer, prox vs exact, at the same λ, beside the dense accuracy.
 
 Data: SyntheticDataModule (the seed-001 data), MLP [50, 30, 10], L1 on every weight matrix, batch 64. The
-(optimizer, lr, λ) triples are those of tests/test_seed004_contrast.py. Figures are means over ``--seeds``.
+(optimizer, lr, λ) triples are those of tests/callbacks/test_seed004_contrast.py. Figures are means over ``--seeds``.
 
-    python benchmarks/exact_support_seed004.py --seeds 3 --epochs 30
+    python -m benchmarks.studies.exact_support_seed004 --seeds 3 --epochs 30
 """
 
 from __future__ import annotations
@@ -12,15 +12,13 @@ import argparse
 import itertools
 import statistics
 from functools import partial
-from multiprocessing import Pool
 
 import torch
 
+from benchmarks._common import fit, run_jobs, table
 from lightreg.callbacks import regularizer
 from lightreg.data import SyntheticDataModule
 from lightreg.models import MLP
-
-from _common import fit, table
 
 SETUPS = {
     "adam": (partial(torch.optim.Adam, lr=1e-3), 3e-3),
@@ -58,8 +56,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     jobs = list(itertools.product(range(args.seeds), SETUPS, ("dense", "prox", "exact"), [args.epochs]))
-    with Pool(args.workers) as pool:
-        results = pool.map(run, jobs)
+    results = run_jobs(run, jobs, args.workers)
     rows = []
     for opt, mode in itertools.product(SETUPS, ("dense", "prox", "exact")):
         rs = [r for r in results if (r["opt"], r["mode"]) == (opt, mode)]
