@@ -34,8 +34,9 @@ class TabularDataModule(L.LightningDataModule):
     Subclasses implement :meth:`load_train` (and optionally :meth:`load_val` when the source has its
     own validation split). After :meth:`setup` the module exposes what a model needs to size itself:
     ``input_shape``, ``num_classes`` (``None`` for regression), ``task`` and ``feature_names``, plus ``classes``
-    (original class labels, or ``None``) and ``target_scale``: ``(mean, std)`` of the training targets for
-    regression with ``standardize_target`` (else ``None``). Targets stay in their own units; a
+    (original class labels, or ``None``), ``feature_scale``: the per-feature ``(means, stds)`` of the training split
+    that standardized the features (``None`` without ``standardize``), and ``target_scale``: ``(mean, std)`` of the
+    training targets for regression with ``standardize_target`` (else ``None``). Targets stay in their own units; a
     :class:`~lightreg.models.LightregModule` reads ``target_scale`` and fits ``(y - mean) / std``.
 
     Args:
@@ -94,10 +95,12 @@ class TabularDataModule(L.LightningDataModule):
             if val.x.shape[1] != train.x.shape[1]:
                 raise UserError(f"validation data has {val.x.shape[1]} features, training data {train.x.shape[1]}")
             x_tr, y_tr, x_va, y_va = train.x, train.y, val.x, val.y
+        self.feature_scale: tuple[list[float], list[float]] | None = None
         if self.standardize:
             mean, std = x_tr.mean(axis=0), x_tr.std(axis=0)
             std[std == 0] = 1.0
             x_tr, x_va = (x_tr - mean) / std, (x_va - mean) / std
+            self.feature_scale = (mean.tolist(), std.tolist())
         self.task = train.task
         self.feature_names = list(train.feature_names)
         self.classes = train.classes

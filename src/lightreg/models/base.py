@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
+from lightreg.errors import UserError
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
 from lightreg.models.logging_steps import logs_this_step
@@ -48,6 +49,11 @@ class LightregModule(L.LightningModule):
         print_epochs: print one summary line per epoch.
         classes: the original label of each class index (e.g. ``["no", "yes"]``), saved with the checkpoint;
             ``None`` takes the datamodule's ``classes`` at ``setup``.
+        feature_scale: ``(means, stds)`` per input feature that the data module standardized the training features
+            with; the model keeps them (hparams, so a checkpoint has them) and its ``predict_*`` methods apply them to
+            raw rows (:meth:`prepare_inputs`). ``None`` takes the datamodule's ``feature_scale``; without one the
+            inputs are used as given.
+        feature_names: the name of each input feature, in the order the model reads them (saved with the model).
         target_scale: regression: ``(mean, std)`` of the training targets. The net fits ``(y - mean) / std``
             (the data loss is the MSE in those standardized units) and ``forward`` returns ``mean + std·net(x)``,
             so predictions, ``mae`` and ``r2`` are in the target's units. ``None`` takes the datamodule's
@@ -66,6 +72,8 @@ class LightregModule(L.LightningModule):
         print_epochs: bool = True,
         classes: list | None = None,
         target_scale: tuple[float, float] | list[float] | None = None,
+        feature_scale: tuple[list[float], list[float]] | list[list[float]] | None = None,
+        feature_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
@@ -98,6 +106,12 @@ class LightregModule(L.LightningModule):
         mean, std = target_scale if target_scale is not None else (0.0, 1.0)
         self.register_buffer("target_mean", torch.tensor(float(mean)))
         self.register_buffer("target_std", torch.tensor(float(std)))
+        self.feature_names = list(feature_names) if feature_names is not None else None
+        # not in the state dict: they come back from the hparams (feature_scale) when a checkpoint is loaded
+        self.register_buffer("feature_mean", torch.zeros(self.num_inputs), persistent=False)
+        self.register_buffer("feature_std", torch.ones(self.num_inputs), persistent=False)
+        if feature_scale is not None:
+            self._set_feature_scale(feature_scale)
 
     @override
     def setup(self, stage: str) -> None:
@@ -115,11 +129,40 @@ class LightregModule(L.LightningModule):
         if self.classes is None and getattr(datamodule, "classes", None) is not None:
             self.classes = list(datamodule.classes)
             self.hparams["classes"] = self.classes
+        names = getattr(datamodule, "feature_names", None)
+        if self.feature_names is None and names is not None and len(names) == self.num_inputs:
+            self.feature_names = [str(n) for n in names]
+            self.hparams["feature_names"] = self.feature_names
+        features = getattr(datamodule, "feature_scale", None)
+        if features is not None and self.hparams.get("feature_scale") is None:
+            self._set_feature_scale(features)
+            self.hparams["feature_scale"] = [[float(v) for v in features[0]], [float(v) for v in features[1]]]
         scale = getattr(datamodule, "target_scale", None)
         if self.task == "regression" and scale is not None and self.hparams.get("target_scale") is None:
             self.target_mean.fill_(float(scale[0]))
             self.target_std.fill_(float(scale[1]))
             self.hparams["target_scale"] = [float(scale[0]), float(scale[1])]
+
+    def _set_feature_scale(self, scale: Any) -> None:
+        mean, std = (torch.as_tensor(part, dtype=torch.float32).reshape(-1) for part in scale)
+        if mean.numel() != self.num_inputs or std.numel() != self.num_inputs:
+            raise UserError(
+                f"feature_scale holds {mean.numel()} means and {std.numel()} stds for a model of {self.num_inputs} "
+                "inputs: it must come from the data this model was built for"
+            )
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(std)
+
+    def prepare_inputs(self, x: Any) -> Tensor:
+        """Raw rows (tensor, array or nested lists; the training file's feature order) as the net's inputs: float32
+        on the model's device, standardized with the training split's ``feature_scale`` when the data had one."""
+        x = torch.as_tensor(x, dtype=torch.float32, device=self.feature_mean.device)
+        if x.ndim == 1 and self.num_inputs > 1 and x.numel() == self.num_inputs:
+            x = x.reshape(1, -1)  # one row
+        flat = x.reshape(x.shape[0], -1)
+        if flat.shape[1] != self.num_inputs:
+            raise UserError(f"the model reads {self.num_inputs} input features per row, got rows of {flat.shape[1]}")
+        return ((flat - self.feature_mean) / self.feature_std).reshape(x.shape)
 
     def net_target(self, y: Tensor) -> Tensor:
         """The target in the units the net fits: ``(y - mean) / std`` for regression (``target_scale``), the class
@@ -138,10 +181,25 @@ class LightregModule(L.LightningModule):
         return output * self.target_std + self.target_mean if self.task == "regression" else output
 
     @torch.no_grad()
-    def predict_labels(self, x: Tensor) -> list:
-        """Predicted labels of ``x``: the original class labels (``classes``), or values in the target's units."""
-        predicted = tasks.predictions(self.task, self(x)).tolist()
+    def predict_labels(self, x: Any) -> list:
+        """Predicted labels of the raw rows ``x`` (:meth:`prepare_inputs`): the original class labels
+        (``classes``), or values in the target's units. The model is put in eval mode."""
+        self.eval()
+        predicted = tasks.predictions(self.task, self(self.prepare_inputs(x))).tolist()
         return [self.classes[i] for i in predicted] if self.classes is not None else predicted
+
+    @torch.no_grad()
+    def predict_proba(self, x: Any) -> Tensor:
+        """Class probabilities of the raw rows ``x``, shape ``(n, C)`` in the order of ``classes`` (binary:
+        ``[1 - p, p]``). Classification only. The model is put in eval mode."""
+        if self.task == "regression":
+            raise UserError("predict_proba is for classifiers; a regression model predicts values: predict_labels(x)")
+        self.eval()
+        logits = self(self.prepare_inputs(x))
+        if self.task == "binary":
+            p = torch.sigmoid(logits.reshape(-1))
+            return torch.stack((1 - p, p), dim=1)
+        return torch.softmax(logits, dim=-1)
 
     # -- extension point -------------------------------------------------------------------------------
     def extra_loss_terms(self, batch: Any, output: Tensor) -> Mapping[str, Tensor]:
