@@ -19,7 +19,7 @@ import torch
 
 from lightreg.data import SklearnDataModule
 
-from helpers import train_in_process
+from helpers import run_cli, train_in_process
 
 DATASETS = {"binary": "breast_cancer", "multiclass": "wine", "regression": "diabetes"}
 CASES = [
@@ -171,3 +171,24 @@ def test_linear_path_supports_are_the_lassos(tmp_path: Path, seed: int) -> None:
         ours = np.array([float(row[f"coef:{name}"]) for name in dm.feature_names])
         clear = (np.abs(ours) > 1e-3) | (np.abs(reference) > 1e-3)
         assert ((ours != 0) == (reference != 0))[clear].all(), (row["lambda"], ours, reference)
+
+
+@pytest.mark.parametrize("task", sorted(DATASETS))
+def test_the_guard_knows_the_intercept_only_validation_loss(task: str) -> None:
+    """The run guard's floor is the intercept-only model's validation loss in the units the model fits."""
+    from lightreg.cli.guard import null_validation_loss
+    from lightreg.models import LogisticRegression
+
+    dm = split(task, True, True)
+    model = LogisticRegression(input_shape=dm.input_shape, num_classes=dm.num_classes, task=dm.task)
+    model.use_units_of(dm)
+    assert null_validation_loss(model, dm) == pytest.approx(intercept_only_val_loss(dm), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_run_that_ends_worse_than_the_intercept_only_model_is_warned(tmp_path: Path) -> None:
+    quiet = ["logger=none", "callbacks=none", "trainer.max_epochs=3"]
+    bad = run_cli(tmp_path / "bad", "optimizer.lr=100", *quiet)
+    assert "worse than the intercept-only model's 2.30" in bad.stderr and "optimizer.lr (now 100)" in bad.stderr
+    good = run_cli(tmp_path / "good", *quiet)
+    assert "intercept-only" not in good.stderr

@@ -22,8 +22,12 @@ from typing_extensions import override
 from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.cli.build import build_penalty, penalty_configs
-from lightreg.errors import UserError
+from lightreg.errors import UserError, warn
 
+WORSE_THAN_NULL = r".*worse than the intercept-only model"
+"""The guard's warning when a run ends worse on validation than the intercept-only model: a regex for filters."""
+NULL_MARGIN = 1.1
+"""A final ``val/loss`` above this many times the intercept-only model's is warned about."""
 REGULARIZER_PREFIX = RegularizationCallback.__qualname__
 """How a regularization callback's state is keyed in a checkpoint (its ``state_key`` starts with it)."""
 
@@ -116,8 +120,6 @@ def check_resume(cfg: DictConfig) -> None:
         before = "; ".join(describe(s) for s in saved.values()) or "no penalty"
         after = "; ".join(describe(s) for s in now.values()) or "no penalty"
         if OmegaConf.select(cfg, "resume.allow_changes", default=False):
-            from lightreg.errors import warn
-
             warn(f"resuming {ckpt_path}, trained with {before}, under {after} (resume.allow_changes=true)")
             return
         raise UserError(
@@ -133,12 +135,15 @@ class RunGuard(Callback):
     At every validation end (and at training-epoch ends without validation) the training losses of the epoch so far
     and the logged ``val/*`` figures are checked: a NaN or infinite one raises :class:`Diverged` naming the figure,
     the epoch and the learning rate. The per-step check is a tensor ``or`` on the device (no synchronization).
-    ``log_every_n_steps`` is lowered to the number of training batches when it exceeds them.
+    ``log_every_n_steps`` is lowered to the number of training batches when it exceeds them. A run that ends with a
+    ``val/loss`` above :data:`NULL_MARGIN` × the intercept-only model's (the training split's class frequencies or
+    mean, :func:`null_validation_loss`) is warned about, naming the learning rate.
     """
 
     def __init__(self) -> None:
         self._bad: Any = None
         self._first_bad_step: int | None = None
+        self._null_loss: float | None = None
 
     @override
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
@@ -156,6 +161,21 @@ class RunGuard(Callback):
                 return
             if 0 < batches < trainer.log_every_n_steps:
                 trainer.log_every_n_steps = batches
+        self._null_loss = null_validation_loss(pl_module, datamodule)
+
+    @override
+    def on_train_end(self, trainer: Any, pl_module: Any) -> None:
+        final = trainer.callback_metrics.get("val/loss")
+        if self._null_loss is None or final is None or not math.isfinite(float(final)):
+            return
+        if float(final) > NULL_MARGIN * self._null_loss:
+            lr = _learning_rate(trainer)
+            what = "mean" if getattr(pl_module, "task", None) == "regression" else "class frequencies"
+            warn(
+                f"val/loss {float(final):.4g} after epoch {trainer.current_epoch} is worse than the intercept-only "
+                f"model's {self._null_loss:.4g} (predicting the training split's {what}): the model learned nothing "
+                f"that carries to new data; lower optimizer.lr{f' (now {lr:g})' if lr is not None else ''} or lambda"
+            )
 
     @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -190,6 +210,27 @@ class RunGuard(Callback):
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         self._check(trainer)
         self._bad = None
+
+
+def null_validation_loss(model: Any, datamodule: Any) -> float | None:
+    """The validation data loss of the intercept-only model fitted on the training targets (in the units the model
+    fits, :meth:`~lightreg.models.LightregModule.null_output`): the floor any trained model should beat. ``None``
+    when the model or the data cannot say (no ``null_output``, no ``y_train``, no validation rows)."""
+    import torch
+
+    from lightreg.models.tasks import data_loss
+
+    y_train = getattr(datamodule, "y_train", None)
+    if y_train is None or not callable(getattr(model, "null_output", None)) or datamodule is None:
+        return None
+    with torch.no_grad():
+        null = model.null_output(y_train).float()
+        total, count = 0.0, 0
+        for _, y in datamodule.val_dataloader():
+            y = y.to(null.device)
+            loss = data_loss(model.task, null.expand(len(y), -1), model.net_target(y))
+            total, count = total + float(loss) * len(y), count + len(y)
+    return total / count if count else None
 
 
 def _learning_rate(trainer: Any) -> float | None:

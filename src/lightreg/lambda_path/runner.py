@@ -41,7 +41,7 @@ from lightreg.callbacks.exact_finish import LATE_FINISH, UNSETTLED_FINISH
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.callbacks.support import HoldSupport
 from lightreg.cli.build import build_penalty, penalty_configs
-from lightreg.cli.guard import guard_callbacks
+from lightreg.cli.guard import WORSE_THAN_NULL, guard_callbacks
 from lightreg.cli.pipeline import build_data, build_model, build_trainer
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.errors import LightregWarning, UserError, warn
@@ -136,6 +136,8 @@ class PathRun:
             # counted once for the whole path (train_path), not warned point by point
             warnings.filterwarnings("ignore", message=ALL_ZERO, category=LightregWarning)
             warnings.filterwarnings("ignore", message=UNSETTLED_FINISH, category=LightregWarning)
+            # a point near λ_max is the intercept-only model by design; path.csv shows every point's val/loss
+            warnings.filterwarnings("ignore", message=WORSE_THAN_NULL, category=LightregWarning)
             trainer.fit(self.model, datamodule=self.data)
             if reg.mode == "exact" and "exact/iterations" not in trainer.callback_metrics:
                 trainer.validate(self.model, datamodule=self.data, verbose=False)
@@ -149,7 +151,8 @@ class PathRun:
         """Train the current model ``epochs`` epochs without the path's penalty, its zeros held (the extra
         penalties keep acting); returns the Trainer whose ``callback_metrics`` hold the refit's validation."""
         trainer = self.trainer([*self.extra_penalties(), HoldSupport(self.params)], epochs)
-        with quiet_lightning():
+        with quiet_lightning(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=WORSE_THAN_NULL, category=LightregWarning)
             trainer.fit(self.model, datamodule=self.data)
         return trainer
 
