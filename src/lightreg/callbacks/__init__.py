@@ -2,7 +2,7 @@
 regularization and sparsity monitoring."""
 
 from lightreg.callbacks.activity import ActivityRegularization
-from lightreg.callbacks.checkpoint import LastCheckpoint
+from lightreg.callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from lightreg.callbacks.exact_finish import ExactFinish
 from lightreg.callbacks.regularization import RegularizationCallback, regularizer
 from lightreg.callbacks.sparsity import SparsityMonitor
@@ -10,6 +10,7 @@ from lightreg.callbacks.sparsity import SparsityMonitor
 __all__ = [
     "ActivityRegularization",
     "ExactFinish",
+    "InterruptCheckpoint",
     "LastCheckpoint",
     "RegularizationCallback",
     "SparsityMonitor",

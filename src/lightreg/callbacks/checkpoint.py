@@ -1,11 +1,13 @@
-"""``last.ckpt`` at an interval and at the end of training: what ``ckpt_path=`` resumes, without a write per epoch."""
+"""``last.ckpt`` at an interval, at the end of training and where Ctrl-C stopped it: what ``ckpt_path=`` resumes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from typing_extensions import override
 
 from lightreg.errors import UserError
 
@@ -33,4 +35,25 @@ class LastCheckpoint(ModelCheckpoint):
             self._save_topk_checkpoint(trainer, self._monitor_candidates(trainer))
 
 
-__all__ = ["LastCheckpoint"]
+class InterruptCheckpoint(Callback):
+    """Save the model at the step where training was interrupted (Ctrl-C), as ``<dirpath>/<filename>.ckpt``
+    (``last.ckpt`` by default, so ``ckpt_path=`` resumes from there). Any other exception writes nothing: a diverged
+    run keeps its last good checkpoint.
+
+    Args:
+        dirpath: the checkpoint folder.
+        filename: the file's name without ``.ckpt``.
+    """
+
+    def __init__(self, dirpath: str, filename: str = "last") -> None:
+        if not filename:
+            raise UserError("InterruptCheckpoint needs a filename (without .ckpt), got an empty one")
+        self.path = Path(dirpath) / f"{filename}.ckpt"
+
+    @override
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            trainer.save_checkpoint(self.path)
+
+
+__all__ = ["InterruptCheckpoint", "LastCheckpoint"]

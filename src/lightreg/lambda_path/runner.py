@@ -377,7 +377,10 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     except BaseException as exc:  # nothing lost on failure: the points done so far, and the run's status
         if rows:
             path_report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
-        status = getattr(exc, "status", "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
+        # Lightning ends a Ctrl-C'd fit with SystemExit
+        status = getattr(exc, "status", "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed")
+        if isinstance(exc, SystemExit):
+            exc.status = status  # type: ignore[attr-defined]
         run_folder.write_metrics(
             run.out_dir,
             {
