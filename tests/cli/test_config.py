@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
 from image_files import write_cifar10, write_idx_set
-from lightreg.callbacks import LastCheckpoint
+from lightreg.callbacks import InterruptCheckpoint, LastCheckpoint
 from lightreg.data import CSVDataModule, ImageDataModule, SklearnDataModule, SyntheticDataModule, TabularDataModule
 from lightreg.data.tabular import TASKS
 from lightreg.models import CNN, MLP, LightregModule, LogisticRegression, ResNet
@@ -230,6 +230,7 @@ EXPECTED_CALLBACKS = {
     "default": {
         "model_checkpoint": ModelCheckpoint,
         "last_checkpoint": LastCheckpoint,
+        "interrupt_checkpoint": InterruptCheckpoint,
         "progress_bar": RichProgressBar,
     },
     "none": {},
@@ -252,11 +253,12 @@ def test_callbacks_option(option: str, make_cfg, tmp_path: Path) -> None:
         assert last.monitor is None and last.filename == "last" and not last._enable_version_counter
         assert last._every_n_epochs == 5  # and at the end of training (tests/models/test_training_loop.py)
         assert best.state_key != last.state_key
+        assert built["interrupt_checkpoint"].path == Path(last.dirpath) / "last.ckpt"  # Ctrl-C writes what resumes
 
 
 def test_a_callback_can_be_dropped(make_cfg) -> None:
     cfg = make_cfg("~callbacks.progress_bar")
-    assert list(cfg.callbacks) == ["model_checkpoint", "last_checkpoint"]
+    assert list(cfg.callbacks) == ["model_checkpoint", "last_checkpoint", "interrupt_checkpoint"]
 
 
 EXPECTED_LOGGERS = {
