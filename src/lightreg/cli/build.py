@@ -17,6 +17,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, OmegaConf
 
 from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
+from lightreg.cli.checks import extra_penalty_name, penalty_configs
 from lightreg.errors import UserError
 
 BINDING = re.compile(
@@ -60,24 +61,14 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def penalty_configs(cfg: DictConfig) -> dict[str, DictConfig]:
-    """The configured penalties by where they sit in the config: ``penalty`` (from ``+penalty=...``) and
-    ``extra_penalties.<name>`` for every entry of ``extra_penalties``."""
-    found: dict[str, DictConfig] = {}
-    if cfg.get("penalty") is not None:
-        found["penalty"] = cfg.penalty
-    for name, node in (cfg.get("extra_penalties") or {}).items():
-        found[f"extra_penalties.{name}"] = node
-    return found
-
-
 def build_penalty(cfg: DictConfig, where: str, **options: Any) -> RegularizationCallback:
     """The penalty callback configured at ``where`` (a key of :func:`penalty_configs`). An extra penalty is named
     after its key, so its logs (``sparsity/<name>``, ...) never collide; ``resume.allow_changes`` is passed on;
     ``options`` override the config (a λ path sets ``strength``)."""
     node = OmegaConf.select(cfg, where)
-    if where.startswith("extra_penalties."):
-        options = {"name": where.split(".", 1)[1], **options}
+    name = extra_penalty_name(where)
+    if name is not None:
+        options = {"name": name, **options}
     allow = bool(OmegaConf.select(cfg, "resume.allow_changes", default=False))
     callback = build(node, where, allow_changes=allow, **options)
     if not isinstance(callback, RegularizationCallback):

@@ -65,27 +65,37 @@ def _check_missing(cfg: DictConfig) -> None:
         raise UserError(f"{', '.join(missing)} must be set: add {fixes} to the command line")
 
 
+def penalty_configs(cfg: DictConfig) -> dict[str, Any]:
+    """The configured penalties by where they sit in the config: ``penalty`` (from ``+penalty=...``) and
+    ``extra_penalties.<name>`` for every entry of ``extra_penalties``."""
+    found: dict[str, Any] = {}
+    if cfg.get("penalty") is not None:
+        found["penalty"] = cfg.penalty
+    for name, node in (cfg.get("extra_penalties") or {}).items():
+        found[f"extra_penalties.{name}"] = node
+    return found
+
+
+def extra_penalty_name(where: str) -> str | None:
+    """An extra penalty is named after its key (``extra_penalties.l2_rest`` → ``l2_rest``), so its logs never
+    collide; ``None`` for ``penalty``, which keeps its own ``name``."""
+    return where.split(".", 1)[1] if where.startswith("extra_penalties.") else None
+
+
 def _check_penalties(cfg: DictConfig) -> None:
-    """``+penalty.mode=grad`` without ``+penalty=l1`` composes a penalty with no class to build."""
-    nodes = {"penalty": cfg.get("penalty")}
-    nodes.update({f"extra_penalties.{k}": v for k, v in (cfg.get("extra_penalties") or {}).items()})
+    """``+penalty.mode=grad`` without ``+penalty=l1`` composes a penalty with no class to build; two penalties of one
+    name would mix their logs, sparsity figures and checkpoint state."""
+    nodes = penalty_configs(cfg)
     for where, node in nodes.items():
-        if node is None:
-            continue
         if not isinstance(node, DictConfig) or "_target_" not in node:
             keys = ", ".join(f"{where}.{k}" for k in (node.keys() if isinstance(node, DictConfig) else []))
             raise UserError(
                 f"{keys or where} set but no penalty chosen: add +{where.replace('extra_penalties.', 'penalty@extra_penalties.')}"
                 f"=l1 (or one of {PENALTY_OPTIONS}) before it"
             )
-    # a penalty's logs, sparsity figures and checkpoint state are keyed by its name: two of one name would mix
     names: dict[str, str] = {}
     for where, node in nodes.items():
-        if node is None:
-            continue
-        name = (
-            where.split(".", 1)[1] if where.startswith("extra_penalties.") else node.get("name") or node.get("penalty")
-        )
+        name = extra_penalty_name(where) or node.get("name") or node.get("penalty")
         if name in names:
             raise UserError(
                 f"{names[name]} and {where} are both named {name!r}: give each its own name "

@@ -142,7 +142,6 @@ class RunGuard(Callback):
 
     def __init__(self) -> None:
         self._bad: Any = None
-        self._first_bad_step: int | None = None
         self._null_loss: float | None = None
 
     @override

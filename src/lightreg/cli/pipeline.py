@@ -84,18 +84,26 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     return loggers
 
 
+def mark_status(exc: BaseException) -> str:
+    """The status a run that ``exc`` ended has, set on ``exc`` as ``exc.status`` for whoever reports it:
+    its own (``"diverged"``), ``"interrupted"`` for Ctrl-C (a ``KeyboardInterrupt``, or the ``SystemExit`` Lightning
+    ends an interrupted fit with), else ``"failed"``."""
+    if not hasattr(exc, "status"):
+        exc.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"  # type: ignore[attr-defined]
+    return exc.status  # type: ignore[attr-defined]
+
+
 def fit(
     cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule: Any, ckpt_path: str | None = None
 ) -> str:
     """``trainer.fit`` under the run's CPU thread rule (``num_threads``); returns ``"completed"`` or
-    ``"interrupted"``. An exception propagates with its ``status`` (``"diverged"``, else ``"failed"``) set on it."""
+    ``"interrupted"``. An exception propagates with its status set on it (:func:`mark_status`)."""
     try:
         on_cpu = isinstance(trainer.accelerator, CPUAccelerator)
         with training_threads(cfg.get("num_threads", "auto"), model, on_cpu):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     except BaseException as exc:
-        if not hasattr(exc, "status"):  # Lightning ends a Ctrl-C'd fit with SystemExit
-            exc.status = "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed"  # type: ignore[attr-defined]
+        mark_status(exc)
         raise
     return "interrupted" if trainer.interrupted else "completed"
 
@@ -117,7 +125,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         status = fit(cfg, trainer, model, datamodule, ckpt_path=cfg.get("ckpt_path"))
     except BaseException as exc:
-        status = getattr(exc, "status", status)
+        status = mark_status(exc)
         raise
     finally:
         metrics = collect_metrics(trainer, cfg, status, time.perf_counter() - started)
@@ -176,5 +184,6 @@ __all__ = [
     "build_trainer",
     "collect_metrics",
     "fit",
+    "mark_status",
     "train",
 ]

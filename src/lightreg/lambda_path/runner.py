@@ -42,7 +42,7 @@ from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.callbacks.support import HoldSupport
 from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.cli.guard import WORSE_THAN_NULL, guard_callbacks
-from lightreg.cli.pipeline import build_data, build_model, build_trainer
+from lightreg.cli.pipeline import build_data, build_model, build_trainer, mark_status
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import path_report
@@ -377,10 +377,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     except BaseException as exc:  # nothing lost on failure: the points done so far, and the run's status
         if rows:
             path_report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
-        # Lightning ends a Ctrl-C'd fit with SystemExit
-        status = getattr(exc, "status", "interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit)) else "failed")
-        if isinstance(exc, SystemExit):
-            exc.status = status  # type: ignore[attr-defined]
+        status = mark_status(exc)
         run_folder.write_metrics(
             run.out_dir,
             {
