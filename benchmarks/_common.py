@@ -79,7 +79,7 @@ def build_run(cfg: DictConfig) -> tuple[L.LightningModule, Any, list[L.Callback]
 
 SEED_NETWORK = ("model.hidden_sizes=[6]",)
 """The original 10-6-2 network of the seed-001 problem, where ``experiment=seed001_exact`` now has 16 hidden units: the oracle,
-adaptive-weights, prox-threshold and ring-path figures in the README were measured on it, so those scripts pin it."""
+adaptive-weights, prox-threshold and ring-path figures in docs/measured-figures.md were measured on it, so those scripts pin it."""
 
 
 def seed_network_run(optimizer: str, rule: str, seed: int) -> list[str]:

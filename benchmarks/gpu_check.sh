@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 11 in one script, for a machine with a CUDA GPU: the penalty benchmark on CUDA (both models,
+# The GPU checks in one script, for a machine with a CUDA GPU: the penalty benchmark on CUDA (both models,
 # every kernel form), mixed-precision and FSDP/DDP runs through the CLI, and the quick test suite. Each step has a time
 # limit and its own log, and a failing step does not stop the others (the summary lists each step's exit status).
 # Logs (five files) go to ${OUT:-outputs/gpu_check}; run dirs to ${RUNS:-outputs/gpu_check_runs}.

@@ -1,4 +1,5 @@
-"""Every command the README shows in its ```bash blocks runs as documented (shortened to one or two epochs).
+"""Every command the README and the docs pages show in their ```bash blocks runs as documented (shortened to one or
+two epochs).
 
 Placeholders are filled with the folders of runs made here: ``outputs/<date>/<time>`` and ``outputs/2026-...`` with
 a finished penalty run, ``outputs/multirun/.../k`` with the jobs of the README's own sweep. Fragments (``...``)
@@ -22,7 +23,9 @@ from helpers import InThisThread
 
 pytestmark = pytest.mark.slow
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+"""The README and the user guide pages, whose commands users copy."""
 SHORT = ["logger=none", "~callbacks.progress_bar"]
 
 
@@ -30,7 +33,8 @@ def readme_commands() -> list[str]:
     """The ``python -m train``, ``python -m lightreg.report`` and ``lightreg`` lines of the README's bash blocks
     (continuation lines joined, comments dropped), plus the shortcut a comment documents (``# or: lightreg ...``)."""
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", README.read_text(), re.S):
+    blocks = [block for page in PAGES for block in re.findall(r"```bash\n(.*?)```", page.read_text(), re.S)]
+    for block in blocks:
         for line in re.sub(r"\\\n\s*", " ", block).splitlines():
             code, _, comment = line.partition("  #")
             code = code.strip()
@@ -39,7 +43,7 @@ def readme_commands() -> list[str]:
             shortcut = re.search(r"or: (lightreg \S+)", comment)
             if shortcut:
                 commands.append(shortcut.group(1))
-    return commands
+    return list(dict.fromkeys(commands))  # a command shown on two pages runs once
 
 
 def test_readme_commands_are_found() -> None:

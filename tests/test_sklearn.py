@@ -14,7 +14,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 from lightreg.sklearn import LightregClassifier, LightregRegressor
 
-# Checks that cannot hold, with the reason (also listed in the README); empty: every check of scikit-learn
+# Checks that cannot hold, with the reason (also listed in docs/choosing-lambda.md); empty: every check of scikit-learn
 # 1.9 passes. (check_array_api_input and check_*_data_not_an_array are skipped by scikit-learn itself when
 # SCIPY_ARRAY_API is unset or pandas is missing.)
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}

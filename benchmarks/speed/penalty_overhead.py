@@ -1,6 +1,6 @@
 """Cost of a penalty per training step, as a ratio to the unregularized step, measured side by side.
 
-Models (issue 11): ``deep`` = 42 Linear 256×256 (784 in, 10 out, ~2.8 M parameters), batch 128; ``wide`` = 4 Linear
+Models: ``deep`` = 42 Linear 256×256 (784 in, 10 out, ~2.8 M parameters), batch 128; ``wide`` = 4 Linear
 4096×4096 (~50.4 M parameters), batch 512. ``--quick`` shrinks both (deep 42×64², batch 32; wide 4×512², batch 64).
 Variants (``RegularizationCallback`` driving the same hooks as in training, outside the Trainer; λ = 1e-5):
 

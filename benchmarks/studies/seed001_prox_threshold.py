@@ -7,7 +7,7 @@ every optimizer step: the prox threshold λ·η of the entries of the informativ
 columns (median over the column's 6 entries; η from :func:`lightreg.solvers.prox_step`, exactly what the callback
 uses), the data-gradient size of x0, x1 (‖g_col‖/√6, the per-entry figure to compare with λ), the norms of the
 x0, x1 columns after the prox step and the number of input columns that are exactly zero.
-``--warmup 0`` replays the rule before issue 10 (the metric threshold from the first step). The preset's λ ramp and
+``--warmup 0`` replays the rule without the warm-up bound (the metric threshold from the first step). The preset's λ ramp and
 refit (``penalty.warmup_epochs``, ``penalty.refit_epochs``) are off here: the probe isolates the prox step at full λ.
 
     python -m benchmarks.studies.seed001_prox_threshold --rule ring

@@ -6,7 +6,7 @@ They fit through the same pieces as the CLI: a :class:`~lightreg.models.Lightreg
 no checkpoints, no progress bar, no model summary). ``fit`` validates its parameters (scikit-learn keeps
 ``__init__`` free of logic, so ``set_params``/``clone`` work); a bad value raises ``ValueError`` naming it.
 
-Units (the README's "Units and converters"): the data loss is the sample mean, the penalty ``λ·R(w)``. Hence
+Units (docs/penalties.md, "Units and converters"): the data loss is the sample mean, the penalty ``λ·R(w)``. Hence
 ``C = 1/(n_samples·λ)`` for scikit-learn's ``LogisticRegression`` (L1, L2 and elastic net alike) and ``λ = 2α`` for
 ``Lasso``/``ElasticNet`` (their loss is half the mean squared error).
 """

@@ -25,9 +25,9 @@ pytestmark = pytest.mark.slow
 
 QUIET = ["logger=none", "~callbacks.progress_bar"]
 # Floors of the shipped data configs at their defaults (logistic/linear model, SGD lr 0.1 momentum 0.9, 20 epochs,
-# seed 0), each with its reason; measured values in the README's Data section.
+# seed 0), each with its reason; measured values in docs/data.md.
 FLOORS = {
-    "digits": ("val/acc", 0.90, "a linear model on the 64 standardized pixels reaches ~0.96 (README)"),
+    "digits": ("val/acc", 0.90, "a linear model on the 64 standardized pixels reaches ~0.96 (docs/data.md)"),
     "breast_cancer": ("val/acc", 0.90, "nearly linearly separable: logistic regression ~0.97"),
     "wine": ("val/acc", 0.85, "3 linearly separable classes; 36 val samples"),
     "iris": ("val/acc", 0.80, "a linear model gets setosa + most of the rest; 30 val samples"),

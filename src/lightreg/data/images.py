@@ -1,7 +1,7 @@
 """Image data: scikit-learn's digits as 1×8×8 images (offline) and MNIST, Fashion-MNIST, CIFAR-10 through
 ``torchvision.datasets``.
 
-Loader, chosen by measurement (``benchmarks/speed/image_loader_speed.py``, table in the README): without augmentation
+Loader, chosen by measurement (``benchmarks/speed/image_loader_speed.py``, table in docs/data.md): without augmentation
 the whole set is normalized once and held as one float tensor, batched by index slicing
 (:class:`~lightreg.data.TensorBatches`); with ``augment=true`` (CIFAR-10) every sample gets its own random crop
 and flip, so batches come from a ``DataLoader`` with worker processes, ``pin_memory`` and
