@@ -19,6 +19,7 @@ from lightreg.callbacks.collapse import (
     network_all_zero_message,
 )
 from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch
+from lightreg.callbacks.loss_check import check_hand_written_penalties, log_objective
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
@@ -50,8 +51,12 @@ class RegularizationCallback(StepHookCallback):
     the loss (for L1 the minimum-norm subgradient ``sign(w)``, which never gives exact zeros).
 
     Logged: ``train/penalty`` and ``train/objective`` (data loss + all penalties) per step and per epoch
-    through :class:`~lightreg.models.LightregModule`, and ``sparsity/<name>``, the fraction of exactly-zero
-    penalized entries, per epoch. Only weights with ``ndim >= 2`` are penalized unless ``include`` says
+    through :class:`~lightreg.models.LightregModule`; in any other LightningModule the callbacks log
+    ``train/penalty/<name>`` and, per epoch (sample-weighted means), ``train/penalty`` and ``train/objective`` (the
+    loss ``training_step`` returned + all penalties) themselves. Also ``sparsity/<name>``, the fraction of exactly-zero
+    penalized entries, per epoch. At the first step the loss's autograd graph is read for a hand-written penalty
+    beside the callback's (:mod:`lightreg.callbacks.loss_check`): one subtracted, or one on weights the callback
+    penalizes already, is warned about by name. Only weights with ``ndim >= 2`` are penalized unless ``include`` says
     otherwise; the validation loss never contains the penalty.
 
     Args:
@@ -153,6 +158,7 @@ class RegularizationCallback(StepHookCallback):
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
         self._finisher: ExactFinish | None = None  # mode=exact: the Trainer's finish (setup)
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
+        self._loss_checked = False  # the first step's loss was read for hand-written penalties (on_before_backward)
         self.support: SupportMask | None = None
         """During the refit: 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
@@ -216,6 +222,7 @@ class RegularizationCallback(StepHookCallback):
     @override
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.collapse.start_fit()
+        self._loss_checked = False
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.support = None
         # a refit implies mode=exact, whose ExactFinish refuses a run without max_epochs
@@ -323,6 +330,18 @@ class RegularizationCallback(StepHookCallback):
         if isinstance(outputs, dict) and "data_loss" in outputs:
             n = len(batch[0]) if isinstance(batch, (tuple, list)) else 1
             self.collapse.add_batch(self._last_value, outputs["data_loss"], n)
+        regs = RegularizationCallback.all_in(trainer)
+        if not hasattr(pl_module, "report_penalty") and regs[0] is self:  # a LightningModule of the user's own
+            log_objective(pl_module, outputs, batch, [cb._last_value for cb in regs])
+
+    @override
+    def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
+        if self._loss_checked:
+            return
+        self._loss_checked = True
+        regs = RegularizationCallback.all_in(trainer)
+        if regs[0] is self:
+            check_hand_written_penalties(loss, pl_module, {cb.name: cb.params for cb in regs})
 
     def emptied_by_finish(self, trainer: L.Trainer) -> bool:
         """Whether the full-batch finish zeroed every penalized weight that the minibatch steps had kept."""

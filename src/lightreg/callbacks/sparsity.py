@@ -48,9 +48,10 @@ class SparsityMonitor(Callback):
     Weights are identical on every rank (DDP), so every rank computes the same figures without a collective. The
     cost is a few reads of the monitored weights once per epoch, none per step unless ``every_n_steps`` asks for
     ``sparsity/total_step`` every n optimizer steps. At the end of training, rank zero writes ``filename`` into
-    ``output_dir`` (default: ``trainer.default_root_dir``): the final per-layer figures, the selected features
+    ``output_dir`` (default: the first logger's folder, ``trainer.log_dir``, beside its ``metrics.csv`` or event
+    files; ``trainer.default_root_dir`` without a logger): the final per-layer figures, the selected features
     (with the datamodule's ``feature_names``), log-binned ``|w|`` histograms, and the per-epoch history (sparsity
-    and the epoch's ``train/*`` and ``val/*`` figures). :mod:`lightreg.report` renders it.
+    and the epoch's ``train/*`` and ``val/*`` figures). :mod:`lightreg.report` renders it: ``lightreg report FOLDER``.
 
     Args:
         atol: tolerance of ``near_zero`` (``|w| <= atol``), >= 0, in weight units.
@@ -60,7 +61,8 @@ class SparsityMonitor(Callback):
         every_n_steps: also log ``sparsity/total_step`` every n optimizer steps (0 = epoch ends only).
         histogram_bins: number of log-spaced bins of the final ``|w|`` histograms.
         filename: file written at the end of training; ``None`` writes nothing.
-        output_dir: folder of ``filename``; ``None`` = ``trainer.default_root_dir``.
+        output_dir: folder of ``filename``; ``None`` = ``trainer.log_dir`` (the logger's folder, so each run keeps
+            its own), or ``trainer.default_root_dir`` without a logger.
     """
 
     def __init__(
@@ -211,7 +213,7 @@ class SparsityMonitor(Callback):
             return
         summary = self.summary(trainer)
         if trainer.is_global_zero:
-            folder = Path(self.output_dir or trainer.default_root_dir)
+            folder = Path(self.output_dir or (trainer.log_dir if trainer.loggers else None) or trainer.default_root_dir)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / self.filename).write_text(json.dumps(summary, indent=1) + "\n")
 

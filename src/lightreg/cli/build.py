@@ -87,7 +87,7 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     if any(p.mode == "exact" for p in penalties):
         callbacks.append(ExactFinish())  # one finish for every penalty's term
     if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
-        callbacks.append(SparsityMonitor())  # writes sparsity.json into trainer.default_root_dir (the run dir)
+        callbacks.append(SparsityMonitor(output_dir=cfg.paths.output_dir))  # sparsity.json in the run dir
     return callbacks
 
 
