@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from sklearn.model_selection import train_test_split
 from typing_extensions import override
 
 from lightreg.data.loader import TensorBatches
-from lightreg.errors import UserError
+from lightreg.errors import UserError, warn
 from lightreg.task_kinds import TASKS
+
+SHOWN_NAMES = 10
+"""How many names a message lists before ``... (N more)``."""
+
+
+def listed(names: Sequence[object], limit: int = SHOWN_NAMES) -> str:
+    """``a, b, c``: the first ``limit`` names, then ``... (N more)``, so that a message never lists 3 000 column
+    names on one line."""
+    shown = ", ".join(map(str, names[:limit]))
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+@rank_zero_only
+def _say(line: str) -> None:
+    """One ``lightreg: data: ...`` line on stdout (global rank zero only)."""
+    print(f"lightreg: data: {line}")
 
 
 @dataclass(frozen=True)
 class TabularData:
     """Features ``x`` (n, d), targets ``y`` (n,), column names, the task, and for classification the original label
-    of each class index ``0..C-1`` (``None``: the labels are the indices)."""
+    of each class index ``0..C-1`` (``None``: the labels are the indices); ``note``: how the task was inferred, said
+    once at :meth:`TabularDataModule.setup` (``None``: nothing to say)."""
 
     x: np.ndarray
     y: np.ndarray
     feature_names: list[str]
     task: str
     classes: list | None = None
+    note: str | None = None
 
 
 class TabularDataModule(L.LightningDataModule):
@@ -83,13 +103,12 @@ class TabularDataModule(L.LightningDataModule):
         if self.x_train is not None:
             return
         train = self.load_train()
+        if train.note:
+            _say(train.note)
         _check_table(train, "training")
         val = self.load_val(train)
         if val is None:
-            stratify = train.y if train.task != "regression" else None
-            x_tr, x_va, y_tr, y_va = train_test_split(
-                train.x, train.y, test_size=self.val_fraction, random_state=self.seed, stratify=stratify
-            )
+            x_tr, x_va, y_tr, y_va = self._split(train)
         else:
             _check_table(val, "validation")
             if val.x.shape[1] != train.x.shape[1]:
@@ -108,17 +127,27 @@ class TabularDataModule(L.LightningDataModule):
         if train.classes is not None:
             self.num_classes = len(train.classes)
         self.target_scale = _target_scale(y_tr) if train.task == "regression" and self.standardize_target else None
-        if train.task != "regression" and len(np.unique(y_tr)) < 2:
-            raise UserError(
-                f"the training split has a single class ({np.unique(y_tr)[0]}): classification needs at least 2 "
-                "classes; check the target column (or data.task=regression)"
-            )
+        if train.task != "regression":
+            _check_training_classes(y_tr, self.num_classes, train.classes)
         y_dtype = torch.float32 if train.task in ("binary", "regression") else torch.long
         self.x_train = torch.as_tensor(x_tr, dtype=torch.float32)
         self.y_train = torch.as_tensor(y_tr, dtype=y_dtype)
         self.x_val = torch.as_tensor(x_va, dtype=torch.float32)
         self.y_val = torch.as_tensor(y_va, dtype=y_dtype)
         self.input_shape = tuple(self.x_train.shape[1:])
+
+    def _split(self, train: TabularData) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``x_train, x_val, y_train, y_val``: a seeded ``val_fraction`` split, stratified by class for
+        classification (:func:`_class_split` where scikit-learn cannot stratify)."""
+        n_test = int(np.ceil(self.val_fraction * len(train.y)))  # train_test_split's own rounding
+        split = dict(test_size=self.val_fraction, random_state=self.seed)
+        if train.task == "regression":
+            return train_test_split(train.x, train.y, **split)
+        labels, counts = np.unique(train.y, return_counts=True)
+        if counts.min() >= 2 and min(n_test, len(train.y) - n_test) >= len(labels):
+            return train_test_split(train.x, train.y, stratify=train.y, **split)
+        tr, va = _class_split(train.y, self.val_fraction, self.seed, train.classes)
+        return train.x[tr], train.x[va], train.y[tr], train.y[va]
 
     @override
     def train_dataloader(self) -> TensorBatches:
@@ -133,6 +162,65 @@ def _target_scale(y: np.ndarray) -> tuple[float, float]:
     """``(mean, std)`` of the training targets; a constant target keeps std 1."""
     std = float(np.std(y))
     return float(np.mean(y)), std if std > 0 else 1.0
+
+
+def _class_split(y: np.ndarray, val_fraction: float, seed: int, classes: list | None) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation row indices for class labels ``y`` that ``train_test_split`` cannot stratify.
+
+    A class with a single row cannot be in both splits. Its row goes to training: there it tells the model the
+    class exists, while in validation it would be a label the model was never shown, and a plain random split
+    would put it there ``val_fraction`` of the time, so whether the model ever saw the class would depend on the
+    seed. The other rows are split stratified as usual; a warning names the classes validation does not measure.
+    When the validation split is too small to hold a row of every class, the rows are split at random, keeping
+    one (seeded) row of every class in training (warned)."""
+    labels, counts = np.unique(y, return_counts=True)
+    rare = labels[counts < 2]
+    if len(rare):
+        warn(
+            f"{len(rare)} class(es) with a single row: {listed([repr(_label(classes, c)) for c in rare])}; kept in "
+            "the training split only, so validation does not measure them (add rows, or give data.val_path)"
+        )
+    rest = np.flatnonzero(~np.isin(y, rare))
+    n_labels, n_test = len(labels) - len(rare), int(np.ceil(val_fraction * len(rest)))
+    if len(rest) >= 2 and min(n_test, len(rest) - n_test) >= n_labels:
+        tr, va = train_test_split(rest, test_size=val_fraction, random_state=seed, stratify=y[rest])
+    else:
+        warn(
+            f"a validation split of {n_test} row(s) cannot hold each of the {n_labels} classes: split at random, "
+            "keeping a training row of every class (give data.val_path, or more rows)"
+        )
+        order = np.random.default_rng(seed).permutation(rest)
+        reserved = np.zeros(len(order), dtype=bool)
+        reserved[np.unique(y[order], return_index=True)[1]] = True
+        va = order[~reserved][:n_test]
+        tr = np.setdiff1d(rest, va)
+    if not len(va):
+        raise UserError(
+            f"no row is left for validation: {len(y)} rows in {len(labels)} classes, and training keeps a row of "
+            "each; add rows or give a validation file (data.val_path)"
+        )
+    return np.concatenate([tr, np.flatnonzero(np.isin(y, rare))]), va
+
+
+def _label(classes: list | None, index: object) -> object:
+    """The original label of class ``index`` (the index itself without ``classes``)."""
+    return classes[int(index)] if classes is not None else int(index)
+
+
+def _check_training_classes(y_train: np.ndarray, num_classes: int, classes: list | None) -> None:
+    """Every class has a training row: a model cannot learn a class it is never shown."""
+    present = np.unique(y_train)
+    if len(present) < 2:
+        raise UserError(
+            f"the training split has a single class ({_label(classes, present[0])!r}): classification needs at "
+            "least 2 classes; check the target column (or data.task=regression)"
+        )
+    absent = [repr(_label(classes, c)) for c in range(num_classes) if c not in set(present.tolist())]
+    if absent:
+        raise UserError(
+            f"{len(absent)} class(es) have no row in the training split: {listed(absent)}; the model could never "
+            "predict them: add rows, lower data.val_fraction, or give a validation file (data.val_path)"
+        )
 
 
 def _check_table(table: TabularData, which: str) -> None:
