@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ def check_config(cfg: DictConfig) -> None:
         )
     _check_penalties(cfg)
     _check_progress_bar(cfg)
+    _check_tracking(cfg)
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
 
@@ -113,6 +115,22 @@ def _check_progress_bar(cfg: DictConfig) -> None:
             raise UserError(
                 f"trainer.enable_progress_bar=false but callbacks.{name} is a progress bar; drop it too with "
                 f"~callbacks.{name} (or use callbacks=none)"
+            )
+
+
+def _check_tracking(cfg: DictConfig) -> None:
+    """``logger=mlflow`` without MLflow installed (or, for the run folder's own SQLite store, without SQLAlchemy and
+    Alembic): one line naming the extra, before Lightning starts."""
+    for name, node in (cfg.get("logger") or {}).items():
+        target = str(node.get("_target_", "")) if isinstance(node, DictConfig) else ""
+        if "mlflow" not in target.lower():
+            continue
+        needed = ["mlflow"] if node.get("tracking_uri") else ["mlflow", "sqlalchemy", "alembic"]
+        missing = [module for module in needed if importlib.util.find_spec(module) is None]
+        if missing:
+            raise UserError(
+                f"logger.{name} needs {', '.join(missing)}, not installed: pip install 'lightreg[track]' "
+                "(or choose another logger, e.g. logger=csv)"
             )
 
 

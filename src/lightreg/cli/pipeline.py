@@ -27,6 +27,7 @@ from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMoni
 from lightreg.cli.build import build, build_callbacks
 from lightreg.cli.checks import check_config
 from lightreg.cli.guard import guard_callbacks, run_facts
+from lightreg.cli.tracking import trackers
 from lightreg.compact.run import compact_model
 from lightreg.models import LightregModule, LogisticRegression
 from lightreg.report import write_report
@@ -80,7 +81,7 @@ def build_loggers(cfg: DictConfig) -> list[Any]:
     """The ``logger`` group, each given the resolved config as its hyperparameters."""
     loggers = [build(node, f"logger.{name}") for name, node in (cfg.get("logger") or {}).items()]
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))  # MLflowTracker flattens to dotted keys
     return loggers
 
 
@@ -118,7 +119,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_data(cfg)
     model = build_model(cfg, datamodule)
     callbacks = build_run_callbacks(cfg)
-    trainer = build_trainer(cfg, callbacks, build_loggers(cfg))
+    loggers = build_loggers(cfg)
+    trainer = build_trainer(cfg, callbacks, loggers)
 
     started = time.perf_counter()
     status = "failed"
@@ -137,6 +139,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     monitored = any(isinstance(cb, SparsityMonitor) for cb in callbacks)
     if trainer.is_global_zero and monitored and (out_dir / run_folder.SPARSITY_FILE).is_file():
         write_report(out_dir)  # console table + out_dir/plots/*.png
+    if trainer.is_global_zero:
+        for tracker in trackers(loggers):
+            tracker.log_run_files()  # metrics.json, plots, config and model as MLflow artifacts
     return metrics
 
 
