@@ -54,6 +54,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_penalties(cfg)
     _check_progress_bar(cfg)
     _check_tracking(cfg)
+    _check_precision(cfg)
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
 
@@ -132,6 +133,33 @@ def _check_tracking(cfg: DictConfig) -> None:
                 f"logger.{name} needs {', '.join(missing)}, not installed: pip install 'lightreg[track]' "
                 "(or choose another logger, e.g. logger=csv)"
             )
+
+
+FP16_MIXED = ("16-mixed", "16")
+"""``trainer.precision`` values that mean float16 autocast (``16`` and ``"16"`` are Lightning's aliases)."""
+
+
+def _check_precision(cfg: DictConfig) -> None:
+    """float16 autocast on the CPU: Lightning would run bfloat16 instead, with another rounding than asked."""
+    trainer = cfg.get("trainer") or {}
+    if str(trainer.get("precision")) not in FP16_MIXED or not _on_cpu(trainer.get("accelerator", "auto")):
+        return
+    raise UserError(
+        f"trainer.precision={trainer.precision} (float16 autocast) needs a GPU and this run is on the CPU, where "
+        "Lightning would run bfloat16 instead; set trainer.precision=bf16-mixed (or trainer.accelerator=gpu on a "
+        "machine with one)"
+    )
+
+
+def _on_cpu(accelerator: Any) -> bool:
+    """Whether ``trainer.accelerator`` runs on the CPU: ``cpu``, or ``auto`` on a machine without a CUDA GPU."""
+    if str(accelerator) == "cpu":
+        return True
+    if str(accelerator) != "auto":
+        return False
+    import torch
+
+    return not torch.cuda.is_available() and not torch.backends.mps.is_available()
 
 
 def check_optimizer(node: DictConfig) -> None:
