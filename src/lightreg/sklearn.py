@@ -64,7 +64,9 @@ class _LightregEstimator(BaseEstimator):
         optimizer: ``"adam"`` (default: its steps stay bounded on unscaled features, where SGD can diverge),
             ``"sgd"`` (momentum 0.9), ``"adamw"``, ``"adagrad"``, ``"rmsprop"`` (the CLI's configs).
         lr: learning rate; ``None`` = the optimizer config's default (Adam 0.01, SGD 0.1).
-        random_state: seed of the initialization and the batch order (``None``: a fresh one per fit).
+        random_state: seed of the initialization and the batch order. Default ``0``: every ``fit`` on the same data
+            gives the same model. ``None`` (scikit-learn's meaning): a fresh random seed per ``fit``, so two fits
+            differ; an int or a ``RandomState`` seeds it.
     """
 
     _task_default_model = "logistic"
@@ -82,7 +84,7 @@ class _LightregEstimator(BaseEstimator):
         batch_size: int | None = 64,
         optimizer: str = "adam",
         lr: float | None = None,
-        random_state: int | np.random.RandomState | None = None,
+        random_state: int | np.random.RandomState | None = 0,
     ) -> None:
         self.penalty = penalty
         self.lambda_ = lambda_
@@ -286,7 +288,7 @@ class LightregRegressor(RegressorMixin, _LightregEstimator):
         batch_size: int | None = 64,
         optimizer: str = "adam",
         lr: float | None = None,
-        random_state: int | np.random.RandomState | None = None,
+        random_state: int | np.random.RandomState | None = 0,
     ) -> None:
         super().__init__(
             penalty=penalty,

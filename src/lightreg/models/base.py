@@ -36,8 +36,9 @@ class LightregModule(L.LightningModule):
     terms) and reported penalties are the λ·R values that gradient/proximal regularization callbacks
     apply outside the loss and announce through :meth:`report_penalty`. Logged per epoch (sample-
     weighted means, so a short last batch counts for what it holds): ``train/loss`` (data loss only),
-    ``train/acc`` (or ``train/mae``, ``train/r2``), ``train/penalty`` and ``train/objective`` when a
-    penalty exists, ``val/loss``, ``val/acc``. The validation loss is the data loss only: penalties are
+    ``train/acc`` and ``train/balanced_acc`` (binary also ``auroc`` and ``average_precision``; regression
+    ``train/mae``, ``train/r2``: :func:`lightreg.models.tasks.task_metrics`), ``train/penalty`` and
+    ``train/objective`` when a penalty exists, ``val/loss`` and the same ``val/*`` figures. The validation loss is the data loss only: penalties are
     a training device, not part of the model's fit.
 
     Args:
@@ -98,7 +99,8 @@ class LightregModule(L.LightningModule):
         self._has_penalty = False
         self._epoch_sums = torch.zeros(2)  # Σ n·data_loss, Σ n·penalty over the training epoch so far
         self._epoch_count = 0
-        # the epoch's (predictions, targets) per batch, and (val loss, n, predictions, targets): device tensors, no sync
+        # the epoch's (outputs, targets) per batch, and (val loss, n, outputs, targets): device tensors, no sync; the
+        # metrics take from the outputs what each needs (labels, probabilities: tasks.task_metrics)
         self._train_seen: list[tuple[Tensor, Tensor]] = []
         self._val_seen: list[tuple[Tensor, int, Tensor, Tensor]] = []
         self._last_val: dict[str, float] = {}
@@ -257,7 +259,7 @@ class LightregModule(L.LightningModule):
         # MeanMetrics once per epoch); the objective's epoch mean is their sum
         self._epoch_sums.add_(torch.stack((loss.detach(), penalty)).to(self._epoch_sums.dtype), alpha=n)
         self._epoch_count += n
-        self._train_seen.append((tasks.predictions(self.task, output.detach()), tasks.target_for_metrics(self.task, y)))
+        self._train_seen.append((output.detach(), tasks.target_for_metrics(self.task, y)))
         if terms or self._reported_penalties:
             self._has_penalty = True
         if logs_this_step(self._trainer):  # self.log costs even when not flushed: only on logged steps
@@ -272,18 +274,16 @@ class LightregModule(L.LightningModule):
     @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
-        self._val_seen.append(
-            (loss.reshape(1), y.shape[0], tasks.predictions(self.task, output), tasks.target_for_metrics(self.task, y))
-        )
+        self._val_seen.append((loss.reshape(1), y.shape[0], output.detach(), tasks.target_for_metrics(self.task, y)))
         return {"loss": loss, "output": output}
 
     # -- epoch-end aggregation ----------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self) -> None:
         if self._val_seen:  # one metric update per epoch (a torchmetrics update costs ~0.1-0.2 ms: more than a step)
-            losses, counts, predictions, targets = zip(*self._val_seen)
+            losses, counts, outputs, targets = zip(*self._val_seen)
             self.val_loss.update(torch.cat(losses), weight=torch.tensor(counts, device=losses[0].device))
-            self.val_metrics.update(torch.cat(predictions), torch.cat(targets))
+            self.val_metrics.update(torch.cat(outputs), torch.cat(targets))
             self._val_seen.clear()
         figures = {"val/loss": self.val_loss.compute(), **self.val_metrics.compute()}
         self.val_loss.reset()
@@ -299,8 +299,8 @@ class LightregModule(L.LightningModule):
         self._train_seen.clear()
 
     def _fold_epoch_sums(self) -> None:
-        """One update per metric per epoch, from the running sums and the epoch's predictions (the metrics sync across
-        DDP ranks at ``compute``); every metric here is a sum over samples, so the figures are the same."""
+        """One update per metric per epoch, from the running sums and the epoch's outputs (the metrics sync across
+        DDP ranks at ``compute``); every metric here depends on the epoch's samples only, not on their batching."""
         if self._train_seen:
             self.train_metrics.update(*(torch.cat(part) for part in zip(*self._train_seen)))
             self._train_seen.clear()
@@ -322,7 +322,11 @@ class LightregModule(L.LightningModule):
             metric.reset()
         self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
         if self.print_epochs:
-            shown = {**{k: float(v) for k, v in figures.items()}, **self._last_val}
+            shown = {
+                k: v
+                for k, v in {**{k: float(v) for k, v in figures.items()}, **self._last_val}.items()
+                if k.split("/", 1)[-1] in tasks.LINE_FIGURES
+            }
             self.print(epoch_line(self.current_epoch, self.trainer.max_epochs, shown))
 
     # -- optimization ---------------------------------------------------------------------------------------

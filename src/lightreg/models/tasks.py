@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import Accuracy, MeanAbsoluteError, MetricCollection, R2Score
+from torchmetrics import AUROC, Accuracy, AveragePrecision, MeanAbsoluteError, Metric, MetricCollection, R2Score
+from torchmetrics.wrappers import LambdaInputTransformer
 
 from lightreg.errors import UserError
 from lightreg.task_kinds import check_task
@@ -52,13 +56,55 @@ def predictions(task: str, output: Tensor) -> Tensor:
     return output.squeeze(-1)
 
 
+LINE_FIGURES = ("loss", "acc", "mae", "r2", "penalty")
+"""The figures the one-line epoch summary shows (it keeps to 80 columns); every figure reaches the loggers and
+``metrics.json``."""
+
+
+def positive_probability(output: Tensor) -> Tensor:
+    """``σ(logit)`` of a binary model's output, in float64: a float32 sigmoid rounds every logit above ≈ 17 to 1.0,
+    which would tie the best-ranked samples of AUROC and average precision (float64 keeps them apart up to ≈ 36)."""
+    return torch.sigmoid(output.reshape(-1).double())
+
+
+def _fed(metric: Metric, transform: Callable[[Tensor], Tensor]) -> LambdaInputTransformer:
+    return LambdaInputTransformer(metric, transform_pred=transform)
+
+
 def task_metrics(task: str, num_classes: int | None) -> MetricCollection:
-    """``acc`` for classification; ``mae`` and ``r2`` for regression."""
+    """The epoch figures of a task, all updated with the model's raw output (logits, or values for regression) and
+    the targets of :func:`target_for_metrics`; each metric is fed what it needs:
+
+    - ``acc``: the fraction of correct hard labels (:func:`predictions`);
+    - ``balanced_acc``: the mean over classes of each class's recall (torchmetrics' macro-averaged accuracy on the
+      hard labels; sklearn's ``balanced_accuracy_score``): a model that always predicts one class scores ``1/C``
+      (0.5 for binary) however imbalanced the classes are, while its ``acc`` is that class's frequency;
+    - binary only, from the probability ``σ(logit)`` (:func:`positive_probability`), threshold-free: ``auroc``
+      (area under the ROC curve, 0.5 = no ranking skill) and ``average_precision`` (area under the precision-recall
+      curve of the positive class, label 1; its chance level is the positive frequency);
+    - regression: ``mae`` and ``r2`` of the values.
+
+    One collection per split; no compute groups (the wrapped metrics see different inputs)."""
+    predicted = partial(predictions, task)  # hard labels, or the values of a regression
     if task == "multiclass":
-        return MetricCollection({"acc": Accuracy(task="multiclass", num_classes=num_classes, validate_args=False)})
-    if task == "binary":
-        return MetricCollection({"acc": Accuracy(task="binary", validate_args=False)})
-    return MetricCollection({"mae": MeanAbsoluteError(), "r2": R2Score()})
+        metrics: dict[str, Metric] = {
+            "acc": _fed(Accuracy(task="multiclass", num_classes=num_classes, validate_args=False), predicted),
+            "balanced_acc": _fed(
+                Accuracy(task="multiclass", num_classes=num_classes, average="macro", validate_args=False), predicted
+            ),
+        }
+    elif task == "binary":
+        metrics = {
+            "acc": _fed(Accuracy(task="binary", validate_args=False), predicted),
+            "balanced_acc": _fed(
+                Accuracy(task="multiclass", num_classes=2, average="macro", validate_args=False), predicted
+            ),
+            "auroc": _fed(AUROC(task="binary", validate_args=False), positive_probability),
+            "average_precision": _fed(AveragePrecision(task="binary", validate_args=False), positive_probability),
+        }
+    else:
+        metrics = {"mae": _fed(MeanAbsoluteError(), predicted), "r2": _fed(R2Score(), predicted)}
+    return MetricCollection(metrics, compute_groups=False)
 
 
 def target_for_metrics(task: str, target: Tensor) -> Tensor:
@@ -66,4 +112,13 @@ def target_for_metrics(task: str, target: Tensor) -> Tensor:
     return target.long() if task != "regression" else target.float()
 
 
-__all__ = ["data_loss", "intercept_only_output", "num_outputs", "predictions", "target_for_metrics", "task_metrics"]
+__all__ = [
+    "LINE_FIGURES",
+    "data_loss",
+    "intercept_only_output",
+    "num_outputs",
+    "positive_probability",
+    "predictions",
+    "target_for_metrics",
+    "task_metrics",
+]
