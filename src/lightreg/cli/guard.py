@@ -134,15 +134,18 @@ class RunGuard(Callback):
 
     At every validation end (and at training-epoch ends without validation) the training losses of the epoch so far
     and the logged ``val/*`` figures are checked: a NaN or infinite one raises :class:`Diverged` naming the figure,
-    the epoch and the learning rate. The per-step check is a tensor ``or`` on the device (no synchronization).
-    ``log_every_n_steps`` is lowered to the number of training batches when it exceeds them. A run that ends with a
-    ``val/loss`` above :data:`NULL_MARGIN` × the intercept-only model's (the training split's class frequencies or
-    mean, :func:`null_validation_loss`) is warned about, naming the learning rate.
+    the epoch (counted from 1, as the console's ``Epoch N/M`` lines) and the learning rate. The per-step check is a
+    tensor ``or`` on the device (no synchronization). ``log_every_n_steps`` is lowered to the number of training
+    batches when it exceeds them. A run that ends with a ``val/loss`` above :data:`NULL_MARGIN` × the intercept-only
+    model's (the training split's class frequencies or mean, :func:`null_validation_loss`) is warned about, naming
+    the learning rate and the first epoch of the streak of validations above it that lasted to the end.
     """
 
     def __init__(self) -> None:
         self._bad: Any = None
         self._null_loss: float | None = None
+        self._worse_since: tuple[int, float] | None = None  # (epoch, val/loss) that began the streak above the floor
+        self._last_val: tuple[int, float] | None = None  # (epoch, val/loss) of the last validation
 
     @override
     def setup(self, trainer: Any, pl_module: Any, stage: str) -> None:
@@ -160,21 +163,35 @@ class RunGuard(Callback):
                 return
             if 0 < batches < trainer.log_every_n_steps:
                 trainer.log_every_n_steps = batches
+        self._worse_since = self._last_val = None
         self._null_loss = null_validation_loss(pl_module, datamodule)
+
+    def _track_null(self, trainer: Any) -> None:
+        """Note this validation's ``val/loss`` against the intercept-only floor (after :meth:`_check`: finite)."""
+        value = trainer.callback_metrics.get("val/loss")
+        if self._null_loss is None or value is None:
+            return
+        self._last_val = (trainer.current_epoch + 1, float(value))
+        if self._last_val[1] <= NULL_MARGIN * self._null_loss:
+            self._worse_since = None
+        elif self._worse_since is None:
+            self._worse_since = self._last_val
 
     @override
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        final = trainer.callback_metrics.get("val/loss")
-        if self._null_loss is None or final is None or not math.isfinite(float(final)):
+        if self._worse_since is None or self._last_val is None or self._null_loss is None:
             return
-        if float(final) > NULL_MARGIN * self._null_loss:
-            lr = _learning_rate(trainer)
-            what = "mean" if getattr(pl_module, "task", None) == "regression" else "class frequencies"
-            warn(
-                f"val/loss {float(final):.4g} after epoch {trainer.current_epoch} is worse than the intercept-only "
-                f"model's {self._null_loss:.4g} (predicting the training split's {what}): the model learned nothing "
-                f"that carries to new data; lower optimizer.lr{f' (now {lr:g})' if lr is not None else ''} or lambda"
-            )
+        (epoch, final), (first, first_value) = self._last_val, self._worse_since
+        lr = _learning_rate(trainer)
+        if getattr(pl_module, "task", None) == "regression":
+            what, meaning = "mean", "its predictions are further off than that constant"
+        else:
+            what, meaning = "class frequencies", "its probabilities are worse than those alone, whatever val/acc says"
+        warn(
+            f"val/loss {final:.4g} after epoch {epoch} is worse than the intercept-only model's {self._null_loss:.4g} "
+            f"(predicting the training split's {what}), and has been since epoch {first} (val/loss {first_value:.4g}): "
+            f"{meaning}; lower optimizer.lr{f' (now {lr:g})' if lr is not None else ''} or lambda"
+        )
 
     @override
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -196,7 +213,7 @@ class RunGuard(Callback):
         if bad:
             lr = _learning_rate(trainer)
             raise Diverged(
-                f"training diverged in epoch {trainer.current_epoch}: {', '.join(dict.fromkeys(bad))} is NaN or "
+                f"training diverged in epoch {trainer.current_epoch + 1}: {', '.join(dict.fromkeys(bad))} is NaN or "
                 f"infinite{f' (lr={lr:g})' if lr is not None else ''}; lower optimizer.lr or lambda, or clip "
                 "gradients (trainer.gradient_clip_val=1.0)"
             )
@@ -204,6 +221,8 @@ class RunGuard(Callback):
     @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
         self._check(trainer)
+        if not trainer.sanity_checking:
+            self._track_null(trainer)
 
     @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:

@@ -1,0 +1,75 @@
+"""The run guard names the right epoch (counted from 1, as the console's ``Epoch N/M`` lines): where a NaN appeared,
+and where a validation loss worse than the intercept-only model's began the streak that lasted to the end."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from lightreg.cli.guard import NULL_MARGIN, Diverged, RunGuard
+from lightreg.errors import LightregWarning
+
+from conftest import describe
+from helpers import run_train
+
+QUIET = ["logger=none", "~callbacks.progress_bar", "trainer.enable_progress_bar=false"]
+
+
+def _trainer(epoch: int, val_loss: float) -> SimpleNamespace:
+    optimizer = SimpleNamespace(param_groups=[{"lr": 0.5}])
+    return SimpleNamespace(
+        current_epoch=epoch, sanity_checking=False, optimizers=[optimizer], callback_metrics={"val/loss": val_loss}
+    )
+
+
+def _validate(guard: RunGuard, losses: list[float]) -> list[str]:
+    """Validations at epochs 0, 1, ... (Lightning's 0-based ``current_epoch``) with these ``val/loss``, then the end
+    of training: the guard's warnings."""
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for epoch, loss in enumerate(losses):
+            guard.on_validation_end(_trainer(epoch, loss), None)
+        guard.on_train_end(_trainer(len(losses), losses[-1]), SimpleNamespace(task="multiclass"))
+    return [str(w.message) for w in seen if issubclass(w.category, LightregWarning)]
+
+
+def test_the_warning_names_the_epoch_that_began_the_last_streak_above_the_floor() -> None:
+    guard = RunGuard()
+    guard._null_loss = 2.0
+    above, below = 2.0 * NULL_MARGIN + 1, 1.0
+    (message,) = _validate(guard, [above, below, below, above, above + 2, above])
+    assert "after epoch 6 is worse than the intercept-only model's 2 " in message
+    assert f"since epoch 4 (val/loss {above:.4g})" in message and "optimizer.lr (now 0.5)" in message
+    assert _validate(guard, [above, above, below]) == []  # ended below the floor: nothing to say
+
+
+def test_the_divergence_names_the_epoch_the_nan_appeared_in() -> None:
+    guard = RunGuard()
+    guard.on_train_batch_end(_trainer(0, 0.5), None, {"loss": torch.tensor(float("nan"))}, None, 0)
+    with pytest.raises(Diverged, match=r"training diverged in epoch 1: train/loss is NaN"):
+        guard.on_validation_end(_trainer(0, 0.5), None)
+
+
+@pytest.mark.slow
+def test_lr_100_on_digits_warns_from_the_first_epoch(tmp_path: Path) -> None:
+    proc = run_train("optimizer.lr=100", "trainer.max_epochs=3", *QUIET, cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    (line,) = [line for line in proc.stderr.splitlines() if "intercept-only" in line]
+    assert "after epoch 3 is worse than the intercept-only model's 2.30" in line
+    assert "since epoch 1 (val/loss 58.79)" in line and "optimizer.lr (now 100)" in line
+
+
+@pytest.mark.slow
+def test_divergence_names_the_epoch_after_the_last_finite_epoch_line(tmp_path: Path) -> None:
+    """diabetes at lr=1e4: epoch 1 ends finite (its line is printed), epoch 2 overflows; the error names epoch 2."""
+    proc = run_train("data=diabetes", "optimizer.lr=1e4", *QUIET, cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    printed = re.findall(r"^Epoch\s+(\d+)/", proc.stdout, flags=re.MULTILINE)
+    (error,) = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert error.startswith(f"lightreg: error: training diverged in epoch {len(printed) + 1}:"), describe(proc)
+    assert printed == [str(i + 1) for i in range(len(printed))]
