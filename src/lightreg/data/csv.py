@@ -209,7 +209,7 @@ def _infer_task(target: str, labels: list[float | str], numeric: bool) -> tuple[
         )
     if len(values) <= 2:
         return "binary", None
-    seen = f"{len(values)} integer values ({min(values):g}..{max(values):g})"
+    seen = f"{len(values)} integer values ({int(min(values))}..{int(max(values))})"
     if len(values) <= MAX_SAID_CLASSES:
         return (
             "multiclass",
