@@ -8,6 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from lightreg.cli.rerun import check_run_folder
+from lightreg.errors import UserError
+from lightreg.run_folder import read_metrics, write_metrics
+
 from conftest import describe, run_train
 
 FAST = ["logger=none", "~callbacks.progress_bar", "data=wine"]
@@ -35,3 +39,78 @@ def test_bf16_mixed_on_the_cpu_still_trains(tmp_path: Path) -> None:
     args = ["trainer.precision=bf16-mixed", "trainer.accelerator=cpu", "trainer.max_epochs=1", *FAST]
     proc = run_train(*args, f"hydra.run.dir={run}", cwd=tmp_path)
     assert proc.returncode == 0, describe(proc)
+
+
+# A run folder that already holds a run
+
+
+def _first_run(tmp_path: Path, *extra: str) -> Path:
+    run = tmp_path / "run"
+    proc = run_train("trainer.max_epochs=1", *FAST, *extra, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    return run
+
+
+def _snapshot(run: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_finished_folder_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    run = _first_run(tmp_path)
+    before = _snapshot(run)
+    proc = run_train("trainer.max_epochs=2", *FAST, f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    [line] = proc.stderr.strip().splitlines()
+    assert "already holds a run" in line and "overwrite=true" in line and f"ckpt_path={run}" in line, line
+    assert _snapshot(run) == before, "the refused run changed the finished one (its .hydra, logs or checkpoints)"
+
+
+@pytest.mark.slow
+def test_overwrite_true_replaces_the_previous_run(tmp_path: Path) -> None:
+    run = _first_run(tmp_path, "logger=csv")
+    assert (run / "csv" / "metrics.csv").is_file()
+    proc = run_train("trainer.max_epochs=2", *FAST, "overwrite=true", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert "removed the previous run" in proc.stdout
+    assert not (run / "csv").exists(), "the previous run's logs stayed beside the new run's"
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert read_metrics(run)["epochs"] == 2
+    assert "max_epochs: 2" in (run / ".hydra" / "config.yaml").read_text()
+    assert (run / "train.log").read_text().count("Epoch 1/") == 1, "train.log holds the previous run's lines"
+
+
+@pytest.mark.slow
+def test_a_resume_from_the_folders_own_checkpoint_continues_in_place(tmp_path: Path) -> None:
+    run = _first_run(tmp_path)
+    ckpt = run / "checkpoints" / "last.ckpt"
+    proc = run_train("trainer.max_epochs=2", *FAST, f"ckpt_path={ckpt}", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert read_metrics(run)["epochs"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    refused = run_train(
+        "trainer.max_epochs=3", *FAST, f"ckpt_path={ckpt}", "overwrite=true", f"hydra.run.dir={run}", cwd=tmp_path
+    )
+    assert refused.returncode == 2 and "would delete ckpt_path" in refused.stderr, describe(refused)
+
+
+@pytest.mark.slow
+def test_a_sweep_into_the_same_folder_is_not_checked(tmp_path: Path) -> None:
+    args = ["-m", "seed=0", "trainer.max_epochs=1", "logger=none", "callbacks=none", "data=wine"]
+    for _ in range(2):
+        proc = run_train(*args, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+        assert proc.returncode == 0, describe(proc)
+
+
+def test_check_run_folder_reads_status_and_checkpoints(tmp_path: Path) -> None:
+    write_metrics(tmp_path, {"status": "failed"})
+    assert check_run_folder(tmp_path, overwrite=False, ckpt_path=None) == []  # a failed run without checkpoints
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    with pytest.raises(UserError, match=r"checkpoints/last.ckpt\)"):
+        check_run_folder(tmp_path, overwrite=False, ckpt_path=None)
+    with pytest.raises(UserError, match="overwrite must be true or false"):
+        check_run_folder(tmp_path, overwrite="yes", ckpt_path=None)  # type: ignore[arg-type]
+    (tmp_path / "notes.txt").write_text("mine")
+    assert check_run_folder(tmp_path, overwrite=True, ckpt_path=None) == ["checkpoints", "metrics.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "only the run's own files are removed"
