@@ -318,6 +318,20 @@ def test_a_class_the_stratified_split_leaves_out_of_training_is_refused(tmp_path
         dm.setup("fit")
 
 
+@pytest.mark.parametrize(
+    ("rows", "options", "fragment"),
+    [
+        ([(1, 0.5)], {}, r"1 row\(s\) with data.val_fraction=0.2: no row is left for training"),
+        ([(1, 0.5), (2, 1.5)], {"val_fraction": 0.99}, "no row is left for training"),
+        ([(i, "abc"[i]) for i in range(3)], {}, r"every class has a single row \(3 rows\)"),
+    ],
+)
+def test_tables_too_small_to_split_are_one_line(tmp_path, rows, options, fragment: str) -> None:
+    path = write_csv(tmp_path / "t.csv", ["a", "y"], rows)
+    with pytest.raises(UserError, match=fragment):
+        CSVDataModule(train_path=str(path), target="y", **options).setup("fit")
+
+
 def test_singletons_through_the_cli(tmp_path) -> None:
     rows = [(i / 7, (i * 3) % 5, i % 3) for i in range(30)] + [(1.0, 2, 7), (0.5, 1, 9)]
     path = write_csv(tmp_path / "t.csv", ["a", "b", "y"], rows)

@@ -59,6 +59,11 @@ class TabularDataModule(L.LightningDataModule):
     training targets for regression with ``standardize_target`` (else ``None``). Targets stay in their own units; a
     :class:`~lightreg.models.LightregModule` reads ``target_scale`` and fits ``(y - mean) / std``.
 
+    Without a separate validation table, classification rows are split stratified by class; a class with a single
+    row stays in training, and a split too small for every class is drawn at random keeping a training row of each
+    (both warned; see :func:`_class_split`). A table's ``note`` (how its task was inferred) is printed once, as
+    ``lightreg: data: ...``.
+
     Args:
         batch_size: samples per step; ``None`` = full batch.
         val_fraction: share of the rows held out for validation when there is no separate split.
@@ -140,6 +145,11 @@ class TabularDataModule(L.LightningDataModule):
         """``x_train, x_val, y_train, y_val``: a seeded ``val_fraction`` split, stratified by class for
         classification (:func:`_class_split` where scikit-learn cannot stratify)."""
         n_test = int(np.ceil(self.val_fraction * len(train.y)))  # train_test_split's own rounding
+        if n_test >= len(train.y):
+            raise UserError(
+                f"{len(train.y)} row(s) with data.val_fraction={self.val_fraction}: no row is left for training; "
+                "add rows, lower data.val_fraction, or give a validation file (data.val_path)"
+            )
         split = dict(test_size=self.val_fraction, random_state=self.seed)
         if train.task == "regression":
             return train_test_split(train.x, train.y, **split)
@@ -175,14 +185,19 @@ def _class_split(y: np.ndarray, val_fraction: float, seed: int, classes: list | 
     one (seeded) row of every class in training (warned)."""
     labels, counts = np.unique(y, return_counts=True)
     rare = labels[counts < 2]
+    rest = np.flatnonzero(~np.isin(y, rare))
+    if not len(rest):
+        raise UserError(
+            f"every class has a single row ({len(y)} rows): none is left for validation; add rows or give a "
+            "validation file (data.val_path)"
+        )
     if len(rare):
         warn(
             f"{len(rare)} class(es) with a single row: {listed([repr(_label(classes, c)) for c in rare])}; kept in "
             "the training split only, so validation does not measure them (add rows, or give data.val_path)"
         )
-    rest = np.flatnonzero(~np.isin(y, rare))
     n_labels, n_test = len(labels) - len(rare), int(np.ceil(val_fraction * len(rest)))
-    if len(rest) >= 2 and min(n_test, len(rest) - n_test) >= n_labels:
+    if min(n_test, len(rest) - n_test) >= n_labels:
         tr, va = train_test_split(rest, test_size=val_fraction, random_state=seed, stratify=y[rest])
     else:
         warn(
@@ -194,11 +209,6 @@ def _class_split(y: np.ndarray, val_fraction: float, seed: int, classes: list | 
         reserved[np.unique(y[order], return_index=True)[1]] = True
         va = order[~reserved][:n_test]
         tr = np.setdiff1d(rest, va)
-    if not len(va):
-        raise UserError(
-            f"no row is left for validation: {len(y)} rows in {len(labels)} classes, and training keeps a row of "
-            "each; add rows or give a validation file (data.val_path)"
-        )
     return np.concatenate([tr, np.flatnonzero(np.isin(y, rare))]), va
 
 
@@ -215,7 +225,8 @@ def _check_training_classes(y_train: np.ndarray, num_classes: int, classes: list
             f"the training split has a single class ({_label(classes, present[0])!r}): classification needs at "
             "least 2 classes; check the target column (or data.task=regression)"
         )
-    absent = [repr(_label(classes, c)) for c in range(num_classes) if c not in set(present.tolist())]
+    seen = set(present.tolist())
+    absent = [repr(_label(classes, c)) for c in range(num_classes) if c not in seen]
     if absent:
         raise UserError(
             f"{len(absent)} class(es) have no row in the training split: {listed(absent)}; the model could never "
