@@ -3,6 +3,7 @@ that already holds a run, a resume under another optimizer setting."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,57 @@ def test_check_run_folder_reads_status_and_checkpoints(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("mine")
     assert check_run_folder(tmp_path, overwrite=True, ckpt_path=None) == ["checkpoints", "metrics.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"], "only the run's own files are removed"
+
+
+# A resume under another optimizer setting
+
+LR_MONITOR = [
+    "+callbacks.lr._target_=lightning.pytorch.callbacks.LearningRateMonitor",
+    "+callbacks.lr.logging_interval=epoch",
+]
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_lr_is_refused_naming_both_values(tmp_path: Path) -> None:
+    ckpt = _first_run(tmp_path) / "checkpoints" / "last.ckpt"
+    second = tmp_path / "second"
+    args = ["trainer.max_epochs=2", *FAST, f"ckpt_path={ckpt}", f"hydra.run.dir={second}"]
+    proc = run_train(*args, "optimizer.lr=0.01", cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    [line] = proc.stderr.strip().splitlines()
+    assert "optimizer.lr=0.1" in line and "optimizer.lr=0.01" in line and "resume.allow_changes=true" in line, line
+    assert not (second / "metrics.json").exists()
+    other = run_train(*args, "optimizer=adam", cwd=tmp_path)
+    assert other.returncode == 2 and "trained with SGD, this run asks for Adam" in other.stderr, describe(other)
+
+
+@pytest.mark.slow
+def test_allow_changes_applies_the_new_optimizer_settings_after_the_restore(tmp_path: Path) -> None:
+    ckpt = _first_run(tmp_path) / "checkpoints" / "last.ckpt"
+    second = tmp_path / "second"
+    new = ["optimizer.lr=0.01", "optimizer.momentum=0.5", "resume.allow_changes=true"]
+    args = ["trainer.max_epochs=3", *FAST, "logger=csv", *LR_MONITOR, *new, f"ckpt_path={ckpt}"]
+    proc = run_train(*args, f"hydra.run.dir={second}", cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert "optimizer.lr 0.1 -> 0.01, optimizer.momentum 0.9 -> 0.5" in proc.stderr, describe(proc)
+    with (second / "csv" / "metrics.csv").open() as f:
+        rates = [float(row["lr-SGD"]) for row in csv.DictReader(f) if row.get("lr-SGD")]
+    assert rates == [0.01, 0.01], "the resumed epochs ran at the checkpoint's lr"
+    [group] = torch.load(second / "checkpoints" / "last.ckpt", weights_only=False)["optimizer_states"][0][
+        "param_groups"
+    ]
+    assert (group["lr"], group["momentum"]) == (0.01, 0.5)
+
+
+@pytest.mark.slow
+def test_a_resume_with_another_scheduler_setting_is_refused(tmp_path: Path) -> None:
+    step = [
+        "+model.scheduler._target_=torch.optim.lr_scheduler.StepLR",
+        "+model.scheduler._partial_=true",
+        "+model.scheduler.step_size=1",
+    ]
+    ckpt = _first_run(tmp_path, *step, "+model.scheduler.gamma=0.5") / "checkpoints" / "last.ckpt"
+    args = ["trainer.max_epochs=2", *FAST, *step, "+model.scheduler.gamma=0.1", f"ckpt_path={ckpt}"]
+    proc = run_train(*args, f"hydra.run.dir={tmp_path / 'second'}", cwd=tmp_path)
+    assert proc.returncode == 2, describe(proc)
+    assert "model.scheduler.gamma=0.5" in proc.stderr and "model.scheduler.gamma=0.1" in proc.stderr, describe(proc)

@@ -116,16 +116,173 @@ def check_resume(cfg: DictConfig) -> None:
     same = saved.keys() == now.keys() and all(
         tuple(saved[n].get(k) for k in fingerprint) == tuple(now[n].get(k) for k in fingerprint) for n in saved
     )
+    allow = bool(OmegaConf.select(cfg, "resume.allow_changes", default=False))
     if not same:
         before = "; ".join(describe(s) for s in saved.values()) or "no penalty"
         after = "; ".join(describe(s) for s in now.values()) or "no penalty"
-        if OmegaConf.select(cfg, "resume.allow_changes", default=False):
-            warn(f"resuming {ckpt_path}, trained with {before}, under {after} (resume.allow_changes=true)")
-            return
+        if not allow:
+            raise UserError(
+                f"{ckpt_path} was trained with {before}, this run asks for {after}; resume with the same penalty, "
+                "or add resume.allow_changes=true to switch"
+            )
+        warn(f"resuming {ckpt_path}, trained with {before}, under {after} (resume.allow_changes=true)")
+    changes = optimizer_changes(checkpoint, cfg, str(ckpt_path))
+    if changes and not allow:
+        name, old, new = changes[0]
+        more = f" (and {_capped([c[0] for c in changes[1:]])})" if len(changes) > 1 else ""
         raise UserError(
-            f"{ckpt_path} was trained with {before}, this run asks for {after}; resume with the same penalty, "
-            "or add resume.allow_changes=true to switch"
+            f"{ckpt_path} was trained with {name}={_shown(old)}, this run asks for {name}={_shown(new)}{more}, and a "
+            f"resume restores the checkpoint's optimizer and scheduler settings; drop the override to continue with "
+            f"{name}={_shown(old)}, or add resume.allow_changes=true to apply the new value"
         )
+
+
+OPTIMIZER_IMPLEMENTATION = frozenset(
+    {"params", "param_names", "foreach", "fused", "differentiable", "capturable", "initial_lr"}
+)
+"""Keys of a torch optimizer's param group that choose a kernel, not the maths (or that a scheduler adds)."""
+SCHEDULER_RUNTIME = frozenset(
+    {"base_lrs", "last_epoch", "_step_count", "_is_initial", "_get_lr_called_within_step", "_last_lr", "verbose"}
+)
+"""Keys of an LR scheduler's state that are its progress, not its settings."""
+OPTIMIZER_KINDS = ("SGD", "AdamW", "Adam", "Adagrad", "RMSprop", "Adamax", "NAdam", "RAdam", "Adadelta", "ASGD")
+"""torch optimizers recognized from a checkpoint's param-group keys (AdamW before Adam: the same keys)."""
+
+
+def _plain(value: Any) -> Any:
+    """A setting as a comparable Python value (tuples as lists, one-element tensors as numbers)."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:
+        return value.item()
+    return value
+
+
+def _shown(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _capped(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+
+
+def optimizer_settings(group: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a torch param group (``lr``, ``momentum``, ``betas``, ...): its base ``lr`` (``initial_lr``
+    under a scheduler, which moves ``lr``), no parameters and no kernel choices (:data:`OPTIMIZER_IMPLEMENTATION`)."""
+    settings = {k: _plain(v) for k, v in group.items() if k not in OPTIMIZER_IMPLEMENTATION}
+    if "initial_lr" in group:
+        settings["lr"] = _plain(group["initial_lr"])
+    return settings
+
+
+def scheduler_settings(state: dict[str, Any]) -> dict[str, Any]:
+    """The settings in an LR scheduler's state (``step_size``, ``gamma``, ...): scalars, not its progress."""
+    return {
+        k: _plain(v)
+        for k, v in state.items()
+        if k not in SCHEDULER_RUNTIME and (v is None or isinstance(v, (bool, int, float, str)))
+    }
+
+
+def optimizer_kind(settings: dict[str, Any]) -> str | None:
+    """The torch optimizer whose param groups have these keys (``"SGD"``, ``"AdamW"``, ...), else ``None``."""
+    import torch
+
+    probe = [torch.nn.Parameter(torch.zeros(1))]
+    for name in OPTIMIZER_KINDS:
+        group = optimizer_settings(getattr(torch.optim, name)(probe).param_groups[0])
+        same_flag = group.get("decoupled_weight_decay") == settings.get("decoupled_weight_decay")
+        if group.keys() == settings.keys() and same_flag:
+            return name
+    return None
+
+
+def optimizer_changes(checkpoint: dict[str, Any], cfg: DictConfig, ckpt_path: str) -> list[tuple[str, Any, Any]]:
+    """``(setting, checkpoint's value, this run's value)`` for every optimizer and LR scheduler setting the config
+    changes since ``checkpoint`` was written (``optimizer.lr``, ``model.scheduler.gamma``, ...), compared on the
+    optimizer the config builds. A checkpoint of one optimizer with one param group (what
+    :class:`~lightreg.models.LightregModule` builds) is compared; one with several groups is a model's own layout
+    and is not. Another optimizer type is a :class:`UserError` (its state cannot carry over)."""
+    import torch
+    from hydra.utils import instantiate
+
+    states = checkpoint.get("optimizer_states") or []
+    if len(states) != 1 or len(states[0].get("param_groups") or []) != 1 or cfg.get("optimizer") is None:
+        return []
+    saved = optimizer_settings(states[0]["param_groups"][0])
+    optimizer = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
+    now = optimizer_settings(optimizer.param_groups[0])
+    kind = optimizer_kind(saved)
+    if saved.keys() != now.keys() or kind != optimizer_kind(now):
+        before, after = kind or "another optimizer", type(optimizer).__name__
+        raise UserError(
+            f"{ckpt_path} was trained with {before}, this run asks for {after} (optimizer={cfg.optimizer._target_}); "
+            "a resume continues the checkpoint's optimizer state: resume with the same optimizer, or start a new "
+            "run without ckpt_path"
+        )
+    changes = [(f"optimizer.{k}", saved[k], v) for k, v in now.items() if saved[k] != v]
+    node = OmegaConf.select(cfg, "model.scheduler")
+    saved_schedulers = checkpoint.get("lr_schedulers") or []
+    if node is None or len(saved_schedulers) != 1:
+        if bool(node) != bool(saved_schedulers):
+            changes.append(("model.scheduler", "a scheduler" if saved_schedulers else None, node and node._target_))
+        return changes
+    scheduler = scheduler_settings(instantiate(node)(optimizer).state_dict())
+    old = scheduler_settings(saved_schedulers[0])
+    changes += [(f"model.scheduler.{k}", old.get(k), v) for k, v in scheduler.items() if old.get(k) != v]
+    return changes
+
+
+class AppliedSettings(Callback):
+    """With ``resume.allow_changes=true``: Lightning's resume restores the checkpoint's optimizer and LR scheduler
+    state, settings included (its ``lr``, ``momentum``, a scheduler's ``gamma``); this callback records the settings
+    the config built (``on_fit_start``, before the restore) and sets them back after it (``on_train_start``),
+    warning which ones it changed. Under a scheduler a new ``lr`` becomes its base rate: the scheduled rate keeps its
+    factor (``lr = new base × scheduled / old base``)."""
+
+    def __init__(self) -> None:
+        self._groups: list[list[dict[str, Any]]] = []
+        self._schedulers: list[dict[str, Any]] = []
+
+    @override
+    def on_fit_start(self, trainer: Any, pl_module: Any) -> None:
+        self._groups = [[dict(g) for g in opt.param_groups] for opt in trainer.optimizers]
+        self._schedulers = [scheduler_settings(c.scheduler.state_dict()) for c in trainer.lr_scheduler_configs]
+
+    @override
+    def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+        if trainer.ckpt_path is None:
+            return
+        changed = []
+        for optimizer, groups in zip(trainer.optimizers, self._groups):
+            schedulers = [c.scheduler for c in trainer.lr_scheduler_configs if c.scheduler.optimizer is optimizer]
+            for index, (group, configured) in enumerate(zip(optimizer.param_groups, groups)):
+                have = optimizer_settings(group)
+                for key, value in optimizer_settings(configured).items():
+                    if have.get(key) == value:
+                        continue
+                    changed.append(f"optimizer.{key} {_shown(have.get(key))} -> {_shown(value)}")
+                    if key == "lr" and "initial_lr" in group:
+                        group["lr"] = value * group["lr"] / group["initial_lr"]
+                        group["initial_lr"] = value
+                        for scheduler in schedulers:
+                            scheduler.base_lrs[index] = value
+                    else:
+                        group[key] = configured[key]
+        for config, configured in zip(trainer.lr_scheduler_configs, self._schedulers):
+            have = scheduler_settings(config.scheduler.state_dict())
+            for key, value in configured.items():
+                if have.get(key) != value:
+                    changed.append(f"model.scheduler.{key} {_shown(have.get(key))} -> {_shown(value)}")
+                    setattr(config.scheduler, key, value)
+        if changed:
+            warn(f"resume.allow_changes=true: {', '.join(changed)} in the optimizer restored from {trainer.ckpt_path}")
+
+
+def resume_callbacks(cfg: DictConfig) -> list[Callback]:
+    """:class:`AppliedSettings` for a resume with ``resume.allow_changes=true``; none otherwise."""
+    allow = bool(OmegaConf.select(cfg, "resume.allow_changes", default=False))
+    return [AppliedSettings()] if cfg.get("ckpt_path") is not None and allow else []
 
 
 class RunGuard(Callback):

@@ -26,7 +26,7 @@ from lightreg import run_folder
 from lightreg.callbacks import ExactFinish, RegularizationCallback, SparsityMonitor
 from lightreg.cli.build import build, build_callbacks
 from lightreg.cli.checks import check_config
-from lightreg.cli.guard import guard_callbacks, run_facts
+from lightreg.cli.guard import guard_callbacks, resume_callbacks, run_facts
 from lightreg.cli.tracking import trackers
 from lightreg.compact.run import compact_model
 from lightreg.models import LightregModule, LogisticRegression
@@ -66,8 +66,9 @@ def build_model(cfg: DictConfig, datamodule: Any, **options: Any) -> LightregMod
 
 
 def build_run_callbacks(cfg: DictConfig) -> list[L.Callback]:
-    """The ``callbacks`` group, one penalty callback per configured penalty, the sparsity monitor, and the guard."""
-    return [*build_callbacks(cfg), *guard_callbacks()]
+    """The ``callbacks`` group, one penalty callback per configured penalty, the sparsity monitor, the guard, and
+    for a resume with ``resume.allow_changes=true`` the callback that applies the new optimizer settings."""
+    return [*build_callbacks(cfg), *guard_callbacks(), *resume_callbacks(cfg)]
 
 
 def build_trainer(
