@@ -6,6 +6,7 @@ run changes nothing in the folder it was pointed at. Sweeps are not checked (eac
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -88,10 +89,12 @@ def clear_run(run_dir: Path) -> list[str]:
 
 
 class RunFolderCheck(Callback):
-    """Hydra callback: :func:`check_run_folder` on ``hydra.run.dir`` before a single run starts; a refusal is the
-    one ``lightreg: error: ...`` line and exit code 2."""
+    """Hydra callback: :func:`check_run_folder` on ``hydra.run.dir`` before a single run starts (on rank zero; the
+    other DDP processes join the same run); a refusal is the one ``lightreg: error: ...`` line and exit code 2."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if any(os.environ.get(key, "0") != "0" for key in ("RANK", "LOCAL_RANK")):
+            return  # a DDP process that Lightning started for this run: rank zero checked the folder
         try:
             run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir", throw_on_resolution_failure=True)))
         except OmegaConfBaseException:
