@@ -87,7 +87,9 @@ def build_callbacks(cfg: DictConfig) -> list[Callback]:
     if any(p.mode == "exact" for p in penalties):
         callbacks.append(ExactFinish())  # one finish for every penalty's term
     if penalties and not any(isinstance(cb, SparsityMonitor) for cb in callbacks):
-        callbacks.append(SparsityMonitor(output_dir=cfg.paths.output_dir))  # sparsity.json in the run dir
+        # sparsity.json in the run dir (a config composed outside a Hydra run has none: the logger's folder then)
+        run_dir = OmegaConf.select(cfg, "paths.output_dir", throw_on_resolution_failure=False)
+        callbacks.append(SparsityMonitor(output_dir=run_dir))
     return callbacks
 
 
