@@ -1,5 +1,7 @@
 """The run guard names the right epoch (counted from 1, as the console's ``Epoch N/M`` lines): where a NaN appeared,
-and where a validation loss worse than the intercept-only model's began the streak that lasted to the end."""
+and where a validation loss worse than the intercept-only model's began the streak that lasted to the end. Under DDP
+a run logs without Lightning's sync_dist advice, and what runs in one process only is refused once, before any
+process starts."""
 
 from __future__ import annotations
 
@@ -10,12 +12,15 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
+from lightreg.cli.checks import check_config, trainer_processes
 from lightreg.cli.guard import NULL_MARGIN, Diverged, RunGuard
-from lightreg.errors import LightregWarning
+from lightreg.errors import LightregWarning, UserError
+from lightreg.run_folder import read_metrics
 
 from conftest import describe
-from helpers import run_train
+from helpers import composed, run_train
 
 QUIET = ["logger=none", "~callbacks.progress_bar", "trainer.enable_progress_bar=false"]
 
@@ -73,3 +78,61 @@ def test_divergence_names_the_epoch_after_the_last_finite_epoch_line(tmp_path: P
     (error,) = [line for line in proc.stderr.splitlines() if line.strip()]
     assert error.startswith(f"lightreg: error: training diverged in epoch {len(printed) + 1}:"), describe(proc)
     assert printed == [str(i + 1) for i in range(len(printed))]
+
+
+@pytest.mark.parametrize(
+    ("trainer", "processes"),
+    [
+        ({"devices": 2, "strategy": "ddp", "accelerator": "cpu"}, 2),
+        ({"devices": "2", "num_nodes": 2}, 4),
+        ({"devices": [0, 1]}, 2),
+        ({"devices": "0,1,"}, 2),
+        ({"devices": "auto", "accelerator": "cpu"}, 1),
+        ({"devices": 1, "strategy": "ddp"}, 1),
+    ],
+)
+def test_processes_as_lightning_counts_them(trainer: dict, processes: int) -> None:
+    assert trainer_processes(OmegaConf.create(trainer)) == processes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["+penalty=l1", "lambda=0.001", "penalty.mode=exact"], "penalty.mode=exact needs the full-batch finish"),
+        (
+            ["+penalty@extra_penalties.first=l1", "lambda=0.001", "extra_penalties.first.mode=exact"],
+            "extra_penalties.first.mode=exact",
+        ),
+        (["+penalty=l1", "+path=geometric"], "path.finish=auto (every λ of this linear model"),
+    ],
+)
+def test_one_process_finishes_are_refused_by_the_config_check(tmp_path: Path, overrides: list, named: str) -> None:
+    for trainer in (["trainer=ddp_cpu"], ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]):
+        with pytest.raises(UserError, match=re.escape(named)) as error:
+            check_config(composed(tmp_path, *trainer, *overrides))
+        assert "this run starts 2" in str(error.value) and "trainer.devices=1" in str(error.value)
+    check_config(composed(tmp_path, *overrides))  # one process: fine
+    check_config(composed(tmp_path, "trainer=ddp_cpu", "+penalty=l1", "+path=geometric", "path.finish=none"))
+
+
+def test_exact_under_ddp_is_one_line_before_any_process_starts(tmp_path: Path) -> None:
+    proc = run_train("trainer=ddp_cpu", "+penalty=l1", "lambda=0.001", "penalty.mode=exact", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, describe(proc)
+    assert lines[0].startswith("lightreg: error: penalty.mode=exact needs the full-batch finish")
+    assert not list(tmp_path.rglob("metrics.json")), "refused before training"
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_logs_without_sync_dist_advice(tmp_path: Path) -> None:
+    """Two CPU processes, one epoch, an L1 penalty and the sparsity monitor: every epoch figure is logged with
+    sync_dist (the callbacks' included), so Lightning gives no advice, and metrics.json holds the synced figures."""
+    proc = run_train(
+        "trainer=ddp_cpu", "trainer.max_epochs=1", "+penalty=l1", "lambda=0.001", "hydra.run.dir=run", *QUIET,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    assert "sync_dist" not in proc.stderr, describe(proc)
+    metrics = read_metrics(tmp_path / "run")
+    assert {"val/acc", "val/balanced_acc", "sparsity/l1", "sparsity/total", "features/selected"} <= set(metrics)
+    assert metrics["val/acc"] > 0.8

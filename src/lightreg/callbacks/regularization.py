@@ -272,7 +272,7 @@ class RegularizationCallback(StepHookCallback):
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
-            pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True)
+            pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True, sync_dist=True)
         self._last_value = value
 
     def _kernel_form(self) -> str:
@@ -362,7 +362,7 @@ class RegularizationCallback(StepHookCallback):
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         zero_fraction = self.zero_fraction()
-        pl_module.log(f"sparsity/{self.name}", zero_fraction)
+        pl_module.log(f"sparsity/{self.name}", zero_fraction, sync_dist=True)  # the same on every rank: quiets DDP
         lam = self.current_strength(trainer.current_epoch)
         if self.penalty.sparse and zero_fraction == 1.0 and lam > 0:
             self.collapse.warn_once("all_zero", self._all_zero_message(trainer, pl_module, lam))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +25,6 @@ from lightreg.weight_stats import (
     measure,
     totals,
 )
-
-SYNC_ADVICE = r"It is recommended to use `self.log\('(sparsity|features)/"
-"""Lightning's DDP advice to all-reduce epoch figures; every rank holds the same weights, so none is needed."""
 
 
 class SparsityMonitor(Callback):
@@ -151,10 +147,8 @@ class SparsityMonitor(Callback):
             logged["sparsity/churn"] = total["churn"]
         if "features_selected" in total:
             logged["features/selected"] = total["features_selected"]
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=SYNC_ADVICE)
-            for key, value in logged.items():
-                pl_module.log(key, float(value), on_step=False, on_epoch=True)
+        for key, value in logged.items():  # the same on every DDP rank (replicated weights): the sync only quiets DDP
+            pl_module.log(key, float(value), on_step=False, on_epoch=True, sync_dist=True)
         self.history.append(
             {
                 "epoch": trainer.current_epoch,

@@ -55,6 +55,7 @@ def check_config(cfg: DictConfig) -> None:
     _check_progress_bar(cfg)
     _check_tracking(cfg)
     _check_precision(cfg)
+    _check_one_process(cfg)
     if cfg.get("optimizer") is not None:
         check_optimizer(cfg.optimizer)
 
@@ -149,6 +150,49 @@ def _check_precision(cfg: DictConfig) -> None:
         "Lightning would run bfloat16 instead; set trainer.precision=bf16-mixed (or trainer.accelerator=gpu on a "
         "machine with one)"
     )
+
+
+def trainer_processes(trainer: Any) -> int:
+    """The processes a ``trainer`` config trains in, as Lightning counts them: ``num_nodes`` × its devices (a count,
+    a list or ``"0,1"`` of device ids; ``auto`` or ``-1``: every CUDA GPU, or 1 on the CPU)."""
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    if OmegaConf.is_list(devices) or isinstance(devices, (list, tuple)):
+        count = len(devices)
+    elif isinstance(devices, str) and "," in devices:
+        count = len([d for d in devices.split(",") if d.strip()])
+    elif str(devices) in ("auto", "-1"):
+        import torch
+
+        count = 1 if _on_cpu(trainer.get("accelerator", "auto")) else max(torch.cuda.device_count(), 1)
+    else:
+        try:
+            count = int(devices)
+        except (TypeError, ValueError):
+            count = 1  # Lightning names what is wrong with it
+    return max(count, 1) * max(int(nodes) if _number(nodes) else 1, 1)
+
+
+def _check_one_process(cfg: DictConfig) -> None:
+    """The full-batch finish of ``mode=exact`` (a penalty's, or every point of a λ path that finishes exactly) runs
+    in one process; under DDP each rank would refuse it once it has started."""
+    processes = trainer_processes(cfg.get("trainer") or {})
+    if processes <= 1:
+        return
+    asked = [f"{where}.mode=exact" for where, node in penalty_configs(cfg).items() if node.get("mode") == "exact"]
+    path = cfg.get("path")
+    if path is not None:
+        finish = path.get("finish", "auto")
+        linear = str(OmegaConf.select(cfg, "model._target_", default="")).endswith("LogisticRegression")
+        prox = OmegaConf.select(cfg, "penalty.mode", default=None) == "prox"
+        if finish == "exact" or (finish == "auto" and linear and prox):
+            model = "" if finish == "exact" else " of this linear model"
+            asked.append(f"path.finish={finish} (every λ{model} ends with mode=exact's finish)")
+    if asked:
+        raise UserError(
+            f"{' and '.join(asked)} need{'s' if len(asked) == 1 else ''} the full-batch finish, which runs in one "
+            f"process, and this run starts {processes} (trainer.devices × trainer.num_nodes); train with "
+            f"trainer.devices=1, or {'set path.finish=none' if path is not None else 'use mode=prox'}"
+        )
 
 
 def _on_cpu(accelerator: Any) -> bool:
