@@ -7,6 +7,7 @@ offline: intersphinx inventories that cannot be fetched leave plain-text links a
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from typing import Any
@@ -47,6 +48,7 @@ autodoc_default_options = {"members": True, "show-inheritance": True}
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_rtype = False
+strip_signature_backslash = True  # napoleon then escapes a trailing underscore: `lambda_` stays `lambda_`
 
 # -- intersphinx: short timeout, and an unreachable inventory is not an error (the build machine is offline) -----
 intersphinx_mapping = {
@@ -106,6 +108,7 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
     "footer_start": ["copyright"],
     "footer_end": [],
+    "header_links_before_dropdown": 5,
 }
 html_show_sourcelink = False
 
@@ -116,7 +119,18 @@ def _skip_foreign_members(app: Any, what: str, name: str, obj: Any, skip: bool, 
     return True if what == "class" and isinstance(module, str) and not module.startswith("lightreg") else None
 
 
+def _private_base_parameters(app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]) -> None:
+    """Append the docstring of a private lightreg base class (its ``Args:``) to a public class that inherits its
+    parameters (``LightregClassifier`` from ``_LightregEstimator``): the reference leaves private classes out."""
+    if what != "class":
+        return
+    for base in inspect.getmro(obj)[1:]:
+        if base.__name__.startswith("_") and base.__module__.startswith("lightreg") and base.__doc__:
+            lines.extend(["", *inspect.cleandoc(base.__doc__).splitlines()[1:]])
+
+
 def setup(app: Any) -> None:
     for logger, fragment in INFO_NOT_WARNING.items():
         logging.getLogger(logger).addFilter(_InfoNotWarning(fragment))
     app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("autodoc-process-docstring", _private_base_parameters, priority=400)  # before napoleon (500)
