@@ -119,3 +119,19 @@ def test_estimators_are_deterministic_by_default_and_random_with_none(estimator:
     np.testing.assert_array_equal(first, second)
     free = [estimator(max_epochs=2, penalty=None, random_state=None).fit(x, y).coef_ for _ in range(2)]
     assert not np.array_equal(free[0], free[1])
+
+
+@pytest.mark.slow
+def test_the_shipped_diabetes_run_reaches_least_squares(tmp_path: Path) -> None:
+    """``python -m train data=diabetes`` at its shipped defaults (full batch, 100 epochs: data_training/diabetes_logistic.yaml)
+    ends at the validation R² of scikit-learn's ordinary least squares on the data module's own split."""
+    from sklearn.linear_model import LinearRegression
+
+    proc = run_train("data=diabetes", "hydra.run.dir=run", *QUIET, cwd=tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    data = SklearnDataModule(name="diabetes", seed=0, standardize=False, standardize_target=False)
+    data.setup("fit")
+    ols = LinearRegression().fit(data.x_train.numpy(), data.y_train.numpy())
+    ols_r2 = ols.score(data.x_val.numpy(), data.y_val.numpy())
+    assert ols_r2 == pytest.approx(0.332, abs=1e-3)
+    assert read_metrics(tmp_path / "run")["val/r2"] >= ols_r2 - 0.005
