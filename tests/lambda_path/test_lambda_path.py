@@ -240,6 +240,13 @@ def test_breast_cancer_path_matches_sklearn_at_each_lambda(cli, tmp_path: Path) 
         f_ref = objective(ref.coef_.ravel(), float(ref.intercept_[0]), lam)
         assert abs(objective(coef, float(row["intercept"]), lam) - f_ref) <= 1e-3 * f_ref, lam
         np.testing.assert_array_equal(coef != 0, ref.coef_.ravel() != 0, err_msg=f"λ = {lam}")
+    # input names with spaces ("mean radius") stay whole in metrics.json and path.csv
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    best = _rows(tmp_path)[metrics["best/step"]]
+    kept = [f for f in data.feature_names if float(best[f"coef:{f}"]) != 0]
+    assert metrics["best/features"] == kept and best["kept"] == "; ".join(kept)
+    assert set(metrics["path/entry_lambda"]) == set(data.feature_names)
+    assert all(metrics["path/entry_lambda"][f] is not None for f in kept)
 
 
 def test_a_path_runs_under_the_guard_and_keeps_its_points(cli, tmp_path: Path) -> None:

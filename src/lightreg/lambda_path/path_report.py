@@ -14,6 +14,8 @@ from rich.console import Console
 from lightreg.run_folder import PATH_CSV
 
 METRIC_ORDER = ("val/acc", "val/r2", "val/mae", "val/loss")
+NAME_SEPARATOR = "; "
+"""Between input names in ``path.csv``'s ``kept`` and ``entered`` columns (names such as ``mean radius`` hold spaces)."""
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> Path:

@@ -296,6 +296,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     grid = geometric_grid(lam_max, spec.num, spec.min_ratio)
     rows: list[dict[str, Any]] = []
     states: list[dict[str, torch.Tensor]] = []
+    supports: list[list[str]] = []  # the input names each point kept (names may hold spaces)
     trainer = None
     seen: set[int] = set()
     unsettled: list[float] = []  # λ of the points whose mode=exact finish stopped before its zeros settled
@@ -337,6 +338,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                         refit["refit_epochs"] = trainer.current_epoch
                         per_sample = run.per_sample(monitor)
                 nnz, kept, coef = run.weights()
+                supports.append([run.feature_names[j] for j in kept])
                 entered = [j for j in kept if j not in seen]
                 seen.update(kept)
                 figures = run_folder.final_figures(trainer.callback_metrics, ("val/",))
@@ -355,8 +357,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                         **refit,
                         "nnz": nnz,
                         "features_kept": len(kept),
-                        "kept": " ".join(run.feature_names[j] for j in kept),
-                        "entered": " ".join(run.feature_names[j] for j in entered),
+                        "kept": path_report.NAME_SEPARATOR.join(run.feature_names[j] for j in kept),
+                        "entered": path_report.NAME_SEPARATOR.join(run.feature_names[j] for j in entered),
                         "epochs": epochs,
                         "seconds": round(time.perf_counter() - t0, 3),
                         "checkpoint": checkpoint,
@@ -410,7 +412,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
             rows[k]["checkpoint"] = _save(trainer, run.out_dir / run_folder.CHECKPOINTS / f"{rule}.ckpt")
     csv_path = path_report.write_csv(rows, run.out_dir / run_folder.PATH_CSV)
     entry = {
-        name: max((r["lambda"] for r in rows if name in r["kept"].split()), default=None) for name in run.feature_names
+        name: max((r["lambda"] for r, kept in zip(rows, supports) if name in kept), default=None)
+        for name in run.feature_names
     }
     figure = path_report.path_figure(rows, monitor, chosen, run.feature_names if run.linear else None)
     plot = run.out_dir / run_folder.PLOTS / "path.png"
@@ -439,7 +442,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                 f"{rule}/step": k,
                 f"{rule}/checkpoint": row["checkpoint"] or None,
                 f"{rule}/nnz": row["nnz"],
-                f"{rule}/features": row["kept"].split(),
+                f"{rule}/features": supports[k],
                 **{f"{rule}/{name}": v for name, v in row.items() if name.startswith("val/")},
             }
         )
