@@ -13,6 +13,8 @@ UNACTIONABLE = (
     r".*isinstance\(treespec, LeafSpec\)",
     # a resume into a new run folder: lightreg always writes checkpoints into the current run's folder
     r".*The dirpath has changed from",
+    # a resume in its own run folder (lightreg.cli.rerun refuses any other reuse of a folder that holds a run)
+    r".*Checkpoint directory .* exists and is not empty",
     # the checkpoint's callbacks that this run does not have (a penalty dropped or renamed with resume.allow_changes)
     r".*Be aware that when using `ckpt_path`, callbacks used to create the checkpoint",
     # torchmetrics dropping a NaN batch loss: lightreg.cli.guard stops the run and says so in one line
