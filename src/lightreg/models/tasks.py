@@ -62,9 +62,10 @@ LINE_FIGURES = ("loss", "acc", "mae", "r2", "penalty")
 
 
 def positive_probability(output: Tensor) -> Tensor:
-    """``σ(logit)`` of a binary model's output, in float64: a float32 sigmoid rounds every logit above ≈ 17 to 1.0,
-    which would tie the best-ranked samples of AUROC and average precision (float64 keeps them apart up to ≈ 36)."""
-    return torch.sigmoid(output.reshape(-1).double())
+    """``σ(logit)`` of a binary model's output, in float64 (float32 on Apple's MPS, which has no float64): a float32
+    sigmoid rounds every logit above ≈ 17 to 1.0, which would tie the best-ranked samples of AUROC and average
+    precision (float64 keeps them apart up to ≈ 36)."""
+    return torch.sigmoid(output.reshape(-1).to(torch.float32 if output.device.type == "mps" else torch.float64))
 
 
 def _fed(metric: Metric, transform: Callable[[Tensor], Tensor]) -> LambdaInputTransformer:
