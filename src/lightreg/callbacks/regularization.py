@@ -24,6 +24,7 @@ from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
 from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
+from lightreg.penalties.coupled import CoupledGroupLasso
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 from lightreg.solvers import ProximalFinish, full_batch, is_adaptive, kernels, prox_step, warmup_steps
 
@@ -101,7 +102,7 @@ class RegularizationCallback(StepHookCallback):
         allow_changes: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(penalty, Penalty):
+        if not isinstance(penalty, (Penalty, CoupledGroupLasso)):
             raise UserError(f"penalty must be a lightreg.penalties.Penalty, got {penalty!r}")
         if (
             isinstance(strength, bool)
@@ -434,7 +435,16 @@ def regularizer(
     """Flat constructor for configs: ``regularizer("elastic_net", 1e-3, l1_ratio=0.7, mode="prox")``.
 
     ``l1_ratio`` and ``groups`` go to the penalty (elastic net, group lasso); everything else to
-    :class:`RegularizationCallback`.
+    :class:`RegularizationCallback`. ``groups="coupled"`` (group lasso, sparse group lasso) builds a
+    :class:`~lightreg.callbacks.coupled_regularization.CoupledRegularizationCallback` over Torch-Pruning's coupled
+    channel groups.
     """
+    if groups == "coupled":
+        from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback  # it subclasses this one
+
+        if penalty not in ("group_lasso", "sparse_group_lasso"):
+            raise UserError(f"groups=coupled applies to group_lasso and sparse_group_lasso, got penalty={penalty!r}")
+        ratio = 0.0 if penalty == "group_lasso" else (0.5 if l1_ratio is None else l1_ratio)
+        return CoupledRegularizationCallback(CoupledGroupLasso(ratio), strength, **callback_options)
     options = {"l1_ratio": l1_ratio, "groups": groups}
     return RegularizationCallback(make_penalty(penalty, **options), strength, **callback_options)

@@ -1,0 +1,125 @@
+"""The regularization callback for ``groups=coupled``: group lasso over Torch-Pruning's coupled channel groups.
+
+Selection: a group is penalized when every weight slice of it (tensors with ``ndim >= 2``: the producer's filters
+and the consumers' input slices) lies in a parameter chosen by ``include``/``exclude``; its bias and normalization
+slices then come with it (selected or not), so that the whole group can reach zero together. A partly selected
+group (``exclude=net.fc.*`` leaves the last conv's groups half chosen) is not penalized at all: excluding a layer
+shields every channel coupled to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from typing_extensions import override
+
+from lightreg.callbacks.regularization import SHARDING_STRATEGIES, RegularizationCallback
+from lightreg.compact.coupling import coupled_layout
+from lightreg.errors import UserError
+from lightreg.penalties import PenaltyTerm, select_parameters
+from lightreg.penalties.coupled import CoupledGroupLasso
+from lightreg.solvers import prox_step
+
+EXAMPLE_BATCH = 2
+"""Rows of the example input traced once to find the groups (two, so batch norms see a batch)."""
+
+
+class CoupledRegularizationCallback(RegularizationCallback):
+    """:class:`RegularizationCallback` whose penalty is a :class:`~lightreg.penalties.coupled.CoupledGroupLasso`.
+
+    The groups come from one forward pass of the model on an input of its ``input_shape`` (eval mode, the batch
+    norms' statistics untouched). Modes ``prox`` and ``grad``; ``exact`` is refused (the full-batch finish works
+    tensor by tensor).
+    """
+
+    def __init__(self, penalty: CoupledGroupLasso, strength: float, **options: Any) -> None:
+        if not isinstance(penalty, CoupledGroupLasso):
+            raise UserError(f"penalty must be a CoupledGroupLasso, got {penalty!r}")
+        if options.get("mode") == "exact":
+            raise UserError("groups=coupled supports mode=prox or mode=grad, got mode=exact: set penalty.mode=prox")
+        super().__init__(penalty, strength, **options)
+        self.coupled = penalty
+        self.num_groups = 0
+
+    @override
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if isinstance(trainer.strategy, SHARDING_STRATEGIES):
+            raise UserError(
+                f"groups=coupled needs whole tensors but {type(trainer.strategy).__name__} shards parameters; "
+                "use trainer.strategy=ddp"
+            )
+        shape = getattr(pl_module, "input_shape", None)
+        if shape is None:
+            raise UserError(
+                f"groups=coupled traces the model once on an example input, but {type(pl_module).__name__} has no "
+                "input_shape attribute: set self.input_shape = (features,) or (C, H, W) in its __init__"
+            )
+        selected = {n for n, _ in select_parameters(pl_module, self.include, self.exclude)}
+        reference = next(pl_module.parameters())
+        example = torch.randn(EXAMPLE_BATCH, *shape, device=reference.device, dtype=reference.dtype)
+        layout, _ = coupled_layout(pl_module, example)
+        named = dict(pl_module.named_parameters())
+        groups = layout.restrict(selected, {n: p.shape for n, p in named.items()})
+        self.penalty = self.coupled = self.coupled.bind(groups)
+        self.num_groups = groups.num_groups
+        self.params = {n: named[n] for n in groups.names}
+        self._param_ids = {id(p) for p in self.params.values()}
+        self._finisher = None
+
+    @override
+    def as_term(self, epoch: int | None = None) -> PenaltyTerm:
+        raise UserError(
+            "groups=coupled has no per-tensor penalty term (KKT report, full-batch finish): use groups=rows|columns"
+        )
+
+    @override
+    def lambda_max(self, trainer: L.Trainer, pl_module: L.LightningModule) -> float | None:
+        return None
+
+    @override
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        with torch.no_grad():
+            value = self.coupled.value(self.params) * self.current_strength(trainer.current_epoch)
+        if hasattr(pl_module, "report_penalty"):
+            pl_module.report_penalty(self.name, value)
+        else:
+            pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True, sync_dist=True)
+        self._last_value = value
+
+    @override
+    def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        if self.mode != "grad":
+            return
+        lam = self.current_strength(trainer.current_epoch)
+        if lam == 0:
+            return
+        for name, grad in self.coupled.grad({n: p.detach() for n, p in self.params.items()}).items():
+            param = self.params[name]
+            if param.grad is not None:
+                param.grad.add_(grad, alpha=lam)
+
+    @torch.no_grad()
+    def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        lam = self._step_strength
+        if lam == 0:
+            return
+        steps: dict[str, float | Tensor] = {}
+        by_id = {id(p): n for n, p in self.params.items()}
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                if id(p) in by_id:
+                    steps[by_id[id(p)]] = prox_step(
+                        optimizer, group, p, self.adaptive, floor=lam, scale=lam, warmup=self._prox_warmup
+                    )
+        if len(steps) != len(self.params):  # a coupled tensor outside this optimizer: shrink nothing rather than part
+            return
+        self.coupled.prox_(self.params, steps)
+
+
+__all__ = ["CoupledRegularizationCallback"]
