@@ -28,7 +28,7 @@ from lightreg.cli.build import build, build_callbacks
 from lightreg.cli.checks import check_config
 from lightreg.cli.guard import guard_callbacks, resume_callbacks, run_facts
 from lightreg.cli.tracking import trackers
-from lightreg.compact.run import compact_model
+from lightreg.compact.run import compact_in_run
 from lightreg.models import LightregModule, LogisticRegression
 from lightreg.report import write_report
 from lightreg.solvers import full_batch
@@ -135,7 +135,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         if trainer.is_global_zero:
             run_folder.write_metrics(out_dir, metrics)
     if cfg.get("compact") and status == "completed" and trainer.is_global_zero:
-        metrics.update(compact_model(model, out_dir, datamodule=datamodule, seed=cfg.seed))
+        best = out_dir / run_folder.CHECKPOINTS / "best.ckpt"  # compact.pt is made from the best model
+        metrics.update(compact_in_run(model, out_dir, datamodule, cfg.seed, best))
         run_folder.write_metrics(out_dir, metrics)
     monitored = any(isinstance(cb, SparsityMonitor) for cb in callbacks)
     if trainer.is_global_zero and monitored and (out_dir / run_folder.SPARSITY_FILE).is_file():

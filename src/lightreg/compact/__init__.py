@@ -1,4 +1,5 @@
-"""``lightreg.compact(model) -> (smaller_model, report)`` and ``python -m lightreg.compact RUN_DIR``.
+"""``lightreg.compact(model) -> (smaller_model, report)``, ``lightreg.compact.load("compact.pt")`` and
+``python -m lightreg.compact RUN_DIR``.
 
 The module itself is callable, so that ``lightreg.compact(model)`` works whether or not ``lightreg.compact`` was
 imported as a module first (``python -m lightreg.compact`` imports it).
@@ -11,8 +12,9 @@ import types
 from typing import Any
 
 from lightreg.compact.core import CompactionReport, LayerRow, compact, compact_sequential
+from lightreg.compact.saved import load
 
-__all__ = ["CompactionReport", "LayerRow", "compact", "compact_sequential"]
+__all__ = ["CompactionReport", "LayerRow", "compact", "compact_sequential", "load"]
 
 
 class _CallableModule(types.ModuleType):
