@@ -268,6 +268,7 @@ class CoupledGroupLasso:
         return factors
 
     # -- optimality (KKT) pieces, one entry per group ---------------------------------------------------------------
+    @torch.no_grad()
     def unit_norms(self, params: Mapping[str, Tensor]) -> Tensor:
         """``‖w_g‖₂`` per group."""
         return self.groups.norms({n: params[n] for n in self.groups.names})

@@ -1,0 +1,129 @@
+"""Physical removal of all-zero coupled channel groups from any traceable module, with Torch-Pruning's graph.
+
+A channel is removed when *every* slice coupled to it (:mod:`lightreg.compact.coupling`: its filter, bias entry,
+normalization scale and shift, and the input slices of all its consumers) is exactly zero. Its activation then never
+reaches an output: whatever constant flows in it (a running mean through a zero BatchNorm scale gives 0; an
+activation with ``f(0) ≠ 0`` such as a sigmoid gives a constant) meets consumer slices that are all zero. Channels
+whose filters are zero but whose bias or BatchNorm shift is not are kept (they carry a non-zero constant; the
+Sequential compaction of :mod:`lightreg.compact.core` folds those). Each layer keeps at least one channel.
+
+Save and reload: :func:`save_pruned` writes Torch-Pruning's ``state_dict`` of the pruned modules (tensors and each
+module's shape attributes, no pickled code); :func:`load_pruned` applies it to a freshly built model of the original
+architecture.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+from lightreg.compact.coupling import channel_groups, coupled_layout, eval_mode
+from lightreg.errors import UserError
+
+ATTRIBUTE_TYPES = (int, float, bool, str, tuple, type(None))
+"""Module attributes kept in a saved pruned model: the shapes (``in_channels``, ``num_features`` ...), no objects."""
+
+
+@dataclass
+class PruningReport:
+    """Figures of one removal: parameters and MACs (Torch-Pruning's counter, one example input) before/after, the
+    channels per root layer ``{name: [before, after]}`` and the largest output change on the example input."""
+
+    params_before: int
+    params_after: int
+    macs_before: int
+    macs_after: int
+    channels: dict[str, list[int]] = field(default_factory=dict)
+    removed_groups: int = 0
+    max_output_change: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _zero_channels(module: nn.Module, example_input: Tensor) -> dict[str, list[int]]:
+    """Per root layer name: the channels whose coupled slices are all exactly zero."""
+    layout, roots = coupled_layout(module, example_input)
+    params = dict(module.named_parameters())
+    nonzero = layout.reduce({n: (params[n].detach() != 0).to(params[n].dtype) for n in layout.names}) > 0
+    return {r.root: [k for k in range(r.channels) if not bool(nonzero[r.first + k])] for r in roots}
+
+
+def _count(module: nn.Module, example_input: Tensor) -> tuple[int, int]:
+    with eval_mode(module), torch.no_grad():
+        macs, params = tp.utils.count_ops_and_params(module, example_input)
+    return int(params), int(macs)
+
+
+def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Module, PruningReport]:
+    """A copy of ``module`` without its all-zero coupled channel groups (whole model, one traced forward pass), and
+    the report. Outputs are unchanged (eval mode); the report's ``max_output_change`` measures it on
+    ``example_input``. A module Torch-Pruning cannot trace is a one-line :class:`UserError`.
+    """
+    pruned = copy.deepcopy(module)
+    params_before, macs_before = _count(pruned, example_input)
+    zeros = _zero_channels(pruned, example_input)
+    graph, groups = channel_groups(pruned, example_input)
+    names = {m: n for n, m in pruned.named_modules()}
+    channels: dict[str, list[int]] = {}
+    removed = 0
+    for group in groups:
+        root = group[0].dep.target.module
+        name, total = names[root], len(group[0].idxs)
+        idxs = zeros.get(name, [])[: total - 1]  # a layer keeps at least one channel
+        if idxs:
+            sub = graph.get_pruning_group(root, group[0].dep.handler, idxs)
+            if graph.check_pruning_group(sub):
+                sub.prune()
+                removed += len(idxs)
+            else:
+                idxs = []
+        channels[name] = [total, total - len(idxs)]
+    params_after, macs_after = _count(pruned, example_input)
+    with eval_mode(module), eval_mode(pruned), torch.no_grad():
+        change = float((module(example_input) - pruned(example_input)).abs().max())
+    report = PruningReport(params_before, params_after, macs_before, macs_after, channels, removed, change)
+    return pruned, report
+
+
+def save_pruned(module: nn.Module, path: str | Path) -> None:
+    """Write the pruned ``module``'s tensors and shape attributes to ``path`` in Torch-Pruning's ``state_dict`` layout
+    (``tp.state_dict`` itself reads every property, which a LightningModule without a Trainer refuses)."""
+    full, attributes = {}, {}
+    for name, sub in module.named_modules():
+        full[name] = {"_parameters": dict(sub._parameters), "_buffers": dict(sub._buffers)}
+        attributes[name] = {
+            k: v
+            for k, v in vars(sub).items()
+            if not k.startswith("_") and k != "training" and isinstance(v, ATTRIBUTE_TYPES) and _plain(v)
+        }
+    torch.save({"full_state_dict": full, "attributions": attributes}, Path(path))
+
+
+def _plain(value: object) -> bool:
+    """Numbers, strings and tuples of them: what a layer's shape attributes are."""
+    return all(_plain(v) for v in value) if isinstance(value, tuple) else isinstance(value, ATTRIBUTE_TYPES)
+
+
+def load_pruned(module: nn.Module, path: str | Path) -> nn.Module:
+    """``module`` (a fresh model of the original architecture) given the pruned shapes and weights saved at ``path``."""
+    try:
+        state = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"no pruned model at {path}: write it with save_pruned(module, path)") from None
+    if not isinstance(state, dict) or set(state) != {"full_state_dict", "attributions"}:
+        raise UserError(f"{path} is not a pruned model written by save_pruned")
+    names = {n for n, _ in module.named_modules()}
+    missing = sorted(set(state["full_state_dict"]) - names)
+    if missing:
+        raise UserError(f"{path} holds modules {missing[:5]} that {type(module).__name__} does not have: another model")
+    return tp.load_state_dict(module, state)  # sets each module's tensors and shape attributes
+
+
+__all__ = ["PruningReport", "load_pruned", "remove_zero_groups", "save_pruned"]
