@@ -41,7 +41,7 @@ def csv_inputs(path: Path, model: StandaloneModel) -> tuple[list[str], list[list
     absent = [n for n in names if n not in position]
     if absent:
         raise UserError(
-            f"{path} lacks {len(absent)} of the model's {len(names)} feature column(s): {listed(absent)}; columns are "
+            f"{path} lacks {len(absent)} of the model's {len(names)} feature column(s): {listed(absent, 5)}; columns are "
             "matched by name (any order)"
         )
     taken = [n for n in (PREDICTION, *(f"{PROBA}{c}" for c in model.classes or [])) if n in position]

@@ -1,0 +1,123 @@
+"""``lightreg predict RUN_DIR DATA -o OUT``: a trained run predicts new raw rows (columns matched by name, extra columns
+passed through) as well as validation measured it, from its checkpoints and its compact.pt; user errors are one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lightreg
+from lightreg.cli.commands import main
+from lightreg.models import LogisticRegression
+from trained_runs import raw_rows, read_table, train_csv
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cancer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Breast cancer with string labels, an id column and a held-out file; compact=true."""
+    return train_csv(tmp_path_factory.mktemp("cancer"), "breast_cancer", "diagnosis", "compact=true")
+
+
+def _predict(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _accuracy(path: Path) -> float:
+    rows = read_table(path)
+    return float(np.mean([row["prediction"] == row["diagnosis"] for row in rows]))
+
+
+def test_predict_csv_as_validation_measured(cancer: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    run, metrics = cancer
+    holdout = run.parent / "holdout.csv"
+    out = tmp_path / "predicted.csv"
+    code, said, _ = _predict(capsys, run, holdout, "-o", out, "--checkpoint", "last")
+    assert code == 0 and said.strip() == f"wrote {len(read_table(holdout))} rows to {out}"
+    rows, given = read_table(out), read_table(holdout)
+    assert list(rows[0]) == [*given[0], "prediction", "proba:benign", "proba:malignant"]
+    assert [r["id"] for r in rows] == [g["id"] for g in given] and rows[0]["diagnosis"] == given[0]["diagnosis"]
+    n = len(rows)
+    assert _accuracy(out) == pytest.approx(metrics["val/acc"], abs=1.5 / n)  # the last checkpoint's own figure
+    for row in rows:
+        p = float(row["proba:malignant"])
+        assert row["prediction"] == ("malignant" if p > 0.5 else "benign") or p == pytest.approx(0.5, abs=1e-6)
+    code, _, _ = _predict(capsys, run, holdout, "-o", tmp_path / "best.csv")  # default: best.ckpt
+    assert code == 0 and abs(_accuracy(tmp_path / "best.csv") - metrics["val/acc"]) <= 0.02
+    code, _, _ = _predict(capsys, run, holdout, "-o", tmp_path / "compact.csv", "--checkpoint", "compact")
+    assert code == 0 and abs(_accuracy(tmp_path / "compact.csv") - metrics["val/acc"]) <= 0.02
+    assert abs(metrics["compact/val_acc_after"] - metrics["val/acc"]) <= 0.02
+
+
+def test_the_checkpoint_and_compact_pt_predict_raw_rows(cancer: tuple[Path, dict]) -> None:
+    run, metrics = cancer
+    rows = read_table(run.parent / "holdout.csv")
+    truth = [r["diagnosis"] for r in rows]
+    model = LogisticRegression.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    labels = model.predict_labels(raw_rows(rows, model.feature_names))
+    assert np.mean(np.asarray(labels) == truth) == pytest.approx(metrics["val/acc"], abs=1.5 / len(rows))
+    small = lightreg.compact.load(run / "compact.pt")
+    assert not small.training and small.classes == ["benign", "malignant"]
+    assert set(small.feature_names) <= set(model.feature_names)
+    output = small(torch.from_numpy(raw_rows(rows, small.feature_names)))
+    assert abs(np.mean(np.asarray(small.labels(output)) == truth) - metrics["val/acc"]) <= 0.02
+
+
+def test_a_missing_column_is_one_line(cancer: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    run, _ = cancer
+    lines = (run.parent / "holdout.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    gone = [j for j, name in enumerate(header) if name.startswith("mean")]  # 10 columns
+    cut = "\n".join(",".join(c for j, c in enumerate(line.split(",")) if j not in gone) for line in lines)
+    (tmp_path / "cut.csv").write_text(cut + "\n")
+    code, _, err = _predict(capsys, run, tmp_path / "cut.csv", "-o", tmp_path / "out.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert err.startswith("lightreg: error:") and "lacks 10 of the model's 30" in err and "mean radius" in err
+    assert "mean fractal dimension" not in err and "... (5 more)" in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_a_bad_cell_and_an_unknown_checkpoint_are_one_line(cancer: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    run, _ = cancer
+    lines = (run.parent / "holdout.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    j = header.index("mean area")
+    cells = lines[3].split(",")
+    cells[j] = "big"
+    lines[3] = ",".join(cells)
+    (tmp_path / "bad.csv").write_text("\n".join(lines) + "\n")
+    code, _, err = _predict(capsys, run, tmp_path / "bad.csv", "-o", tmp_path / "out.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "line 4, column 'mean area': 'big'" in err
+    code, _, err = _predict(capsys, run, run.parent / "holdout.csv", "-o", tmp_path / "o.csv", "--checkpoint", "bset")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "'bset'" in err and "best, last, one_se" in err
+    code, _, err = _predict(capsys, run, run.parent / "holdout.csv", "-o", tmp_path / "o.csv", "--checkpoint", "one_se")
+    assert code == 2 and "no checkpoint checkpoints/one_se.ckpt; it has: best, last" in err
+
+
+def test_regression_predicts_in_target_units(tmp_path: Path, capsys) -> None:
+    run, metrics = train_csv(tmp_path, "diabetes", "progression", "data.standardize_target=true", "lambda=0.01",
+                             "trainer.max_epochs=20")  # fmt: skip
+    code, _, _ = _predict(capsys, run, tmp_path / "holdout.csv", "-o", tmp_path / "out.csv", "--checkpoint", "last")
+    rows = read_table(tmp_path / "out.csv")
+    assert code == 0 and list(rows[0])[-1] == "prediction"
+    mae = np.mean([abs(float(r["prediction"]) - float(r["progression"])) for r in rows])
+    assert metrics["val/mae"] > 10  # target units (25..346), not standardized ones
+    assert mae == pytest.approx(metrics["val/mae"], rel=0.10)
+
+
+def test_multiclass_probabilities_sum_to_one(tmp_path: Path, capsys) -> None:
+    run, metrics = train_csv(tmp_path, "wine", "cultivar")
+    code, _, _ = _predict(capsys, run, tmp_path / "holdout.csv", "-o", tmp_path / "out.csv")
+    rows = read_table(tmp_path / "out.csv")
+    columns = [c for c in rows[0] if c.startswith("proba:")]
+    assert code == 0 and columns == ["proba:0", "proba:1", "proba:2"]
+    sums = [sum(float(r[c]) for c in columns) for r in rows]
+    assert np.allclose(sums, 1.0, atol=1e-5)
+    accuracy = np.mean([r["prediction"] == r["cultivar"] for r in rows])
+    assert abs(accuracy - metrics["val/acc"]) <= 0.02 + 1.5 / len(rows)
