@@ -1,0 +1,76 @@
+"""The coupled group lasso's maths: disjoint groups give the plain block soft-threshold, the adaptive metric with
+equal steps gives the same, λ_max and the KKT pieces agree with the prox."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lightreg.errors import UserError
+from lightreg.penalties import GroupLasso
+from lightreg.penalties.coupled import CoupledGroupLasso, slices_from_groups
+
+
+def _rows_as_groups(w: torch.Tensor, b: torch.Tensor) -> CoupledGroupLasso:
+    """One group per row of ``w`` together with the matching bias entry (disjoint groups)."""
+    shapes = {"w": w.shape, "b": b.shape}
+    groups = [[("w", 0, [i]), ("b", 0, [i])] for i in range(w.shape[0])]
+    return CoupledGroupLasso().bind(slices_from_groups(groups, shapes))
+
+
+def test_disjoint_groups_match_the_block_soft_threshold() -> None:
+    torch.manual_seed(0)
+    w, b = torch.randn(6, 4), torch.randn(6)
+    penalty = _rows_as_groups(w, b)
+    joined = torch.cat([w, b[:, None]], dim=1)  # the same groups as rows of one 6x5 tensor
+    params = {"w": w.clone(), "b": b.clone()}
+    penalty.prox_(params, {"w": 0.9, "b": 0.9})
+    expected = GroupLasso(groups="rows").prox_(joined.clone(), 0.9)
+    assert torch.allclose(torch.cat([params["w"], params["b"][:, None]], dim=1), expected, atol=1e-6)
+    assert penalty.value({"w": w, "b": b}).item() == pytest.approx(
+        GroupLasso(groups="rows").value(joined).item(), rel=1e-6
+    )
+    zero = penalty.unit_norms(params) == 0
+    assert 0 < int(zero.sum()) < 6
+    assert bool((params["b"][zero] == 0).all())  # bias entries leave with their rows
+
+
+def test_metric_prox_with_equal_steps_is_the_scalar_prox() -> None:
+    torch.manual_seed(1)
+    w, b = torch.randn(5, 3), torch.randn(5)
+    penalty = _rows_as_groups(w, b)
+    scalar = {"w": w.clone(), "b": b.clone()}
+    metric = {"w": w.clone(), "b": b.clone()}
+    penalty.prox_(scalar, {"w": 0.4, "b": 0.4})
+    penalty.prox_(metric, {"w": torch.full_like(w, 0.4), "b": torch.full_like(b, 0.4)})
+    assert torch.allclose(scalar["w"], metric["w"], atol=1e-6) and torch.allclose(scalar["b"], metric["b"], atol=1e-6)
+
+
+def test_lambda_max_zeroes_every_group_and_kkt_holds_at_zero() -> None:
+    torch.manual_seed(2)
+    g = {"w": torch.randn(4, 3), "b": torch.randn(4)}
+    penalty = _rows_as_groups(g["w"], g["b"])
+    lam = penalty.lambda_max(g)
+    # one proximal-gradient step from 0 with step 1: prox_{λR}(−g) is zero exactly at λ >= λ_max
+    at = {n: -t.clone() for n, t in g.items()}
+    penalty.prox_(at, {"w": lam * 1.0001, "b": lam * 1.0001})
+    assert all(bool((t == 0).all()) for t in at.values())
+    zeros = {n: torch.zeros_like(t) for n, t in g.items()}
+    assert bool(penalty.zero_is_optimal(g, lam * 1.0001).all())
+    assert not bool(penalty.zero_is_optimal(g, lam * 0.99).all())
+    assert float(penalty.subdiff_distance(zeros, g, lam * 1.0001).max()) == 0.0
+
+
+def test_sparse_group_lasso_lambda_max_by_bisection() -> None:
+    torch.manual_seed(3)
+    g = {"w": torch.randn(4, 3), "b": torch.randn(4)}
+    groups = _rows_as_groups(g["w"], g["b"]).groups
+    penalty = CoupledGroupLasso(l1_ratio=0.5).bind(groups)
+    lam = penalty.lambda_max(g)
+    assert bool(penalty.zero_is_optimal(g, lam * 1.001).all())
+    assert not bool(penalty.zero_is_optimal(g, lam * 0.999).all())
+
+
+def test_l1_ratio_one_is_refused() -> None:
+    with pytest.raises(UserError, match="plain L1"):
+        CoupledGroupLasso(l1_ratio=1.0)
