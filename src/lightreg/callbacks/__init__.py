@@ -4,7 +4,8 @@ regularization and sparsity monitoring."""
 from lightreg.callbacks.activity import ActivityRegularization
 from lightreg.callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from lightreg.callbacks.exact_finish import ExactFinish
-from lightreg.callbacks.regularization import RegularizationCallback, regularizer
+from lightreg.callbacks.penalty_factory import regularizer
+from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.callbacks.sparsity import SparsityMonitor
 
 __all__ = [

@@ -23,7 +23,7 @@ from lightreg.callbacks.loss_check import check_hand_written_penalties, log_obje
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
-from lightreg.penalties import Penalty, PenaltyTerm, make_penalty, select_parameters
+from lightreg.penalties import Penalty, PenaltyTerm, select_parameters
 from lightreg.penalties.coupled import CoupledGroupLasso
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
 from lightreg.solvers import ProximalFinish, full_batch, is_adaptive, kernels, prox_step, warmup_steps
@@ -423,28 +423,3 @@ class RegularizationCallback(StepHookCallback):
             f"strength={self.strength} mode={self.mode} refit_epochs={self.refit_epochs}; "
             "resume with the same penalty, or set resume.allow_changes=true (allow_changes=True on the callback)"
         )
-
-
-def regularizer(
-    penalty: str,
-    strength: float,
-    l1_ratio: float | None = None,
-    groups: str | None = None,
-    **callback_options: Any,
-) -> RegularizationCallback:
-    """Flat constructor for configs: ``regularizer("elastic_net", 1e-3, l1_ratio=0.7, mode="prox")``.
-
-    ``l1_ratio`` and ``groups`` go to the penalty (elastic net, group lasso); everything else to
-    :class:`RegularizationCallback`. ``groups="coupled"`` (group lasso, sparse group lasso) builds a
-    :class:`~lightreg.callbacks.coupled_regularization.CoupledRegularizationCallback` over Torch-Pruning's coupled
-    channel groups.
-    """
-    if groups == "coupled":
-        from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback  # it subclasses this one
-
-        if penalty not in ("group_lasso", "sparse_group_lasso"):
-            raise UserError(f"groups=coupled applies to group_lasso and sparse_group_lasso, got penalty={penalty!r}")
-        ratio = 0.0 if penalty == "group_lasso" else (0.5 if l1_ratio is None else l1_ratio)
-        return CoupledRegularizationCallback(CoupledGroupLasso(ratio), strength, **callback_options)
-    options = {"l1_ratio": l1_ratio, "groups": groups}
-    return RegularizationCallback(make_penalty(penalty, **options), strength, **callback_options)

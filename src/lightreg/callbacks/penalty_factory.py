@@ -1,0 +1,37 @@
+"""The flat constructor that penalty configs target: ``_target_: lightreg.callbacks.regularizer``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback
+from lightreg.callbacks.regularization import RegularizationCallback
+from lightreg.errors import UserError
+from lightreg.penalties import make_penalty
+from lightreg.penalties.coupled import CoupledGroupLasso
+
+
+def regularizer(
+    penalty: str,
+    strength: float,
+    l1_ratio: float | None = None,
+    groups: str | None = None,
+    **callback_options: Any,
+) -> RegularizationCallback:
+    """Flat constructor for configs: ``regularizer("elastic_net", 1e-3, l1_ratio=0.7, mode="prox")``.
+
+    ``l1_ratio`` and ``groups`` go to the penalty (elastic net, group lasso); everything else to
+    :class:`RegularizationCallback`. ``groups="coupled"`` (group lasso, sparse group lasso) builds a
+    :class:`~lightreg.callbacks.coupled_regularization.CoupledRegularizationCallback` over Torch-Pruning's coupled
+    channel groups.
+    """
+    if groups == "coupled":
+        if penalty not in ("group_lasso", "sparse_group_lasso"):
+            raise UserError(f"groups=coupled applies to group_lasso and sparse_group_lasso, got penalty={penalty!r}")
+        ratio = 0.0 if penalty == "group_lasso" else (0.5 if l1_ratio is None else l1_ratio)
+        return CoupledRegularizationCallback(CoupledGroupLasso(ratio), strength, **callback_options)
+    options = {"l1_ratio": l1_ratio, "groups": groups}
+    return RegularizationCallback(make_penalty(penalty, **options), strength, **callback_options)
+
+
+__all__ = ["regularizer"]
