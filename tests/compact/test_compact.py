@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import lightreg
+from lightreg.compact.saved import report_of
 from lightreg.models import CNN, ResNet
 
 from conftest import describe, run_train
@@ -161,10 +162,11 @@ def test_cli_compact_true_removes_filters_with_equal_outputs_and_accuracy(tmp_pa
     assert proc.returncode == 0, describe(proc)
     m = read_metrics(run)
     assert m["compact/params_after"] < m["compact/params_before"]
-    assert m["compact/max_abs_diff"] < 1e-5
-    assert m["compact/val_acc_after"] == m["compact/val_acc_before"] == pytest.approx(m["val/acc"], abs=1e-6)
-    saved = torch.load(run / "compact.pt", weights_only=False)
-    assert sum(p.numel() for p in saved["net"].parameters()) == m["compact/params_after"]
+    assert m["compact/max_abs_diff"] < 1e-5 and m["compact/status"] == "done" and m["compact/source"] == "best"
+    assert m["compact/val_acc_after"] == m["compact/val_acc_before"]
+    assert m["compact/val_loss_before"] == pytest.approx(_best_score(run), rel=1e-4)  # made from best.ckpt
+    small = lightreg.compact.load(run / "compact.pt")
+    assert sum(p.numel() for p in small.parameters()) == m["compact/params_after"] and not small.training
     assert "ms before" in (run / "compact.md").read_text()
     # the same from the run dir afterwards, on the best checkpoint
     cli = subprocess.run(
@@ -201,13 +203,15 @@ def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path) -> None:
         "~callbacks.progress_bar", "model.print_epochs=false", f"hydra.run.dir={run}", cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, describe(proc)
-    saved = torch.load(run / "compact.pt", weights_only=False)
-    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    small = lightreg.compact.load(run / "compact.pt")
+    kept = report_of(run / "compact.pt")["kept_inputs"]
+    state = torch.load(run / "checkpoints" / "best.ckpt", weights_only=True)["state_dict"]
     read = (state["net.fc1.weight"] != 0).any(dim=0)
-    assert saved["feature_names"] == [f"x{j}" for j in range(10) if read[j]]
-    assert saved["kept_inputs"] == [j for j in range(10) if read[j]] and 0 < len(saved["kept_inputs"]) < 10
-    assert {"x0", "x1"} <= set(saved["feature_names"])  # the informative inputs of the seed-001 setup
-    assert saved["net"][1].in_features == len(saved["kept_inputs"]) and saved["input_shape"] == (len(read.nonzero()),)
+    assert small.feature_names == [f"x{j}" for j in range(10) if read[j]]
+    assert kept == [j for j in range(10) if read[j]] and 0 < len(kept) < 10
+    assert {"x0", "x1"} <= set(small.feature_names)  # the informative inputs of the seed-001 setup
+    assert small.body[1].in_features == len(kept) and small.input_shape == (len(read.nonzero()),)
+    assert small.feature_mean.shape == (len(kept),)  # the preprocessing of the kept inputs only
     assert read_metrics(run)["compact/max_abs_diff"] < 1e-5
 
 
@@ -226,13 +230,71 @@ def test_cli_compact_regression_predicts_in_the_target_units(tmp_path: Path) -> 
     assert proc.returncode == 0, describe(proc)
     m = read_metrics(run)
     assert m["compact/val_mae_after"] == pytest.approx(m["compact/val_mae_before"], rel=1e-5)
-    assert m["compact/val_mae_before"] == pytest.approx(m["val/mae"], rel=1e-4)
-    assert m["compact/val_loss_before"] == pytest.approx(m["val/loss"], rel=1e-4)
-    assert m["val/mae"] > 10  # diabetes targets are 25-346: an MAE in std units would be below 1
-    saved = torch.load(run / "compact.pt", weights_only=False)
-    data = SklearnDataModule(name="diabetes", batch_size=128, standardize_target=True, seed=0)
-    data.setup("fit")
-    x = data.x_val if saved["kept_inputs"] is None else data.x_val[:, saved["kept_inputs"]]
+    assert m["compact/val_loss_before"] == pytest.approx(_best_score(run), rel=1e-4)
+    assert m["compact/val_mae_before"] > 10  # diabetes targets are 25-346: an MAE in std units would be below 1
+    small = lightreg.compact.load(run / "compact.pt")
+    raw = SklearnDataModule(name="diabetes", seed=0, standardize=False, standardize_target=False)
+    raw.setup("fit")  # the same split, the features as the data set gives them
+    columns = [raw.feature_names.index(name) for name in small.feature_names]
     with torch.no_grad():
-        mae = (saved["net"](x).squeeze(-1) - data.y_val).abs().mean()
-    assert float(mae) == pytest.approx(m["val/mae"], rel=1e-4)
+        mae = (small(raw.x_val[:, columns].float()).squeeze(-1) - raw.y_val).abs().mean()
+    assert float(mae) == pytest.approx(m["compact/val_mae_after"], rel=1e-4)
+
+
+def _best_score(run: Path) -> float:
+    """The validation loss of the run's best checkpoint (its ModelCheckpoint's ``best_model_score``)."""
+    state = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)["callbacks"]
+    return next(float(v["best_model_score"]) for k, v in state.items() if k.startswith("ModelCheckpoint"))
+
+
+@pytest.mark.slow
+def test_a_model_with_a_skip_path_is_refused_in_one_line_and_still_predicts(tmp_path: Path, capsys) -> None:
+    """SkipLogistic.forward is net(x) + skip(x): a compact net would drop the skip path, so compaction refuses (the
+    run still succeeds); predict and export use the whole model."""
+    import numpy as np
+
+    from lightreg.cli.commands import main as lightreg_main
+    from lightreg.compact.__main__ import main as compact_main
+    from trained_runs import SkipLogistic, raw_rows, read_table, train_csv
+
+    run, m = train_csv(tmp_path, "breast_cancer", "diagnosis", "model._target_=trained_runs.SkipLogistic",
+                       "compact=true")  # fmt: skip
+    assert m["status"] == "completed" and not (run / "compact.pt").exists()
+    assert m["compact/status"].startswith(
+        "refused: compaction handles models whose forward is net(x); SkipLogistic.forward uses more"
+    )
+    assert "not compacted: compaction handles models" in (run / "train.log").read_text()
+    capsys.readouterr()
+    assert compact_main([str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "SkipLogistic.forward uses more" in err[0] and err[0].startswith("lightreg: error:")
+    model = SkipLogistic.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
+    assert float(model.skip.weight.detach().abs().sum()) > 0
+    rows = read_table(tmp_path / "holdout.csv")
+    expected = model.predict_labels(raw_rows(rows, model.feature_names))
+    assert lightreg_main(["predict", str(run), str(tmp_path / "holdout.csv"), "-o", str(tmp_path / "out.csv"),
+                          "--checkpoint", "last"]) == 0  # fmt: skip
+    assert [r["prediction"] for r in read_table(tmp_path / "out.csv")] == expected
+    assert np.mean(np.asarray(expected) == [r["diagnosis"] for r in rows]) == pytest.approx(m["val/acc"], abs=0.01)
+    assert lightreg_main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
+    assert "max abs diff from PyTorch" in capsys.readouterr().out
+
+
+def test_compact_pt_loads_without_pickles_and_rebuilds_the_model(tmp_path: Path) -> None:
+    from lightreg.compact.run import compact_model
+
+    torch.manual_seed(0)
+    model = lightreg.models.MLP(
+        input_shape=(6,), num_classes=3, hidden_sizes=[5], feature_names=[f"f{i}" for i in range(6)],
+        feature_scale=([float(i) for i in range(6)], [1.0 + i for i in range(6)]),
+    )  # fmt: skip
+    with torch.no_grad():
+        model.net.fc1.weight[:, [1, 4]] = 0
+    figures = compact_model(model, tmp_path)
+    content = torch.load(tmp_path / "compact.pt", weights_only=True)  # no arbitrary objects inside
+    assert content["facts"]["feature_names"] == ["f0", "f2", "f3", "f5"]
+    small = lightreg.compact.load(tmp_path / "compact.pt")
+    raw = torch.randn(8, 6) * 3 + 2
+    with torch.no_grad():
+        assert torch.allclose(small(raw[:, [0, 2, 3, 5]]), model(model.prepare_inputs(raw)), atol=1e-5)
+    assert figures["compact/max_abs_diff"] < 1e-5
