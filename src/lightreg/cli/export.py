@@ -55,10 +55,12 @@ def to_onnx(model: StandaloneModel, example: Tensor, path: Path) -> None:
     except ImportError:
         raise UserError(f"exporting to ONNX needs the onnx package: {INSTALL}") from None
     dynamic = {"x": {0: "batch"}, "output": {0: "batch"}}
-    torch.onnx.export(
-        model, (example,), str(path), input_names=["x"], output_names=["output"], dynamic_axes=dynamic,
-        opset_version=OPSET, dynamo=False,
-    )  # fmt: skip
+    with warnings.catch_warnings():  # the TorchScript-based exporter is deprecated in favour of dynamo=True
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (example,), str(path), input_names=["x"], output_names=["output"], dynamic_axes=dynamic,
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
     proto = onnx.load(str(path))
     facts = {
         "task": model.task,
