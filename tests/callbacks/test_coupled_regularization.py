@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
+import lightning as L
 import pytest
+import torch
+from torch import Tensor, nn
+
+from lightreg.callbacks import regularizer
+from lightreg.compact.pruning import remove_zero_groups
+from lightreg.data import ImageDataModule
+from lightreg.models import LightregModule
 
 from conftest import describe, run_train
 from helpers import QUIET, read_metrics
@@ -31,3 +40,61 @@ def test_cli_coupled_with_mode_exact_is_one_line(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 2, describe(proc)
     assert "mode=exact" in proc.stderr.strip().splitlines()[-1]
+
+
+class _SkipPath(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.block = nn.Conv2d(8, 8, 3, padding=1)
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.bn(self.stem(x)))
+        return self.head(torch.relu(h + self.block(h)).mean(dim=(2, 3)))
+
+
+class _Concat(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(1, 6, 3, padding=1)
+        self.b = nn.Conv2d(1, 4, 5, padding=2)
+        self.head = nn.Linear(10, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.cat([torch.relu(self.a(x)), torch.tanh(self.b(x))], dim=1)
+        return self.head(h.mean(dim=(2, 3)))
+
+
+class _UserModel(LightregModule):
+    """A user's LightregModule that only builds ``self.net``."""
+
+    def __init__(self, net: nn.Module, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.net = net
+
+
+@pytest.mark.parametrize(("net", "lam"), [(_SkipPath, 0.14), (_Concat, 0.2)], ids=["skip", "concat"])
+def test_user_module_groups_reach_zero_together_and_are_removed(net: type[nn.Module], lam: float) -> None:
+    """λ measured to zero some groups but not all after 2 epochs (skip path: 4 of 8 at 0.14; concat: 4 of 10)."""
+    torch.manual_seed(0)
+    model = _UserModel(net(), input_shape=(1, 8, 8), num_classes=10, print_epochs=False,
+                       optimizer=partial(torch.optim.SGD, lr=0.1))  # fmt: skip
+    callback = regularizer("group_lasso", lam, groups="coupled")
+    trainer = L.Trainer(
+        max_epochs=2, callbacks=[callback], logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu",
+    )  # fmt: skip
+    trainer.fit(model, datamodule=ImageDataModule("digits_images", batch_size=64, limit=256))
+    penalty = callback.coupled
+    zero = penalty.unit_norms(callback.params) == 0
+    assert 0 < int(zero.sum()) < penalty.groups.num_groups
+    for name, mask in penalty.groups.member_mask(callback.params, zero).items():
+        assert bool((callback.params[name][mask] == 0).all()), name  # every coupled slice, biases included
+    x = torch.randn(4, 1, 8, 8)
+    small, report = remove_zero_groups(model, x)
+    model.eval(), small.eval()
+    with torch.no_grad():
+        assert torch.allclose(model(x), small(x), atol=1e-5)
+    assert report.params_after < report.params_before
