@@ -128,3 +128,31 @@ def test_multiclass_probabilities_sum_to_one(tmp_path: Path, capsys) -> None:
     assert np.allclose(sums, 1.0, atol=1e-5)
     accuracy = np.mean([r["prediction"] == r["cultivar"] for r in rows])
     assert accuracy == pytest.approx(metrics["val/acc"], abs=1.5 / len(rows))
+
+
+def test_an_npy_of_raw_rows_predicts_as_the_csv(cancer: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    run, _ = cancer
+    rows = read_table(run.parent / "holdout.csv")
+    names = LogisticRegression.load_from_checkpoint(run / "checkpoints" / "best.ckpt", map_location="cpu").feature_names
+    np.save(tmp_path / "rows.npy", raw_rows(rows, names))
+    assert _predict(capsys, run, run.parent / "holdout.csv", "-o", tmp_path / "csv.csv")[0] == 0
+    assert _predict(capsys, run, tmp_path / "rows.npy", "-o", tmp_path / "npy.csv")[0] == 0
+    from_npy, from_csv = read_table(tmp_path / "npy.csv"), read_table(tmp_path / "csv.csv")
+    assert [r["row"] for r in from_npy] == [str(i) for i in range(len(rows))]
+    assert [r["prediction"] for r in from_npy] == [r["prediction"] for r in from_csv]
+
+
+def test_an_image_model_refuses_uint8_pixels(tmp_path: Path) -> None:
+    from torch import nn
+
+    from lightreg.cli.predict import npy_inputs
+    from lightreg.errors import UserError
+    from lightreg.models.standalone import StandaloneModel
+
+    model = StandaloneModel(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), "multiclass", (1, 4, 4))
+    np.save(tmp_path / "pixels.npy", np.zeros((2, 1, 4, 4), dtype=np.uint8))
+    with pytest.raises(UserError, match="uint8 pixels"):
+        npy_inputs(tmp_path / "pixels.npy", model)
+    np.save(tmp_path / "wrong.npy", np.zeros((2, 1, 5, 5), dtype=np.float32))
+    with pytest.raises(UserError, match=r"shape \(2, 1, 5, 5\).*\(n, 1, 4, 4\)"):
+        npy_inputs(tmp_path / "wrong.npy", model)

@@ -1,7 +1,8 @@
 """``lightreg predict RUN_DIR DATA -o OUT.csv``: predictions of a run's trained model on new raw inputs.
 
 DATA is a CSV (the model's feature columns matched by name, in any order; every other column is passed through to
-OUT unchanged) or an ``.npy`` array of samples in the training shape. OUT holds the input's columns (for an ``.npy``:
+OUT unchanged) or an ``.npy`` array of samples in the training shape (for an image model: float images normalized
+as its data module does, ``(x/255 - mean_c) / std_c``; that normalization is not part of the model). OUT holds the input's columns (for an ``.npy``:
 ``row``, the sample's index), ``prediction`` (the original class label, or the value in the target's units) and, for
 a classifier, one ``proba:<label>`` column per class.
 """
@@ -77,6 +78,11 @@ def npy_inputs(path: Path, model: StandaloneModel) -> tuple[list[str], list[list
         raise UserError(
             f"{path} holds an array of shape {tuple(x.shape)} ({x.dtype}); the model reads numbers of shape "
             f"(n, {', '.join(map(str, model.input_shape))})"
+        )
+    if x.dtype == np.uint8 and len(model.input_shape) > 1:
+        raise UserError(
+            f"{path} holds uint8 pixels; an image model reads the images as its data module normalized them, "
+            "float (x/255 - mean_c) / std_c with the data set's channel means and stds: save those"
         )
     return ["row"], [[str(i)] for i in range(len(x))], x.astype(np.float32)
 
