@@ -2,6 +2,7 @@
 regularization and sparsity monitoring."""
 
 from lightreg.callbacks.activity import ActivityRegularization
+from lightreg.callbacks.channel_pruning import ChannelPruning
 from lightreg.callbacks.checkpoint import InterruptCheckpoint, LastCheckpoint
 from lightreg.callbacks.exact_finish import ExactFinish
 from lightreg.callbacks.penalty_factory import regularizer
@@ -10,6 +11,7 @@ from lightreg.callbacks.sparsity import SparsityMonitor
 
 __all__ = [
     "ActivityRegularization",
+    "ChannelPruning",
     "ExactFinish",
     "InterruptCheckpoint",
     "LastCheckpoint",
