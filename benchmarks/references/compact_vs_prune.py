@@ -82,7 +82,8 @@ def latency_ms(net: torch.nn.Module, repeats: int = 50) -> float:
 
 
 def accuracy(model: torch.nn.Module, dm: ImageDataModule) -> float:
-    return evaluate(model, dm.val_dataloader(), None)["acc"]
+    scale = (float(model.target_mean), float(model.target_std))
+    return evaluate(model.eval(), model.task, scale, dm.val_dataloader())["acc"]
 
 
 def main() -> None:
