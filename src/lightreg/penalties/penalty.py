@@ -30,6 +30,8 @@ class Penalty(abc.ABC):
     """Short identifier used by configs: "l1", "l2", "elastic_net", "group_lasso", "sparse_group_lasso"."""
     elementwise: ClassVar[bool]
     """True when R is a sum over entries, so it is exact on sharded parameters (FSDP, DeepSpeed)."""
+    convex: ClassVar[bool] = True
+    """False for the nonconvex penalties (MCP, SCAD, log-sum, L0): solvers then take no momentum."""
 
     @property
     @abc.abstractmethod

@@ -11,9 +11,14 @@ from typing import Any
 from lightreg.errors import UserError
 from lightreg.penalties.elementwise import L1, L2, ElasticNet
 from lightreg.penalties.group import GroupLasso, SparseGroupLasso
+from lightreg.penalties.group_nonconvex import GroupMCP, GroupSCAD
+from lightreg.penalties.nonconvex import L0, MCP, SCAD, LogSum
 from lightreg.penalties.penalty import Penalty
 
-PENALTIES: dict[str, type[Penalty]] = {cls.name: cls for cls in (L1, L2, ElasticNet, GroupLasso, SparseGroupLasso)}
+PENALTIES: dict[str, type[Penalty]] = {
+    cls.name: cls
+    for cls in (L1, L2, ElasticNet, GroupLasso, SparseGroupLasso, MCP, SCAD, LogSum, L0, GroupMCP, GroupSCAD)
+}
 
 
 def make_penalty(name: str, **options: Any) -> Penalty:
