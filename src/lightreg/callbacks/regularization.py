@@ -23,6 +23,7 @@ from lightreg.callbacks.loss_check import check_hand_written_penalties, log_obje
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
+from lightreg.optim import FusedPenalty, ProximalOptimizer
 from lightreg.penalties import Penalty, PenaltyTerm, select_parameters
 from lightreg.penalties.coupled import CoupledGroupLasso
 from lightreg.penalties.selection import CONV_GROUPS, conv_weights
@@ -160,6 +161,7 @@ class RegularizationCallback(StepHookCallback):
         self._finisher: ExactFinish | None = None  # mode=exact: the Trainer's finish (setup)
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
         self._loss_checked = False  # the first step's loss was read for hand-written penalties (on_before_backward)
+        self._fused: dict[int, tuple[ProximalOptimizer, FusedPenalty]] = {}  # id(optimizer) -> the penalty it applies
         self.support: SupportMask | None = None
         """During the refit: 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
@@ -237,6 +239,7 @@ class RegularizationCallback(StepHookCallback):
                     "still holds scaled gradients when callbacks see them; set fused=False or use bf16-mixed"
                 )
             self._warn_double_decay(optimizer)
+            self._fuse(trainer, optimizer)
             if self.mode in ("prox", "exact"):
                 if self.adaptive and not is_adaptive(optimizer) and type(optimizer).__name__ != "SGD":
                     warn(f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ")
@@ -246,6 +249,34 @@ class RegularizationCallback(StepHookCallback):
                     else self.adaptive_warmup
                 )
                 self.hook_optimizer(optimizer, self._after_optimizer_step)
+        for _, fused in self._fused.values():
+            fused.warmup = self._prox_warmup
+
+    def _fuse(self, trainer: L.Trainer, optimizer: Optimizer) -> None:
+        """Hand the penalty to a proximal optimizer (:mod:`lightreg.optim`), which applies it inside its own step."""
+        params = [p for g in optimizer.param_groups for p in g["params"] if id(p) in self._param_ids]
+        if not isinstance(optimizer, ProximalOptimizer) or not optimizer.can_fuse(self.penalty, params):
+            return
+        mode = "grad" if self.mode == "grad" else "prox"
+        fused = FusedPenalty(self.penalty, self.strength, mode, params, self.adaptive)
+        optimizer.attach(fused)
+        optimizer.plan(trainer.estimated_stepping_batches)
+        self._fused[id(optimizer)] = (optimizer, fused)
+
+    def _unfuse(self) -> None:
+        for optimizer, fused in self._fused.values():
+            optimizer.detach(fused)
+        self._fused.clear()
+
+    @override
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_fit_end(trainer, pl_module)
+        self._unfuse()
+
+    @override
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._unfuse()
 
     def _warn_double_decay(self, optimizer: Optimizer) -> None:
         if self.penalty.name not in DECAY_PENALTIES:
@@ -283,7 +314,7 @@ class RegularizationCallback(StepHookCallback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.support is not None:
             self.support.mask_grads_(self.params)
-        if self.mode != "grad":
+        if self.mode != "grad" or id(optimizer) in self._fused:
             return
         lam = self.current_strength(trainer.current_epoch)
         if lam == 0:
@@ -303,7 +334,7 @@ class RegularizationCallback(StepHookCallback):
         if self.support is not None:  # momentum and weight decay move masked entries too
             self.support.apply_(self.params)
         lam = self._step_strength
-        if lam == 0:
+        if lam == 0 or id(optimizer) in self._fused:
             return
         for group in optimizer.param_groups:
             scalar: dict[float, list[Tensor]] = {}  # one batched pass per scalar threshold (SGD: one per group)
@@ -322,6 +353,8 @@ class RegularizationCallback(StepHookCallback):
         if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
             self.freeze_support()
         self._step_strength = self.current_strength(trainer.current_epoch)
+        for _, fused in self._fused.values():
+            fused.strength = self._step_strength
         self.collapse.start_epoch(pl_module.device)
 
     @override

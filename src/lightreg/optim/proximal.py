@@ -1,0 +1,299 @@
+"""Proximal optimizers: torch's SGD, Adam, AdamW, Adagrad and RMSprop with a penalty applied inside their own step.
+Pure torch; no Lightning.
+
+A :class:`FusedPenalty` attached to one of these optimizers (the regularization callback does it) is applied in the
+same per-parameter pass as the update (:mod:`lightreg.optim.updates`): its gradient (``mode="grad"``) or its
+proximal step in the optimizer's own metric (``mode="prox"``, the step of :func:`lightreg.solvers.prox_step`,
+warm-up bound included). Without a penalty the step equals the torch optimizer's; the state and ``state_dict`` are
+the torch optimizer's (an instance is also an instance of the torch class), so checkpoints load either way.
+
+``compile``: ``"off"`` runs the eager update through two scratch buffers shared by all parameters (no weight-sized
+temporary); ``"on"`` runs it through :func:`torch.compile` (one dynamic-shape graph per update kind over flattened
+tensors; Inductor fuses the chain into one loop per tensor); ``"auto"`` compiles when the run is long and large
+enough to pay back the first compile (:func:`should_compile`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+
+from lightreg.errors import UserError
+from lightreg.optim import updates
+from lightreg.optim.updates import Elementwise
+from lightreg.penalties import ElementwisePenalty, Penalty
+
+COMPILE_MODES = ("auto", "on", "off")
+AUTO_MIN_PARAMETERS = 1_000_000
+"""``compile="auto"``: parameters (entries) below which the compiled step is not worth its first compile."""
+AUTO_MIN_STEPS = 5_000
+"""``compile="auto"``: optimizer steps below which the first compile (15–40 s cold on 2 CPU cores) is not paid back."""
+UNSUPPORTED_FLAGS = ("maximize", "capturable", "differentiable", "fused")
+
+
+def should_compile(mode: str, parameters: int, steps: float) -> bool:
+    """Whether ``compile=mode`` compiles a run of ``steps`` optimizer steps over ``parameters`` entries (``auto``:
+    both at least :data:`AUTO_MIN_PARAMETERS` and :data:`AUTO_MIN_STEPS`; an unknown length counts as long)."""
+    if mode == "auto":
+        long_run = not math.isfinite(steps) or steps >= AUTO_MIN_STEPS
+        return parameters >= AUTO_MIN_PARAMETERS and long_run
+    return mode == "on"
+
+
+@dataclass(eq=False)
+class FusedPenalty:
+    """``strength · penalty`` on ``params``, applied by ``mode`` (``grad`` | ``prox``) inside the optimizer step.
+
+    ``strength`` may change between steps (the callback's λ warm-up); ``adaptive`` uses the optimizer's metric for the
+    prox (else ``lr·λ``); ``warmup``: optimizer steps during which that metric step is bounded by ``lr``.
+    """
+
+    penalty: Penalty
+    strength: float
+    mode: str
+    params: list[Tensor]
+    adaptive: bool = True
+    warmup: int = 0
+    ids: set[int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("grad", "prox"):
+            raise UserError(f"a fused penalty's mode must be 'grad' or 'prox', got {self.mode!r}")
+        self.ids = {id(p) for p in self.params}
+
+
+class ProximalOptimizer(Optimizer):
+    """Mixin: the fused step over :meth:`_update`, penalty attachment, scratch buffers and the compiled path."""
+
+    update_fn: Callable[..., Any]
+    varying: tuple[int, ...]
+    """Positions of the update's arguments that change between steps (learning rate, step count)."""
+
+    def _setup_proximal(self, compile: str | bool) -> None:
+        mode = {True: "on", False: "off"}.get(compile, compile) if isinstance(compile, bool) else compile
+        if mode not in COMPILE_MODES:
+            raise UserError(f"compile must be one of {COMPILE_MODES} (or true/false), got {compile!r}")
+        for group in self.param_groups:
+            bad = [flag for flag in UNSUPPORTED_FLAGS if group.get(flag)]
+            if bad:
+                raise UserError(f"{type(self).__name__} does not support {bad[0]}=True; use torch.optim's optimizer")
+        self.compile = mode
+        self.penalties: list[FusedPenalty] = []
+        self._by_param: dict[int, FusedPenalty] = {}
+        self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._compiled: Callable[..., Any] | None = None
+        self._expected_steps = math.inf
+
+    # -- attachment ---------------------------------------------------------------------------------------------------
+    def can_fuse(self, penalty: object, params: Iterable[Tensor]) -> bool:
+        """Whether :meth:`attach` takes ``penalty`` on ``params``: a per-tensor penalty on parameters no other fused
+        penalty holds."""
+        return isinstance(penalty, Penalty) and not any(id(p) in self._by_param for p in params)
+
+    def attach(self, fused: FusedPenalty) -> None:
+        """Apply ``fused`` inside every following step (its parameters that this optimizer updates)."""
+        if not self.can_fuse(fused.penalty, fused.params):
+            raise UserError(f"{type(self).__name__}: {fused.penalty!r} overlaps a penalty fused already")
+        self.penalties.append(fused)
+        self._by_param.update({id(p): fused for p in fused.params})
+
+    def detach(self, fused: FusedPenalty) -> None:
+        """Stop applying ``fused``."""
+        self.penalties = [f for f in self.penalties if f is not fused]
+        self._by_param = {key: f for key, f in self._by_param.items() if f is not fused}
+
+    def plan(self, steps: float) -> None:
+        """The run's optimizer steps (``inf`` = unknown), for ``compile="auto"``."""
+        self._expected_steps = steps
+        self._compiled = None
+
+    def compiles(self) -> bool:
+        """Whether steps run through the compiled update."""
+        numel = sum(p.numel() for g in self.param_groups for p in g["params"])
+        return should_compile(self.compile, numel, self._expected_steps)
+
+    # -- the step -----------------------------------------------------------------------------------------------------
+    def _buffers(self, p: Tensor) -> tuple[Tensor, Tensor]:
+        """Two scratch views shaped like ``p`` out of one buffer per dtype/device (grown to the largest tensor)."""
+        key = (p.dtype, p.device)
+        buf = self._scratch.get(key)
+        if buf is None or buf.numel() < 2 * p.numel():
+            largest = max(q.numel() for g in self.param_groups for q in g["params"] if q.dtype == p.dtype)
+            buf = self._scratch[key] = torch.empty(2 * largest, dtype=p.dtype, device=p.device)
+        n = p.numel()
+        return buf[:n].view_as(p), buf[n : 2 * n].view_as(p)
+
+    def _penalty_of(self, p: Tensor, state: dict[str, Any], factor: float) -> tuple[FusedPenalty, Elementwise] | None:
+        """The fused penalty of ``p`` and the part the update applies (``None`` without one or at λ = 0)."""
+        fused = self._by_param.get(id(p))
+        if fused is None or fused.strength == 0:
+            return None
+        lam = fused.strength
+        penalty = fused.penalty
+        a, b = (penalty.l1_weight, 1 - penalty.l1_weight) if isinstance(penalty, ElementwisePenalty) else (0.0, 0.0)
+        step = float(state["step"]) if "step" in state else 0.0
+        floor = max(lam, factor) if step <= fused.warmup else lam
+        return fused, Elementwise(fused.mode, lam, a, b, fused.adaptive, floor)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        compiled = self.compiles()
+        if compiled and self._compiled is None:
+            self._compiled = torch.compile(type(self).update_fn, dynamic=True)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise UserError(f"{type(self).__name__} does not support sparse gradients")
+                self._step_param(p, group, compiled and p.is_contiguous() and p.grad.is_contiguous())
+        return loss
+
+    def _step_param(self, p: Tensor, group: dict[str, Any], compiled: bool) -> None:
+        state = self.state[p]
+        args, factor = self._arguments(p, group, state)
+        found = self._penalty_of(p, state, factor)
+        fused, pen = found if found is not None else (None, None)
+        elementwise = fused is None or isinstance(fused.penalty, ElementwisePenalty)
+        if fused is not None and not elementwise and pen.mode == "grad":
+            p.grad.add_(fused.penalty.grad(p), alpha=pen.lam)
+            pen = None
+        if compiled:
+            flat = [a.view(-1) if isinstance(a, Tensor) else a for a in args]
+            for i in self.varying:  # the scalars that change between steps: graph inputs, not constants
+                flat[i] = torch.tensor(flat[i], dtype=torch.float64)
+            if pen is not None:
+                lam, floor = torch.tensor(pen.lam, dtype=torch.float64), torch.tensor(pen.floor, dtype=torch.float64)
+                pen = Elementwise(pen.mode, lam, pen.a, pen.b, pen.adaptive, floor)  # type: ignore[arg-type]
+            step = self._compiled(*flat, pen, None, None)
+        else:
+            step = type(self).update_fn(*args, pen, *self._buffers(p))
+        if not elementwise and step is not None:
+            fused.penalty.prox_(p, step.view_as(p) if isinstance(step, Tensor) else step)
+
+    def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
+        """The update's positional arguments up to the penalty, and the learning-rate factor of the prox floor."""
+        raise NotImplementedError
+
+
+def _count(state: dict[str, Any]) -> float:
+    state["step"] += 1
+    return float(state["step"])
+
+
+class ProxSGD(ProximalOptimizer, SGD):
+    """:class:`torch.optim.SGD` (momentum, dampening, Nesterov, weight decay) with a fused penalty (prox step lr·λ)."""
+
+    update_fn = staticmethod(updates.sgd_)
+    varying = (4,)
+
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
+        super().__init__(params, **kw)
+        self._setup_proximal(compile)
+
+    def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
+        momentum = group["momentum"]
+        buf, first = None, False
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = torch.empty_like(p)
+                first = True
+        args = [p, p.grad, buf, first, group["lr"], momentum, group["dampening"], group["nesterov"]]
+        return [*args, group["weight_decay"]], 1.0
+
+
+class ProxAdam(ProximalOptimizer, Adam):
+    """:class:`torch.optim.Adam` (amsgrad, weight decay) with a fused penalty; the prox step is
+    ``λ·lr/max(√v̂ + ε, floor)``, the denominator of the update itself."""
+
+    update_fn = staticmethod(updates.adam_)
+    varying = (5, 6)
+
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
+        super().__init__(params, **kw)
+        self._setup_proximal(compile)
+
+    def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["amsgrad"]:
+                state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        step = _count(state)
+        beta1, beta2 = group["betas"]
+        decoupled = bool(group.get("decoupled_weight_decay", False))
+        args = [p, p.grad, state["exp_avg"], state["exp_avg_sq"], state.get("max_exp_avg_sq"), step, group["lr"]]
+        return [*args, beta1, beta2, group["eps"], group["weight_decay"], decoupled], 1.0
+
+
+class ProxAdamW(ProxAdam, AdamW):
+    """:class:`torch.optim.AdamW` (decoupled weight decay) with a fused penalty, as :class:`ProxAdam`."""
+
+
+class ProxAdagrad(ProximalOptimizer, Adagrad):
+    """:class:`torch.optim.Adagrad` with a fused penalty; prox step ``λ·lr·c/max(√G + ε, floor)``,
+    ``c = 1/(1 + (t − 1)·lr_decay)``."""
+
+    update_fn = staticmethod(updates.adagrad_)
+    varying = (3, 4)
+
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
+        super().__init__(params, **kw)
+        self._setup_proximal(compile)
+
+    def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
+        step = _count(state)
+        factor = 1 / (1 + (step - 1) * group["lr_decay"])
+        args = [p, p.grad, state["sum"], step, group["lr"], group["lr_decay"], group["eps"], group["weight_decay"]]
+        return args, factor
+
+
+class ProxRMSprop(ProximalOptimizer, RMSprop):
+    """:class:`torch.optim.RMSprop` (centered, momentum) with a fused penalty; prox step
+    ``λ·lr/max(√(v − ḡ²) + ε, floor)``."""
+
+    update_fn = staticmethod(updates.rmsprop_)
+    varying = (5,)
+
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
+        super().__init__(params, **kw)
+        self._setup_proximal(compile)
+
+    def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
+        if not state:
+            state["step"] = torch.tensor(0.0)
+            state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["centered"]:
+                state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        _count(state)
+        args = [p, p.grad, state["square_avg"], state.get("grad_avg"), state.get("momentum_buffer"), group["lr"]]
+        return [*args, group["alpha"], group["eps"], group["momentum"], group["weight_decay"]], 1.0
+
+
+__all__ = [
+    "AUTO_MIN_PARAMETERS",
+    "AUTO_MIN_STEPS",
+    "COMPILE_MODES",
+    "FusedPenalty",
+    "ProxAdagrad",
+    "ProxAdam",
+    "ProxAdamW",
+    "ProxRMSprop",
+    "ProxSGD",
+    "ProximalOptimizer",
+    "should_compile",
+]

@@ -1,0 +1,183 @@
+"""Proximal optimizers (lightreg.optim): the fused step equals torch's optimizer followed by the callback's pass."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+
+from lightreg.errors import UserError
+from lightreg.optim import FusedPenalty, ProxAdagrad, ProxAdam, ProxAdamW, ProxRMSprop, ProxSGD, should_compile
+from lightreg.penalties import make_penalty
+from lightreg.solvers import kernels, prox_step
+
+from helpers import read_metrics, run_cli
+
+OPTIMIZERS = {
+    "sgd": (torch.optim.SGD, ProxSGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}),
+    "sgd_nesterov": (torch.optim.SGD, ProxSGD, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "dampening": 0.0}),
+    "sgd_plain": (torch.optim.SGD, ProxSGD, {"lr": 0.1}),
+    "adam": (torch.optim.Adam, ProxAdam, {"lr": 0.01, "weight_decay": 1e-3}),
+    "adam_amsgrad": (torch.optim.Adam, ProxAdam, {"lr": 0.01, "amsgrad": True}),
+    "adamw": (torch.optim.AdamW, ProxAdamW, {"lr": 0.01, "weight_decay": 0.05}),
+    "adagrad": (torch.optim.Adagrad, ProxAdagrad, {"lr": 0.1, "lr_decay": 0.1, "weight_decay": 1e-3}),
+    "rmsprop": (torch.optim.RMSprop, ProxRMSprop, {"lr": 0.01, "momentum": 0.5, "centered": True}),
+    "rmsprop_plain": (torch.optim.RMSprop, ProxRMSprop, {"lr": 0.01, "weight_decay": 1e-3}),
+}
+PENALTIES = {
+    "l1": make_penalty("l1"),
+    "l2": make_penalty("l2"),
+    "elastic_net": make_penalty("elastic_net", l1_ratio=0.6),
+    "group_lasso": make_penalty("group_lasso", groups="rows"),
+}
+LAM = 0.05
+WARMUP = 2
+STEPS = 5
+
+
+def _model() -> torch.nn.Sequential:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+
+
+def _grads(model: torch.nn.Module, k: int) -> None:
+    gen = torch.Generator().manual_seed(k)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=gen) * (k + 1)
+        if p.ndim == 2:
+            p.grad[0] = 0.0  # a row whose gradient vanishes: the metric step meets its floor
+
+
+def _callback_pass(opt, penalty, params, mode: str, when: str) -> None:
+    """What RegularizationCallback does around torch's step (grad before, prox after)."""
+    if mode == "grad" and when == "before":
+        kernels.add_grad_(penalty, params, [p.grad for p in params], LAM, "chunked")
+    if mode == "prox" and when == "after":
+        group = opt.param_groups[0]
+        for p in params:
+            step = prox_step(opt, group, p, True, floor=LAM, scale=LAM, warmup=WARMUP)
+            if isinstance(step, torch.Tensor):
+                penalty.prox_(p.data, step)
+            else:
+                kernels.prox_(penalty, [p.data], step, "chunked")
+
+
+def _run(name: str, penalty_name: str, mode: str, scheduler: bool, fused: bool, compile: str = "off"):
+    torch_cls, prox_cls, kw = OPTIMIZERS[name]
+    model = _model()
+    penalty = PENALTIES[penalty_name]
+    params = [p for p in model.parameters() if p.ndim >= 2]
+    opt = prox_cls(model.parameters(), compile=compile, **kw) if fused else torch_cls(model.parameters(), **kw)
+    if fused:
+        opt.attach(FusedPenalty(penalty, LAM, mode, params, warmup=WARMUP))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5) if scheduler else None
+    for k in range(STEPS):
+        _grads(model, k)
+        with torch.no_grad():
+            if not fused:
+                _callback_pass(opt, penalty, params, mode, "before")
+            opt.step()
+            if not fused:
+                _callback_pass(opt, penalty, params, mode, "after")
+        if sched is not None:
+            sched.step()
+    return model, opt
+
+
+@pytest.mark.parametrize("scheduler", [False, True])
+@pytest.mark.parametrize("mode", ["grad", "prox"])
+@pytest.mark.parametrize("penalty", sorted(PENALTIES))
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_fused_step_equals_torch_step_plus_callback_pass(name: str, penalty: str, mode: str, scheduler: bool) -> None:
+    reference, _ = _run(name, penalty, mode, scheduler, fused=False)
+    fused, _ = _run(name, penalty, mode, scheduler, fused=True)
+    for want, got in zip(reference.parameters(), fused.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    if mode == "prox" and penalty in ("l1", "elastic_net", "group_lasso"):
+        for want, got in zip(reference.parameters(), fused.parameters()):
+            assert torch.equal(got == 0, want == 0)  # the same exact zeros
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_without_a_penalty_the_step_is_torchs(name: str) -> None:
+    torch_cls, prox_cls, kw = OPTIMIZERS[name]
+    models = [_model(), _model()]
+    opts = [torch_cls(models[0].parameters(), **kw), prox_cls(models[1].parameters(), **kw)]
+    for k in range(STEPS):
+        for model, opt in zip(models, opts):
+            _grads(model, k)
+            opt.step()
+    for want, got in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adagrad", "rmsprop"])
+def test_state_dict_round_trip_continues_the_same_run(name: str) -> None:
+    _, prox_cls, kw = OPTIMIZERS[name]
+    model, opt = _run(name, "l1", "prox", False, fused=True)
+    saved = {k: v.clone() for k, v in model.state_dict().items()}
+    state = copy.deepcopy(opt.state_dict())  # torch's load shares the tensors it is given
+    clone = _model()
+    clone.load_state_dict(saved)
+    params = [p for p in clone.parameters() if p.ndim >= 2]
+    opt2 = prox_cls(clone.parameters(), **kw)
+    opt2.load_state_dict(state)
+    opt2.attach(FusedPenalty(PENALTIES["l1"], LAM, "prox", params, warmup=WARMUP))
+    for m, o in ((model, opt), (clone, opt2)):
+        _grads(m, 9)
+        o.step()
+    for want, got in zip(model.parameters(), clone.parameters()):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
+    # the state is torch's own: torch's optimizer loads it
+    torch_cls = OPTIMIZERS[name][0]
+    torch_cls(_model().parameters(), **kw).load_state_dict(state)
+
+
+def test_compiled_step_equals_eager_step() -> None:
+    pytest.importorskip("torch._inductor")
+    eager, _ = _run("adam", "l1", "prox", True, fused=True)
+    compiled, _ = _run("adam", "l1", "prox", True, fused=True, compile="on")
+    for want, got in zip(eager.parameters(), compiled.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5)
+
+
+def test_compile_auto_rule() -> None:
+    assert not should_compile("auto", 2_700_000, 1_000)
+    assert should_compile("auto", 2_700_000, 20_000)
+    assert should_compile("auto", 2_700_000, math.inf)
+    assert not should_compile("auto", 10_000, 20_000)
+    assert should_compile("on", 10, 1) and not should_compile("off", 10**9, math.inf)
+
+
+def test_bad_options_are_refused_with_the_value() -> None:
+    params = list(_model().parameters())
+    with pytest.raises(UserError, match=r"compile must be one of .* got 'sometimes'"):
+        ProxSGD(params, lr=0.1, compile="sometimes")
+    with pytest.raises(UserError, match="maximize=True"):
+        ProxAdam(params, lr=0.1, maximize=True)
+    opt = ProxSGD(params, lr=0.1)
+    opt.attach(FusedPenalty(PENALTIES["l1"], LAM, "prox", params[:1]))
+    assert not opt.can_fuse(PENALTIES["l2"], params[:1]) and opt.can_fuse(PENALTIES["l2"], params[1:])
+    with pytest.raises(UserError, match="overlaps"):
+        opt.attach(FusedPenalty(PENALTIES["l2"], LAM, "grad", params[:1]))
+
+
+def _metrics(run_dir, *overrides: str) -> dict:
+    run_cli(run_dir, *overrides)
+    return read_metrics(run_dir)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("optimizer", "mode"), [("adam", "prox"), ("sgd", "grad")])
+def test_cli_fused_run_equals_the_separate_pass(tmp_path, optimizer: str, mode: str) -> None:
+    """``optimizer=prox_<name>`` hands the penalty to the optimizer: the same zeros and objective as the callback's own
+    pass (LogisticRegression on breast_cancer)."""
+    common = ("data=breast_cancer", "+penalty=l1", "lambda=0.01", f"penalty.mode={mode}", "trainer.max_epochs=3")
+    separate = _metrics(tmp_path / "separate", *common, f"optimizer={optimizer}")
+    fused = _metrics(tmp_path / "fused", *common, f"optimizer=prox_{optimizer}")
+    for key in ("train/objective", "train/penalty", "val/loss", "sparsity/l1"):
+        assert fused[key] == pytest.approx(separate[key], rel=1e-6, abs=1e-6), key
+    if mode == "prox":
+        assert fused["sparsity/l1"] > 0  # exact zeros came out of the fused step
