@@ -74,3 +74,15 @@ def test_sparse_group_lasso_lambda_max_by_bisection() -> None:
 def test_l1_ratio_one_is_refused() -> None:
     with pytest.raises(UserError, match="plain L1"):
         CoupledGroupLasso(l1_ratio=1.0)
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.3])
+def test_grad_is_the_gradient_of_value_with_overlapping_groups(l1_ratio: float) -> None:
+    torch.manual_seed(4)
+    w1, w2 = torch.randn(3, 4), torch.randn(2, 3)  # w2's columns share the groups of w1's rows: overlap
+    groups = [[("w1", 0, [i]), ("w2", 1, [i])] for i in range(3)] + [[("w2", 0, [j])] for j in range(2)]
+    penalty = CoupledGroupLasso(l1_ratio).bind(slices_from_groups(groups, {"w1": w1.shape, "w2": w2.shape}))
+    params = {"w1": w1.clone().requires_grad_(), "w2": w2.clone().requires_grad_()}
+    penalty.value(params).backward()
+    grads = penalty.grad({n: p.detach() for n, p in params.items()})
+    assert all(torch.allclose(grads[n], params[n].grad, atol=1e-5) for n in params)
