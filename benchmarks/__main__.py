@@ -29,6 +29,7 @@ QUICK: dict[str, list[str]] = {
     "speed.loop_overhead": ["--quick"],
     "speed.cold_start": ["--repeats", "1", "trainer.max_epochs=1"],
     "speed.penalty_overhead": ["--quick", "--repeats", "1", "--steps", "1", "--forms"],
+    "speed.fused_penalty": ["--quick"],
     "speed.monitor_overhead": ["--steps", "5", "--repeats", "1"],
     "speed.loader_speed": ["--repeats", "1"],
     "speed.image_loader_speed": ["--quick", "--repeats", "1", "--workers", "1", "--threads", "1"],

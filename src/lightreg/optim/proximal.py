@@ -46,6 +46,17 @@ def should_compile(mode: str, parameters: int, steps: float) -> bool:
     return mode == "on"
 
 
+_COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
+    """``torch.compile(update, dynamic=True)``, one per update kind in the process (a new optimizer reuses its graphs:
+    only a process's first compiled step pays the compile)."""
+    if update not in _COMPILED:
+        _COMPILED[update] = torch.compile(update, dynamic=True)
+    return _COMPILED[update]
+
+
 @dataclass(eq=False)
 class FusedPenalty:
     """``strength · penalty`` on ``params``, applied by ``mode`` (``grad`` | ``prox``) inside the optimizer step.
@@ -87,7 +98,7 @@ class ProximalOptimizer(Optimizer):
         self.penalties: list[FusedPenalty] = []
         self._by_param: dict[int, FusedPenalty] = {}
         self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
-        self._compiled: Callable[..., Any] | None = None
+        self._compiled: Callable[..., Any] | bool | None = None  # None: not decided yet; False: eager
         self._expected_steps = math.inf
 
     # -- attachment ---------------------------------------------------------------------------------------------------
@@ -147,9 +158,9 @@ class ProximalOptimizer(Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        compiled = self.compiles()
-        if compiled and self._compiled is None:
-            self._compiled = torch.compile(type(self).update_fn, dynamic=True)
+        if self._compiled is None:  # decided at the first step after plan()
+            self._compiled = compiled_update(type(self).update_fn) if self.compiles() else False
+        compiled = self._compiled is not False
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
