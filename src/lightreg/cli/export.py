@@ -38,6 +38,9 @@ def check_rows(run_dir: Path, model: StandaloneModel) -> tuple[Tensor, str]:
         x = torch.cat([batch[0] for batch in datamodule.val_dataloader()])[:CHECK_ROWS].float()
     except (UserError, OSError, AttributeError, TypeError, ValueError):
         x = None
+    names = getattr(datamodule, "feature_names", None) if x is not None else None
+    if names is not None and model.feature_names is not None and set(model.feature_names) <= set(names):
+        x = x[:, [list(names).index(n) for n in model.feature_names]]  # compact.pt reads the kept features only
     if x is not None and tuple(x.shape[1:]) == model.input_shape:
         if getattr(datamodule, "feature_scale", None) is not None:
             x = x * model.feature_std + model.feature_mean  # the data module's rows are standardized
