@@ -50,10 +50,16 @@ _COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
 def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
-    """``torch.compile(update, dynamic=True)``, one per update kind in the process (a new optimizer reuses its graphs:
-    only a process's first compiled step pays the compile)."""
+    """``update`` over a whole parameter group as one :func:`torch.compile` graph (``(calls, pens, returns)`` ->
+    the steps that ``returns`` asks for), one per update kind in the process: a new optimizer over tensors of the same
+    shapes reuses the graph, so only a process's first compiled step pays the compile."""
     if update not in _COMPILED:
-        _COMPILED[update] = torch.compile(update, dynamic=True)
+
+        def group_update(calls: list[list[Any]], pens: list[Elementwise | None], returns: tuple[bool, ...]) -> list:
+            steps = [update(*args, pen, None, None) for args, pen in zip(calls, pens)]
+            return [step if wanted else None for step, wanted in zip(steps, returns)]
+
+        _COMPILED[update] = torch.compile(group_update)
     return _COMPILED[update]
 
 
@@ -160,37 +166,62 @@ class ProximalOptimizer(Optimizer):
                 loss = closure()
         if self._compiled is None:  # decided at the first step after plan()
             self._compiled = compiled_update(type(self).update_fn) if self.compiles() else False
-        compiled = self._compiled is not False
         for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if p.grad.is_sparse:
-                    raise UserError(f"{type(self).__name__} does not support sparse gradients")
-                self._step_param(p, group, compiled and p.is_contiguous() and p.grad.is_contiguous())
+            params = [p for p in group["params"] if p.grad is not None]
+            if any(p.grad.is_sparse for p in params):
+                raise UserError(f"{type(self).__name__} does not support sparse gradients")
+            if self._compiled is False:
+                for p in params:
+                    self._step_param(p, group)
+            else:
+                self._step_group_compiled(params, group)
         return loss
 
-    def _step_param(self, p: Tensor, group: dict[str, Any], compiled: bool) -> None:
+    def _prepare(self, p: Tensor, group: dict[str, Any]) -> tuple[list[Any], Elementwise | None, FusedPenalty | None]:
+        """The update's arguments for ``p``, the penalty part it applies, and the fused penalty whose prox the caller
+        applies from the returned step (a group penalty; its gradient is added here)."""
         state = self.state[p]
         args, factor = self._arguments(p, group, state)
         found = self._penalty_of(p, state, factor)
-        fused, pen = found if found is not None else (None, None)
-        elementwise = fused is None or isinstance(fused.penalty, ElementwisePenalty)
-        if fused is not None and not elementwise and pen.mode == "grad":
+        if found is None:
+            return args, None, None
+        fused, pen = found
+        if isinstance(fused.penalty, ElementwisePenalty):
+            return args, pen, None
+        if pen.mode == "grad":
             p.grad.add_(fused.penalty.grad(p), alpha=pen.lam)
-            pen = None
-        if compiled:
-            flat = [a.view(-1) if isinstance(a, Tensor) else a for a in args]
-            for i in self.varying:  # the scalars that change between steps: graph inputs, not constants
-                flat[i] = torch.tensor(flat[i], dtype=torch.float64)
+            return args, None, None
+        return args, pen, fused
+
+    def _step_param(self, p: Tensor, group: dict[str, Any]) -> None:
+        args, pen, group_penalty = self._prepare(p, group)
+        step = type(self).update_fn(*args, pen, *self._buffers(p))
+        if group_penalty is not None:
+            group_penalty.penalty.prox_(p, step)
+
+    def _step_group_compiled(self, params: list[Tensor], group: dict[str, Any]) -> None:
+        """One compiled call over the group: every scalar that changes between steps (learning rate, step count, λ,
+        floor) is a 0-dim tensor input, one per distinct value, so a new value never recompiles."""
+        scalars: dict[tuple[Any, float], Tensor] = {}
+
+        def scalar(role: Any, x: float) -> Tensor:
+            return scalars.setdefault((role, x), torch.tensor(x, dtype=torch.float64))
+
+        calls, pens, owners = [], [], []
+        for p in params:
+            args, pen, group_penalty = self._prepare(p, group)
+            for i in self.varying:
+                args[i] = scalar(i, args[i])
             if pen is not None:
-                lam, floor = torch.tensor(pen.lam, dtype=torch.float64), torch.tensor(pen.floor, dtype=torch.float64)
+                lam, floor = scalar("lam", pen.lam), scalar("floor", pen.floor)
                 pen = Elementwise(pen.mode, lam, pen.a, pen.b, pen.adaptive, floor)  # type: ignore[arg-type]
-            step = self._compiled(*flat, pen, None, None)
-        else:
-            step = type(self).update_fn(*args, pen, *self._buffers(p))
-        if not elementwise and step is not None:
-            fused.penalty.prox_(p, step.view_as(p) if isinstance(step, Tensor) else step)
+            calls.append(args)
+            pens.append(pen)
+            owners.append(group_penalty)
+        steps = self._compiled(calls, pens, tuple(o is not None for o in owners))
+        for p, owner, step in zip(params, owners, steps):
+            if owner is not None:
+                owner.penalty.prox_(p, step)
 
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         """The update's positional arguments up to the penalty, and the learning-rate factor of the prox floor."""
