@@ -3,7 +3,8 @@ the zero pattern is stable, then a KKT-checked thresholding. Pure torch; no Ligh
 
 With minibatches the zero pattern of prox-SGD/Adam is noise: a zero entry leaves zero whenever one batch's gradient
 exceeds λ. The finish removes the noise by solving exactly the regularized problem the user posed, over every
-trainable parameter, with accelerated proximal gradient (:func:`~lightreg.solvers.proximal_gradient.fista`) and
+trainable parameter, with accelerated proximal gradient (:func:`~lightreg.solvers.proximal_gradient.fista`; plain
+proximal gradient, monotone, when a penalty is nonconvex: MCP, SCAD, log-sum, L0) and
 :func:`~lightreg.solvers.proximal_gradient.kkt_threshold`; the zeros it keeps satisfy the KKT condition of zero
 (``|∇f| ≤ λ`` per entry, ``‖∇_g f‖ ≤ λ√size`` per group) on the whole training set.
 
@@ -22,7 +23,7 @@ from torch import Tensor, nn
 from lightreg.errors import UserError
 from lightreg.penalties import PenaltyTerm, penalty_value
 from lightreg.solvers import full_batch
-from lightreg.solvers.proximal_gradient import fista, kkt_threshold
+from lightreg.solvers.proximal_gradient import FistaResult, fista, kkt_threshold
 from lightreg.solvers.threads import check_num_threads
 
 
@@ -79,6 +80,7 @@ class ProximalFinish:
         active = [t for t in terms if t.strength > 0]
         sparse = [t for t in active if t.penalty.sparse]
         smooth = [t for t in active if not t.penalty.sparse]
+        accelerate = all(t.penalty.convex for t in sparse)  # momentum is not monotone on nonconvex problems
 
         def loss() -> float:
             return full_batch.data_loss(model, batches) + float(penalty_value(smooth))
@@ -91,12 +93,15 @@ class ProximalFinish:
                     grads[position[id(p)]].add_(t.penalty.grad(p.detach()), alpha=t.strength)
             return value + float(penalty_value(smooth)), grads
 
-        with full_batch.eval_mode(model), full_batch.finish_threads(self.num_threads, batches):
-            first = fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience)
-            zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
-            final = (
-                fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience) if zeroed else first
+        def solve() -> FistaResult:
+            return fista(
+                params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience, accelerate=accelerate
             )
+
+        with full_batch.eval_mode(model), full_batch.finish_threads(self.num_threads, batches):
+            first = solve()
+            zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
+            final = solve() if zeroed else first
         return {
             "iterations": float(first.iterations + (final.iterations if zeroed else 0)),
             "converged": float(final.converged),
