@@ -195,7 +195,7 @@ def test_cli_compact_without_checkpoints_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path) -> None:
+def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     proc = run_train(
         "data=synthetic", "model=mlp", "model.hidden_sizes=[6]", "+penalty=group_lasso", "penalty.groups=columns",
@@ -213,6 +213,12 @@ def test_cli_compact_true_saves_the_kept_feature_names(tmp_path: Path) -> None:
     assert small.body[1].in_features == len(kept) and small.input_shape == (len(read.nonzero()),)
     assert small.feature_mean.shape == (len(kept),)  # the preprocessing of the kept inputs only
     assert read_metrics(run)["compact/max_abs_diff"] < 1e-5
+    from lightreg.cli.commands import main as lightreg_main
+
+    capsys.readouterr()
+    onnx_file = tmp_path / "compact.onnx"
+    assert lightreg_main(["export", str(run), "--format", "onnx", "-o", str(onnx_file), "--checkpoint", "compact"]) == 0
+    assert "on 200 validation rows" in capsys.readouterr().out  # the kept columns of the run's validation rows
 
 
 @pytest.mark.slow
