@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
 import torch
+from typing_extensions import override
 
+from lightreg.callbacks import RegularizationCallback
+from lightreg.data import SyntheticDataModule
 from lightreg.errors import UserError
+from lightreg.models import MLP
 from lightreg.optim import FusedPenalty, ProxAdagrad, ProxAdam, ProxAdamW, ProxRMSprop, ProxSGD, should_compile
 from lightreg.penalties import make_penalty
 from lightreg.solvers import kernels, prox_step
 
-from helpers import read_metrics, run_cli
+from helpers import quiet_trainer, read_metrics, run_cli
 
 OPTIMIZERS = {
     "sgd": (torch.optim.SGD, ProxSGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}),
@@ -162,6 +167,49 @@ def test_bad_options_are_refused_with_the_value() -> None:
     assert not opt.can_fuse(PENALTIES["l2"], params[:1]) and opt.can_fuse(PENALTIES["l2"], params[1:])
     with pytest.raises(UserError, match="overlaps"):
         opt.attach(FusedPenalty(PENALTIES["l2"], LAM, "grad", params[:1]))
+
+
+class _StepScheduled(MLP):
+    """An MLP whose learning rate shrinks by 0.9 every optimizer step (a step-interval scheduler)."""
+
+    @override
+    def configure_optimizers(self):
+        opt = self.optimizer_factory(self.parameters())
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.9)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+def _lightning_fit(optimizer, mode: str) -> MLP:
+    dm = SyntheticDataModule(n_samples=200, batch_size=25, seed=0)
+    dm.setup("fit")
+    torch.manual_seed(0)
+    model = _StepScheduled(
+        hidden_sizes=[8, 6],
+        input_shape=dm.input_shape,
+        num_classes=dm.num_classes,
+        task=dm.task,
+        optimizer=optimizer,
+        print_epochs=False,
+    )
+    callback = RegularizationCallback(make_penalty("elastic_net", l1_ratio=0.7), 0.5, mode=mode, adaptive_warmup=1)
+    trainer = quiet_trainer([callback], max_epochs=2, accumulate_grad_batches=2, limit_val_batches=0)
+    trainer.fit(model, datamodule=dm)
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:.*more than 10x the data loss")  # a λ large enough for zeros in 8 steps
+@pytest.mark.parametrize("mode", ["grad", "prox"])
+@pytest.mark.parametrize(("torch_cls", "prox_cls"), [(torch.optim.SGD, ProxSGD), (torch.optim.Adam, ProxAdam)])
+def test_lightning_fit_with_accumulation_and_a_step_scheduler(torch_cls, prox_cls, mode: str) -> None:
+    """In a Trainer (2 micro-batches per step, the rate moving every step) the fused optimizer ends where torch's
+    optimizer plus the callback's own pass ends."""
+    kw = {"lr": 0.05, "momentum": 0.9} if torch_cls is torch.optim.SGD else {"lr": 0.01}
+    separate = _lightning_fit(functools.partial(torch_cls, **kw), mode)
+    fused = _lightning_fit(functools.partial(prox_cls, **kw), mode)
+    for (name, want), got in zip(separate.named_parameters(), fused.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6, msg=name)
+    if mode == "prox":
+        assert (fused.net.fc1.weight == 0).any()  # exact zeros out of the fused step
 
 
 def _metrics(run_dir, *overrides: str) -> dict:

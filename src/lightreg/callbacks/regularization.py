@@ -241,7 +241,7 @@ class RegularizationCallback(StepHookCallback):
             self._warn_double_decay(optimizer)
             self._fuse(trainer, optimizer)
             if self.mode in ("prox", "exact"):
-                if self.adaptive and not is_adaptive(optimizer) and type(optimizer).__name__ != "SGD":
+                if self.adaptive and not is_adaptive(optimizer) and not isinstance(optimizer, torch.optim.SGD):
                     warn(f"{self.name}: no per-entry metric known for {type(optimizer).__name__}; the prox uses lr·λ")
                 self._prox_warmup = (
                     warmup_steps(trainer.estimated_stepping_batches)
