@@ -112,6 +112,7 @@ def test_readme_commands_run(tmp_path: Path) -> None:
         ]
     assert not failed, "\n\n".join(failed)
     sweep = next(tmp_path / f"train{i}" for i, c in enumerate(train) if c.startswith("python -m train -m "))
+    _write_new_rows(tmp_path / "new.csv", previous)  # the DATA of `lightreg predict outputs/<date>/<time> new.csv`
     for command in report:
         filled = re.sub(r"outputs/multirun/\.\.\./(\d)", lambda m: str(sweep / m[1]), command)
         filled = re.sub(r"outputs/\S*", str(previous), filled) if "multirun" not in command else filled
@@ -122,7 +123,18 @@ def test_readme_commands_run(tmp_path: Path) -> None:
             else [str(Path(sys.executable).parent / "lightreg")]
         )
         proc = subprocess.run(
-            [*exe, *argv[3 if exe[1:2] == ["-m"] else 1 :]], capture_output=True, text=True, timeout=300
+            [*exe, *argv[3 if exe[1:2] == ["-m"] else 1 :]], capture_output=True, text=True, timeout=300, cwd=tmp_path
         )
         assert proc.returncode == 0, f"{filled}\n{describe(proc)}"
         assert "wrote " in proc.stdout
+
+
+def _write_new_rows(path: Path, run: Path) -> None:
+    """Raw rows for the model of ``run`` (its checkpoint's feature names), with an ``id`` column."""
+    import torch
+
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    names = state["hyper_parameters"]["feature_names"]
+    lines = [",".join(["id", *names])]
+    lines += [f"r{i}," + ",".join(f"{(i * 7 + j * 3) % 11 / 5:.2f}" for j in range(len(names))) for i in range(5)]
+    path.write_text("\n".join(lines) + "\n")
