@@ -34,7 +34,7 @@ from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
-ESTIMATOR_PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso")
+ESTIMATOR_PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso", "mcp", "scad")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 
 
@@ -49,11 +49,13 @@ class _LightregEstimator(BaseEstimator):
     """Shared parameters and fitting of :class:`LightregClassifier` and :class:`LightregRegressor`.
 
     Args:
-        penalty: ``"l1"`` (default), ``"l2"``, ``"elastic_net"``, ``"group_lasso"`` (input columns) or ``None``.
+        penalty: ``"l1"`` (default), ``"l2"``, ``"elastic_net"``, ``"group_lasso"`` (input columns), the nonconvex
+            ``"mcp"`` and ``"scad"`` (:mod:`lightreg.penalties.nonconvex`), or ``None``.
         lambda_: penalty strength λ >= 0 (the CLI's ``lambda``). Give ``lambda_`` or ``C``, not both.
         C: inverse strength as in scikit-learn, ``λ = 1/(n_samples·C)`` with ``n_samples`` of this ``fit``.
             Neither given: ``C = 1.0`` (scikit-learn's default).
         l1_ratio: elastic-net mixing ρ in [0, 1] (``penalty="elastic_net"`` only; default 0.5).
+        gamma: concavity of ``"mcp"`` (> 1, default 3) and ``"scad"`` (> 2, default 3.0), skglm's ``gamma``.
         model: ``"logistic"``/``"linear"`` (one linear layer) or ``"mlp"``.
         hidden_sizes: widths of the MLP's hidden layers.
         max_epochs: passes over the training data.
@@ -77,6 +79,7 @@ class _LightregEstimator(BaseEstimator):
         lambda_: float | None = None,
         C: float | None = None,
         l1_ratio: float | None = None,
+        gamma: float | None = None,
         model: str = "logistic",
         hidden_sizes: tuple[int, ...] = (64,),
         max_epochs: int = 20,
@@ -90,6 +93,7 @@ class _LightregEstimator(BaseEstimator):
         self.lambda_ = lambda_
         self.C = C
         self.l1_ratio = l1_ratio
+        self.gamma = gamma
         self.model = model
         self.hidden_sizes = hidden_sizes
         self.max_epochs = max_epochs
@@ -145,6 +149,8 @@ class _LightregEstimator(BaseEstimator):
             raise ValueError(f"lr must be a number > 0 or None, got {self.lr!r}")
         if self.l1_ratio is not None and self.penalty != "elastic_net":
             raise ValueError(f"l1_ratio applies to penalty='elastic_net' only, got penalty={self.penalty!r}")
+        if self.gamma is not None and self.penalty not in ("mcp", "scad"):
+            raise ValueError(f"gamma applies to penalty='mcp' or 'scad' only, got penalty={self.penalty!r}")
 
     def _optimizer(self) -> Any:
         config = OmegaConf.load(files("lightreg.conf") / "optimizer" / f"{self.optimizer}.yaml")
@@ -163,7 +169,7 @@ class _LightregEstimator(BaseEstimator):
         options = {"groups": "columns"} if self.penalty == "group_lasso" else {}
         with warnings.catch_warnings():  # lambda_=0 is a legitimate choice here (an unpenalized fit)
             warnings.filterwarnings("ignore", message=".*lambda is 0, so NO regularization")
-            return [regularizer(self.penalty, lam, l1_ratio=self.l1_ratio, mode=mode, **options)]
+            return [regularizer(self.penalty, lam, l1_ratio=self.l1_ratio, gamma=self.gamma, mode=mode, **options)]
 
     # -- fitting -------------------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, task: str, num_classes: int | None, y_dtype: torch.dtype) -> None:
@@ -281,6 +287,7 @@ class LightregRegressor(RegressorMixin, _LightregEstimator):
         lambda_: float | None = None,
         C: float | None = None,
         l1_ratio: float | None = None,
+        gamma: float | None = None,
         model: str = "linear",
         hidden_sizes: tuple[int, ...] = (64,),
         max_epochs: int = 20,
@@ -295,6 +302,7 @@ class LightregRegressor(RegressorMixin, _LightregEstimator):
             lambda_=lambda_,
             C=C,
             l1_ratio=l1_ratio,
+            gamma=gamma,
             model=model,
             hidden_sizes=hidden_sizes,
             max_epochs=max_epochs,
