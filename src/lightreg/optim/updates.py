@@ -56,40 +56,36 @@ def add_penalty_grad_(p: Tensor, g: Tensor, pen: Elementwise, s: Tensor | None) 
         _axpy_(g, p, pen.lam * pen.b)
 
 
-def prox_(p: Tensor, step: float | Tensor, pen: Elementwise, s1: Tensor | None, s2: Tensor | None) -> None:
-    """``p ← S_{step·a}(p) / (1 + step·b)``; a tensor ``step`` is consumed (overwritten)."""
-    a, b = pen.a, pen.b
-    if isinstance(step, Tensor):
-        if a > 0:
-            t = step.mul_(a)
-            p.sub_(torch.minimum(torch.maximum(p, torch.neg(t, out=s2), out=s2), t, out=s2))
-            if b > 0:
-                p.div_(t.mul_(b / a).add_(1))
-        elif b > 0:
-            p.div_(step.mul_(b).add_(1))
-        return
-    if a > 0:
-        t = step * a
+def prox_(p: Tensor, step: float | Tensor, pen: Elementwise, s1: Tensor | None) -> None:
+    """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled)."""
+    if pen.a > 0:
+        t = step * pen.a
         p.sub_(torch.clamp(p, -t, t, out=s1))
-    if b > 0:
-        p.div_(1 + step * b)
-
-
-def _metric_step(denom: Tensor, lr: float, pen: Elementwise) -> Tensor:
-    """``λ·lr / max(denom, floor)`` in ``denom``'s buffer (``lr`` carries the optimizer's learning-rate factor)."""
-    return denom.clamp_(min=pen.floor).reciprocal_().mul_(pen.lam * lr)
+    if pen.b > 0:
+        p.div_(1 + step * pen.b)
 
 
 def _penalize(
-    p: Tensor, denom: Tensor | None, lr: float, pen: Elementwise | None, s1: Tensor | None, s2: Tensor | None
+    p: Tensor, denom: Tensor | None, lr: float | Tensor, pen: Elementwise | None, s1: Tensor | None, s2: Tensor | None
 ) -> float | Tensor | None:
-    """The prox after the update; returns the step η·λ (None without a prox)."""
+    """The prox after the update, in ``denom``'s buffer for the metric step ``λ·lr/max(denom, floor)`` (``lr`` carries
+    the optimizer's learning-rate factor); returns the step λη (None without a prox; scaled by ``a`` when ``a > 0``:
+    the threshold of the ℓ1 part, computed in the same pass)."""
     if pen is None or pen.mode != "prox":
         return None
-    step = _metric_step(denom, lr, pen) if denom is not None and pen.adaptive else pen.lam * lr
-    if pen.a > 0 or pen.b > 0:
-        prox_(p, step, pen, s1, s2)
-    return step
+    if denom is None or not pen.adaptive:
+        step = pen.lam * lr
+        prox_(p, step, pen, s1)
+        return step
+    a, b = pen.a, pen.b
+    t = denom.clamp_(min=pen.floor).reciprocal_().mul_(pen.lam * lr * a if a > 0 else pen.lam * lr)
+    if a > 0:  # p ← p − clamp(p, −t, t), then the ℓ2 part's shrink 1/(1 + t·b/a)
+        p.sub_(torch.clamp(p, min=torch.neg(t, out=s2), max=t, out=s2))
+        if b > 0:
+            p.div_(t.mul_(b / a).add_(1))
+    elif b > 0:
+        p.div_(t.mul_(b).add_(1))
+    return t
 
 
 def sgd_(
