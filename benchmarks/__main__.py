@@ -38,6 +38,7 @@ QUICK: dict[str, list[str]] = {
     "references.lambda_path": ["--part", "sklearn", "--num", "3"],
     "references.compact_vs_prune": ["--lambdas", "0.03", "--epochs", "1", "--finetune", "1"],
     "references.lassonet_seed001": ["--seeds", "1", "--workers", "1"],
+    "references.nonconvex_vs_skglm": ["--quick"],
     "studies.seed001_columns": ["--epochs", "2", "--lambdas", "0.01"],
     "studies.exact_support_seed001": [
         "--seeds",
