@@ -105,6 +105,17 @@ def test_fused_step_equals_torch_step_plus_callback_pass(name: str, penalty: str
             assert torch.equal(got == 0, want == 0)  # the same exact zeros
 
 
+@pytest.mark.parametrize("compile", ["off", pytest.param("on", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("mode", ["grad", "prox"])
+@pytest.mark.parametrize("penalty", sorted(PENALTIES))
+def test_the_step_reads_the_penalty_value_of_the_new_weights(penalty: str, mode: str, compile: str) -> None:
+    """``FusedPenalty.value`` (what the callback logs) is R at the weights the step left, read in the step's pass."""
+    model, opt = _run("adam", penalty, mode, False, fused=True, compile=compile)
+    params = [p for p in model.parameters() if p.ndim >= 2]
+    (fused,) = opt.penalties
+    torch.testing.assert_close(fused.value, kernels.value(PENALTIES[penalty], params), atol=1e-6, rtol=1e-6)
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_without_a_penalty_the_step_is_torchs(name: str) -> None:
     torch_cls, prox_cls, kw = OPTIMIZERS[name]

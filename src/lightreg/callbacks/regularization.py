@@ -295,17 +295,21 @@ class RegularizationCallback(StepHookCallback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
         # a device-side reduction per step (no host sync, no weight-sized temporary): the epoch's train/penalty is exact
-        params = list(self.params.values())
-        value = (
-            kernels.value(self.penalty, params) * self.current_strength(trainer.current_epoch)
-            if params
-            else torch.zeros(())
-        )
+        value = self._penalty_value() * self.current_strength(trainer.current_epoch)
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
             pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True, sync_dist=True)
         self._last_value = value
+
+    def _penalty_value(self) -> Tensor:
+        """R over the selected parameters: a proximal optimizer's figure read in its last step's own pass where it has
+        one (:attr:`lightreg.optim.FusedPenalty.value`), a multi-tensor norm over the rest."""
+        known = [fused for _, fused in self._fused.values() if fused.value is not None]
+        covered = {id(p) for fused in known for p in fused.params}
+        rest = [p for p in self.params.values() if id(p) not in covered]
+        parts = [fused.value for fused in known] + ([kernels.value(self.penalty, rest)] if rest else [])
+        return torch.stack(parts).sum() if parts else torch.zeros(())
 
     def _kernel_form(self) -> str:
         return self.kernel_form or kernels.DEFAULT_FORM

@@ -46,6 +46,18 @@ def should_compile(mode: str, parameters: int, steps: float) -> bool:
     return mode == "on"
 
 
+def elementwise_value(p: Tensor, pen: Elementwise | None) -> Tensor | None:
+    """``a‖p‖₁ + b/2 ‖p‖²`` (unit strength) of an elementwise penalty part, read without a weight-sized temporary while
+    ``p`` is still in cache from its update; ``None`` without one."""
+    if pen is None or (pen.a == 0 and pen.b == 0):
+        return None
+    l1 = torch.linalg.vector_norm(p, 1) * pen.a if pen.a > 0 else None
+    if pen.b == 0:
+        return l1
+    l2 = torch.linalg.vector_norm(p, 2).square() * (pen.b / 2)
+    return l2 if l1 is None else l1 + l2
+
+
 _COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
@@ -55,9 +67,15 @@ def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
     shapes reuses the graph, so only a process's first compiled step pays the compile."""
     if update not in _COMPILED:
 
-        def group_update(calls: list[list[Any]], pens: list[Elementwise | None], returns: tuple[bool, ...]) -> list:
-            steps = [update(*args, pen, None, None) for args, pen in zip(calls, pens)]
-            return [step if wanted else None for step, wanted in zip(steps, returns)]
+        def group_update(
+            calls: list[list[Any]], pens: list[Elementwise | None], returns: tuple[bool, ...]
+        ) -> tuple[list, list]:
+            steps, values = [], []
+            for args, pen, wanted in zip(calls, pens, returns):
+                step = update(*args, pen, None, None)
+                steps.append(step if wanted else None)
+                values.append(None if wanted else elementwise_value(args[0], pen))
+            return steps, values
 
         _COMPILED[update] = torch.compile(group_update)
     return _COMPILED[update]
@@ -78,6 +96,9 @@ class FusedPenalty:
     adaptive: bool = True
     warmup: int = 0
     ids: set[int] = field(init=False)
+    value: Tensor | None = field(default=None, init=False)
+    """``R(params)`` (unit strength) after the optimizer's last step, as a 0-dim tensor (no host sync), read in the
+    step's own pass where it can: what the callback logs instead of reading every weight once more."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("grad", "prox"):
@@ -105,7 +126,7 @@ class ProximalOptimizer(Optimizer):
         self._by_param: dict[int, FusedPenalty] = {}
         self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
         self._compiled: Callable[..., Any] | bool | None = None  # None: not decided yet; False: eager
-        self._expected_steps = math.inf
+        self._expected_steps = 0.0  # unknown until plan(): compile="auto" stays eager
 
     # -- attachment ---------------------------------------------------------------------------------------------------
     def can_fuse(self, penalty: object, params: Iterable[Tensor]) -> bool:
@@ -126,7 +147,8 @@ class ProximalOptimizer(Optimizer):
         self._by_param = {key: f for key, f in self._by_param.items() if f is not fused}
 
     def plan(self, steps: float) -> None:
-        """The run's optimizer steps (``inf`` = unknown), for ``compile="auto"``."""
+        """The run's optimizer steps (``inf``: no set length), for ``compile="auto"`` (the regularization callback
+        passes Lightning's ``estimated_stepping_batches``; without it ``auto`` stays eager)."""
         self._expected_steps = steps
         self._compiled = None
 
@@ -166,15 +188,19 @@ class ProximalOptimizer(Optimizer):
                 loss = closure()
         if self._compiled is None:  # decided at the first step after plan()
             self._compiled = compiled_update(type(self).update_fn) if self.compiles() else False
+        values: dict[int, Tensor] = {}  # id(p) -> R(p) read in the update's pass
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if any(p.grad.is_sparse for p in params):
                 raise UserError(f"{type(self).__name__} does not support sparse gradients")
             if self._compiled is False:
                 for p in params:
-                    self._step_param(p, group)
+                    self._step_param(p, group, values)
             else:
-                self._step_group_compiled(params, group)
+                self._step_group_compiled(params, group, values)
+        for fused in self.penalties:
+            parts = [values[id(p)] if id(p) in values else fused.penalty.value(p) for p in fused.params]
+            fused.value = torch.stack(parts).sum() if parts else None
         return loss
 
     def _prepare(self, p: Tensor, group: dict[str, Any]) -> tuple[list[Any], Elementwise | None, FusedPenalty | None]:
@@ -193,19 +219,22 @@ class ProximalOptimizer(Optimizer):
             return args, None, None
         return args, pen, fused
 
-    def _step_param(self, p: Tensor, group: dict[str, Any]) -> None:
+    def _step_param(self, p: Tensor, group: dict[str, Any], values: dict[int, Tensor]) -> None:
         args, pen, group_penalty = self._prepare(p, group)
         step = type(self).update_fn(*args, pen, *self._buffers(p))
         if group_penalty is not None:
             group_penalty.penalty.prox_(p, step)
+        elif (value := elementwise_value(p, pen)) is not None:
+            values[id(p)] = value
 
-    def _step_group_compiled(self, params: list[Tensor], group: dict[str, Any]) -> None:
+    def _step_group_compiled(self, params: list[Tensor], group: dict[str, Any], values: dict[int, Tensor]) -> None:
         """One compiled call over the group: every scalar that changes between steps (learning rate, step count, λ,
         floor) is a 0-dim tensor input, one per distinct value, so a new value never recompiles."""
         scalars: dict[tuple[Any, float], Tensor] = {}
+        dtype = params[0].dtype if params else torch.float32  # a float64 scalar would turn Inductor's loops to float64
 
         def scalar(role: Any, x: float) -> Tensor:
-            return scalars.setdefault((role, x), torch.tensor(x, dtype=torch.float64))
+            return scalars.setdefault((role, x), torch.tensor(x, dtype=dtype))
 
         calls, pens, owners = [], [], []
         for p in params:
@@ -218,10 +247,12 @@ class ProximalOptimizer(Optimizer):
             calls.append(args)
             pens.append(pen)
             owners.append(group_penalty)
-        steps = self._compiled(calls, pens, tuple(o is not None for o in owners))
-        for p, owner, step in zip(params, owners, steps):
+        steps, read = self._compiled(calls, pens, tuple(o is not None for o in owners))
+        for p, owner, step, value in zip(params, owners, steps, read):
             if owner is not None:
                 owner.penalty.prox_(p, step)
+            elif value is not None:
+                values[id(p)] = value
 
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         """The update's positional arguments up to the penalty, and the learning-rate factor of the prox floor."""
