@@ -86,3 +86,16 @@ def test_grad_is_the_gradient_of_value_with_overlapping_groups(l1_ratio: float) 
     penalty.value(params).backward()
     grads = penalty.grad({n: p.detach() for n, p in params.items()})
     assert all(torch.allclose(grads[n], params[n].grad, atol=1e-5) for n in params)
+
+
+def test_metric_prox_matches_the_single_tensor_metric_prox() -> None:
+    torch.manual_seed(5)
+    w = torch.randn(6, 5)
+    step = torch.rand(6, 5) + 0.5
+    groups = [[("w", 0, [i])] for i in range(6)]
+    penalty = CoupledGroupLasso().bind(slices_from_groups(groups, {"w": w.shape}))
+    params = {"w": w.clone()}
+    penalty.prox_(params, {"w": step})
+    expected = GroupLasso(groups="rows").prox_(w.clone(), step)
+    assert torch.allclose(params["w"], expected, atol=1e-5)
+    assert 0 < int((expected == 0).all(dim=1).sum()) < 6

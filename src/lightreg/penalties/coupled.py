@@ -40,6 +40,8 @@ from lightreg.penalties.functional import reduce_dims, soft_threshold_
 from lightreg.penalties.metric_prox import NEWTON_ITERATIONS
 from lightreg.penalties.penalty import Step
 
+NEWTON_TOLERANCE = 1e-6
+"""Relative move of a group's root ``r_g`` below which Newton stops for that group (the entries are float32)."""
 BISECTION_STEPS = 100
 """Halvings of the per-group λ_max bracket of the sparse group lasso (float64)."""
 
@@ -223,48 +225,60 @@ class CoupledGroupLasso:
         return {s: s.shaped(scale, w[s.name], 1.0) for s in self.groups.slices}
 
     def _metric_factors(self, w: Mapping[str, Tensor], steps: Mapping[str, Step]) -> dict[Slices, Tensor]:
-        """Per slice, ``r_g/(r_g + τ_g s_i)`` with ``r_g`` the root of the secular equation of
-        :mod:`lightreg.penalties.metric_prox` over all of the group's slices (0 where ``‖v_g/s_g‖ ≤ τ_g``)."""
+        """Per slice, ``d_i r_g/(d_i r_g + τ_g)`` (``d = 1/step``) with ``r_g`` the root of the secular equation of
+        :mod:`lightreg.penalties.metric_prox` over all of the group's slices (0 where ``‖v_g/s_g‖ ≤ τ_g``).
+
+        Entries are computed in the parameters' dtype, group sums in float64; Newton stops per group once ``r_g``
+        moves by at most :data:`NEWTON_TOLERANCE` relatively, and a slice none of whose groups still moves is skipped.
+        """
         groups = self.groups
         device = next(iter(w.values())).device
         d = {
-            n: (1.0 / torch.as_tensor(steps[n], dtype=torch.float64, device=device)).broadcast_to(w[n].shape) for n in w
+            n: torch.as_tensor(steps[n], dtype=w[n].dtype, device=device).reciprocal().broadcast_to(w[n].shape)
+            for n in w
         }
-        dv = {n: d[n] * w[n].double() for n in w}
+        dv = {n: d[n] * w[n] for n in w}
         tau = self._tau(device)
         norm_dv = groups.reduce({n: dv[n].square() for n in w}).sqrt()
         zero = norm_dv <= tau
         safe_tau = torch.where(zero, 1.0, tau)
         d_max = torch.zeros(groups.num_groups, dtype=torch.float64, device=device)
+        members = {}
         for s in groups.slices:
             per_position = torch.amax(d[s.name], dim=reduce_dims(d[s.name], s.dim)) if d[s.name].ndim > 1 else d[s.name]
-            member = s.index.to(device) >= 0
-            d_max.scatter_reduce_(0, s.index.to(device)[member], per_position[member], reduce="amax")
-        r = torch.where(zero, 0.0, (norm_dv - tau) / d_max.clamp(min=torch.finfo(torch.float64).tiny))
-        eps, tiny = torch.finfo(torch.float64).eps, torch.finfo(torch.float64).tiny
+            index = s.index.to(device)
+            members[s] = index[index >= 0].unique()
+            d_max.scatter_reduce_(0, index[index >= 0], per_position[index >= 0].double(), reduce="amax")
+        tiny = torch.finfo(torch.float64).tiny
+        r = torch.where(zero, 0.0, (norm_dv - tau) / d_max.clamp(min=tiny))
+        active = ~zero
         for _ in range(NEWTON_ITERATIONS):
             a2_sum = torch.zeros_like(r)
             slope_sum = torch.zeros_like(r)
             for s in groups.slices:
-                inv = d[s.name] * s.shaped(r, w[s.name], 0.0).double() + s.shaped(safe_tau, w[s.name], 1.0).double()
-                inv = inv.reciprocal()
-                a2 = (dv[s.name] * inv).square()
+                if not bool(active[members[s]].any()):
+                    continue
+                inv = (d[s.name] * s.shaped(r, w[s.name], 0.0)).add_(s.shaped(safe_tau, w[s.name], 1.0)).reciprocal_()
+                a2 = (dv[s.name] * inv).square_()
                 a2_sum += s.sums(a2, groups.num_groups)
-                slope_sum += s.sums(a2 * d[s.name] * inv, groups.num_groups)
+                slope_sum += s.sums(a2.mul_(d[s.name]).mul_(inv), groups.num_groups)
             q = a2_sum.sqrt().clamp(min=tiny)
             slope = (slope_sum / q.pow(3)).clamp(min=tiny)
-            update = (1.0 / q - 1.0) / slope
-            r = torch.where(zero, r, (r - update).clamp(min=0.0))
-            if bool(((update.abs() <= 4 * eps * r) | zero).all()):
+            update = torch.where(active, (1.0 / q - 1.0) / slope, 0.0)
+            r = torch.where(active, (r - update).clamp(min=0.0), r)
+            active &= update.abs() > NEWTON_TOLERANCE * r
+            if not bool(active.any()):
                 break
         factors = {}
         for s in groups.slices:
-            r_s = s.shaped(r, w[s.name], 0.0).double()
-            tau_s = s.shaped(safe_tau, w[s.name], 1.0).double()
-            member = s.shaped(torch.ones_like(r), w[s.name], 0.0).bool()
-            zero_s = s.shaped(zero.double(), w[s.name], 0.0).bool()
-            shrink = torch.where(zero_s, 0.0, d[s.name] * r_s / (d[s.name] * r_s + tau_s))
-            factors[s] = torch.where(member, shrink, 1.0).to(w[s.name].dtype)
+            r_s = s.shaped(r, w[s.name], 0.0)
+            tau_s = s.shaped(safe_tau, w[s.name], 1.0)
+            member = s.index.to(device) >= 0
+            shape = [1] * w[s.name].ndim
+            shape[s.dim] = -1
+            keep = (~member).to(w[s.name].dtype).view(shape)  # 1 outside every group: factor 1 there
+            dr = d[s.name] * r_s
+            factors[s] = (dr / (dr + tau_s)).mul_(1 - keep).add_(keep)  # r = 0 on zero groups: factor 0
         return factors
 
     # -- optimality (KKT) pieces, one entry per group ---------------------------------------------------------------
