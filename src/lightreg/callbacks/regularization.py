@@ -52,6 +52,9 @@ class RegularizationCallback(StepHookCallback):
     step, after the DDP all-reduce and AMP unscaling and before clipping: the same update as putting λR in
     the loss (for L1 the minimum-norm subgradient ``sign(w)``, which never gives exact zeros).
 
+    With a proximal optimizer (:mod:`lightreg.optim`, ``optimizer=prox_<name>``) the callback hands its penalty to the
+    optimizer, which applies the same gradient or prox inside its own per-parameter update instead of a second pass.
+
     Logged: ``train/penalty`` and ``train/objective`` (data loss + all penalties) per step and per epoch
     through :class:`~lightreg.models.LightregModule`; in any other LightningModule the callbacks log
     ``train/penalty/<name>`` and, per epoch (sample-weighted means), ``train/penalty`` and ``train/objective`` (the
