@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from lightreg.compact import pruning
 from lightreg.compact.coupling import coupled_layout
 from lightreg.compact.pruning import load_pruned, remove_zero_groups, save_pruned
 from lightreg.errors import UserError
@@ -56,6 +57,9 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "skip": (SkipNet, (1, 6, 6)),
     "concat": (ConcatNet, (6,)),
 }
+SLOW_MODELS = {
+    "resnet34": (lambda: ResNet(arch="resnet34", small_input=True, input_shape=(1, 8, 8), **TASK), (1, 8, 8)),
+}
 
 
 def _perturb_buffers(model: nn.Module) -> None:
@@ -79,10 +83,10 @@ def _zero_every_other_group(model: nn.Module, x: Tensor) -> int:
     return int(chosen.sum())
 
 
-@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("kind", [*sorted(MODELS), *(pytest.param(k, marks=pytest.mark.slow) for k in SLOW_MODELS)])
 def test_zeroed_groups_are_removed_without_changing_outputs(kind: str, tmp_path) -> None:
     torch.manual_seed(0)
-    make, shape = MODELS[kind]
+    make, shape = {**MODELS, **SLOW_MODELS}[kind]
     model = make()
     _perturb_buffers(model)
     x = torch.randn(5, *shape)
@@ -121,6 +125,38 @@ def test_prox_zeros_coupled_slices_together_on_a_skip_path() -> None:
     # the residual add ties stem and block output channels: one group holds both filters and both BN shifts
     tied = [s.name for s in layout.slices]
     assert {"stem.weight", "block.0.weight", "bn.bias", "block.1.bias", "head.weight"} <= set(tied)
+
+
+def _norm_model(norm: str) -> tuple[nn.Module, Tensor]:
+    """A hidden layer whose channels meet a LayerNorm or a GroupNorm (statistics across channels)."""
+    if norm == "layer":
+        return nn.Sequential(nn.Linear(5, 8), nn.LayerNorm(8), nn.ReLU(), nn.Linear(8, 3)), torch.randn(4, 5)
+    convs = nn.Sequential(nn.Conv2d(1, 8, 3), nn.GroupNorm(2, 8), nn.ReLU(), nn.Flatten(), nn.Linear(128, 3))
+    return convs, torch.randn(4, 1, 6, 6)
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_groups_through_a_cross_channel_norm_are_kept(norm: str) -> None:
+    """A zero channel still weighs in a LayerNorm's or GroupNorm's mean and variance: removing it would change the
+    outputs (LayerNorm) or break the layer (GroupNorm), so it stays."""
+    torch.manual_seed(0)
+    model, x = _norm_model(norm)
+    zeroed = _zero_every_other_group(model, x)
+    assert zeroed > 0
+    small, report = remove_zero_groups(model, x)
+    assert report.removed_groups == 0
+    assert report.params_after == report.params_before
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), small.eval()(x), atol=1e-6)
+
+
+def test_a_removal_that_changes_the_outputs_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pruning, "CROSS_CHANNEL_NORMS", ())  # the LayerNorm coupling ignored: outputs would move
+    torch.manual_seed(0)
+    model, x = _norm_model("layer")
+    _zero_every_other_group(model, x)
+    with pytest.raises(UserError, match="changed its outputs"):
+        remove_zero_groups(model, x)
 
 
 def test_untraceable_model_is_a_one_line_user_error() -> None:

@@ -114,12 +114,16 @@ class ChannelGroup:
     first: int
 
 
-def coupled_layout(module: nn.Module, example_input: Tensor) -> tuple[CoupledGroups, list[ChannelGroup]]:
+def coupled_layout(
+    module: nn.Module, example_input: Tensor, groups: list | None = None
+) -> tuple[CoupledGroups, list[ChannelGroup]]:
     """Every channel group of ``module`` as :class:`CoupledGroups` over its named parameters, and the groups' roots.
 
+    ``groups``: those of :func:`channel_groups` on the same module and input, when already built (one trace less).
     Raises :class:`UserError` for a layer with parameters that Torch-Pruning couples but this layout cannot slice.
     """
-    _, groups = channel_groups(module, example_input)
+    if groups is None:
+        _, groups = channel_groups(module, example_input)
     names = {m: n for n, m in module.named_modules()}
     params = dict(module.named_parameters())
     index: dict[tuple[str, int], Tensor] = {}

@@ -5,7 +5,11 @@ normalization scale and shift, and the input slices of all its consumers) is exa
 reaches an output: whatever constant flows in it (a running mean through a zero BatchNorm scale gives 0; an
 activation with ``f(0) ≠ 0`` such as a sigmoid gives a constant) meets consumer slices that are all zero. Channels
 whose filters are zero but whose bias or BatchNorm shift is not are kept (they carry a non-zero constant; the
-Sequential compaction of :mod:`lightreg.compact.core` folds those). Each layer keeps at least one channel.
+Sequential compaction of :mod:`lightreg.compact.core` folds those). Each layer keeps at least one channel. A group
+coupled to a ``LayerNorm`` or ``GroupNorm`` is kept too: those normalize *across* channels, so even an all-zero
+channel weighs in the mean and variance of the others. As a last guard the outputs of the pruned copy are compared
+with the original's on the example input, and a change beyond :data:`OUTPUT_TOLERANCE` is an error, never a
+silently different model.
 
 Save and reload: :func:`save_pruned` writes Torch-Pruning's ``state_dict`` of the pruned modules (tensors and each
 module's shape attributes, no pickled code); :func:`load_pruned` applies it to a freshly built model of the original
@@ -26,13 +30,18 @@ from torch import Tensor, nn
 from lightreg.compact.coupling import channel_groups, coupled_layout, eval_mode
 from lightreg.errors import UserError
 
+CROSS_CHANNEL_NORMS = (nn.LayerNorm, nn.GroupNorm)
+"""Normalizations whose statistics mix channels: removing even a zero channel would change the others."""
+OUTPUT_TOLERANCE = 1e-4
+"""Largest output change allowed by :func:`remove_zero_groups`, relative to ``1 + max |output|`` (float32 sums in
+another order differ by about 1e-6)."""
 ATTRIBUTE_TYPES = (int, float, bool, str, tuple, type(None))
 """Module attributes kept in a saved pruned model: the shapes (``in_channels``, ``num_features`` ...), no objects."""
 
 
 @dataclass
 class PruningReport:
-    """Figures of one removal: parameters and MACs (Torch-Pruning's counter, one example input) before/after, the
+    """Figures of one removal: parameters and MACs per sample (Torch-Pruning's counter) before/after, the
     channels per root layer ``{name: [before, after]}`` and the largest output change on the example input."""
 
     params_before: int
@@ -47,29 +56,31 @@ class PruningReport:
         return asdict(self)
 
 
-def _zero_channels(module: nn.Module, example_input: Tensor) -> dict[str, list[int]]:
-    """Per root layer name: the channels whose coupled slices are all exactly zero."""
-    layout, roots = coupled_layout(module, example_input)
+def _zero_channels(module: nn.Module, example_input: Tensor, groups: list) -> dict[str, list[int]]:
+    """Per root layer name: the channels whose coupled slices are all exactly zero (``groups``: the module's)."""
+    layout, roots = coupled_layout(module, example_input, groups)
     params = dict(module.named_parameters())
     nonzero = layout.reduce({n: (params[n].detach() != 0).to(params[n].dtype) for n in layout.names}) > 0
     return {r.root: [k for k in range(r.channels) if not bool(nonzero[r.first + k])] for r in roots}
 
 
 def _count(module: nn.Module, example_input: Tensor) -> tuple[int, int]:
+    """Parameters and MACs per sample (Torch-Pruning's counter on the first row of ``example_input``)."""
     with eval_mode(module), torch.no_grad():
-        macs, params = tp.utils.count_ops_and_params(module, example_input)
+        macs, params = tp.utils.count_ops_and_params(module, example_input[:1])
     return int(params), int(macs)
 
 
 def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Module, PruningReport]:
     """A copy of ``module`` without its all-zero coupled channel groups (whole model, one traced forward pass), and
     the report. Outputs are unchanged (eval mode); the report's ``max_output_change`` measures it on
-    ``example_input``. A module Torch-Pruning cannot trace is a one-line :class:`UserError`.
+    ``example_input``. A module Torch-Pruning cannot trace is a one-line :class:`UserError`, and so is a removal that
+    would change the outputs by more than :data:`OUTPUT_TOLERANCE`.
     """
     pruned = copy.deepcopy(module)
     params_before, macs_before = _count(pruned, example_input)
-    zeros = _zero_channels(pruned, example_input)
     graph, groups = channel_groups(pruned, example_input)
+    zeros = _zero_channels(pruned, example_input, groups)
     names = {m: n for n, m in pruned.named_modules()}
     channels: dict[str, list[int]] = {}
     removed = 0
@@ -77,6 +88,8 @@ def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Mod
         root = group[0].dep.target.module
         name, total = names[root], len(group[0].idxs)
         idxs = zeros.get(name, [])[: total - 1]  # a layer keeps at least one channel
+        if any(isinstance(item.dep.target.module, CROSS_CHANNEL_NORMS) for item in group):
+            idxs = []
         if idxs:
             sub = graph.get_pruning_group(root, group[0].dep.handler, idxs)
             if graph.check_pruning_group(sub):
@@ -87,7 +100,13 @@ def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Mod
         channels[name] = [total, total - len(idxs)]
     params_after, macs_after = _count(pruned, example_input)
     with eval_mode(module), eval_mode(pruned), torch.no_grad():
-        change = float((module(example_input) - pruned(example_input)).abs().max())
+        reference = module(example_input)
+        change = float((reference - pruned(example_input)).abs().max())
+    if change > OUTPUT_TOLERANCE * (1 + float(reference.abs().max())):
+        raise UserError(
+            f"removing the zero channel groups of {type(module).__name__} changed its outputs by {change:.3g} on the "
+            "example input (a coupling Torch-Pruning does not see); keep the model unpruned"
+        )
     report = PruningReport(params_before, params_after, macs_before, macs_after, channels, removed, change)
     return pruned, report
 
