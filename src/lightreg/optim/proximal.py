@@ -16,6 +16,7 @@ enough to pay back the first compile (:func:`should_compile`).
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +64,10 @@ _COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
     """``update`` over a whole parameter group as one :func:`torch.compile` graph (``(calls, pens, returns)`` ->
-    the steps that ``returns`` asks for), one per update kind in the process: a new optimizer over tensors of the same
-    shapes reuses the graph, so only a process's first compiled step pays the compile."""
+    the steps that ``returns`` asks for, and the value read for each tensor), one per update kind in the process: a new
+    optimizer over tensors of the same shapes reuses the graph, so only a process's first compiled step pays the compile.
+    Each kind gets a code object of its own: Dynamo keeps its graphs (and its limit of 8 recompiles) per code object,
+    and one kind alone needs up to 6 (no penalty / grad / prox, each on a first and a later SGD step)."""
     if update not in _COMPILED:
 
         def group_update(
@@ -77,7 +80,9 @@ def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
                 values.append(None if wanted else elementwise_value(args[0], pen))
             return steps, values
 
-        _COMPILED[update] = torch.compile(group_update)
+        code = group_update.__code__.replace(co_name=f"group_update_{update.__name__}")
+        own = types.FunctionType(code, group_update.__globals__, code.co_name, None, group_update.__closure__)
+        _COMPILED[update] = torch.compile(own)
     return _COMPILED[update]
 
 
