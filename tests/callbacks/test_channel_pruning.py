@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from lightreg.callbacks import ChannelPruning
 from lightreg.errors import UserError
+from lightreg.models import CNN
 
 from conftest import describe, run_train
 from helpers import read_metrics
@@ -29,6 +31,31 @@ def test_cli_prune_shrinks_the_model(tmp_path: Path, target: str, importance: st
     assert metrics["prune/params"] < metrics["prune/params_before"]
     if target == "macs":
         assert metrics["prune/macs"] <= 0.5 * metrics["prune/macs_before"]
+
+
+@pytest.mark.slow
+def test_checkpoints_of_a_pruned_run_load_and_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = run_train(*RUN, "callbacks=prune", "trainer.max_epochs=2", f"hydra.run.dir={run}", cwd=tmp_path)
+    assert first.returncode == 0, describe(first)
+    last = run / "checkpoints" / "last.ckpt"
+    model = CNN.load_from_checkpoint(last, map_location="cpu").eval()  # the pruned shapes, from the checkpoint
+    pruned = sum(p.numel() for p in model.parameters())
+    assert pruned == read_metrics(run)["prune/params"] < read_metrics(run)["prune/params_before"]
+    assert torch.isfinite(model(torch.randn(3, *model.input_shape))).all()
+    resumed = run_train(
+        *RUN, "callbacks=prune", "trainer.max_epochs=3", f"hydra.run.dir={run}", f"ckpt_path={last}", cwd=tmp_path
+    )  # after the last step: trains on, prunes nothing more
+    assert resumed.returncode == 0, describe(resumed)
+    again = CNN.load_from_checkpoint(last, map_location="cpu")
+    assert torch.load(last, weights_only=False)["epoch"] == 3
+    assert sum(p.numel() for p in again.parameters()) == pruned
+    between = run_train(
+        *RUN, "callbacks=prune", "callbacks.prune.steps=2", "callbacks.prune.every=2", "trainer.max_epochs=4",
+        f"hydra.run.dir={run}", f"ckpt_path={last}", cwd=tmp_path,
+    )  # fmt: skip
+    assert between.returncode == 2, describe(between)
+    assert "resuming between steps" in between.stderr.strip().splitlines()[-1]
 
 
 @pytest.mark.slow

@@ -11,9 +11,11 @@ Importance of a channel group: ``magnitude`` = the ℓ1 norm of the root layer's
 over the group, the gradient of one training batch (Molchanov et al. 2019).
 
 Logged: ``prune/params_before``, ``prune/params``, ``prune/macs_before``, ``prune/macs`` (Torch-Pruning's counter on
-one sample). The checkpoints then hold the pruned shapes: reload them into the pruned model
-(:func:`lightreg.compact.pruning.load_pruned` for a saved pruned module). A penalty callback in the same run is
-refused (it holds the tensors that pruning replaces).
+one sample). The checkpoints written after a step carry the pruned layer shapes
+(:mod:`lightreg.models.pruned_shapes`), so ``load_from_checkpoint`` (and ``lightreg predict``/``export``) rebuilds
+the smaller model. A run resumed after its last step trains on; one resumed between two steps is refused (the
+pruner's schedule starts from the model it is built on). A penalty callback in the same run is refused (it holds
+the tensors that pruning replaces).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing_extensions import override
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.compact.coupling import eval_mode, output_layers
 from lightreg.errors import UserError
+from lightreg.models.pruned_shapes import CHECKPOINT_KEY, shapes_of
 
 IMPORTANCES = ("magnitude", "group_norm", "taylor")
 TARGETS = ("channels", "macs")
@@ -107,6 +110,13 @@ class ChannelPruning(L.Callback):
             )
         reference = next(pl_module.parameters())
         self._example = torch.randn(1, *shape, device=reference.device, dtype=reference.dtype)
+        if self.done >= self.steps:  # resumed after the last step: nothing left to prune
+            return
+        if self.done > 0:
+            raise UserError(
+                f"this run was saved after pruning step {self.done} of {self.steps}; resuming between steps is not "
+                "supported: resume from a checkpoint written after the last step, or train again"
+            )
         self._before = self._count(pl_module)
         with eval_mode(pl_module):
             ignored = output_layers(pl_module, self._example)
@@ -157,6 +167,11 @@ class ChannelPruning(L.Callback):
         with torch.enable_grad():
             _, loss, _ = pl_module.batch_loss((x, y))
         loss.backward()
+
+    @override
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self.done > 0:
+            checkpoint[CHECKPOINT_KEY] = shapes_of(pl_module)
 
     @override
     def state_dict(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
 from lightreg.models.logging_steps import logs_this_step
 from lightreg.models.progress_line import epoch_line
+from lightreg.models.pruned_shapes import CHECKPOINT_KEY, reshape_
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], Any]
@@ -226,6 +227,12 @@ class LightregModule(L.LightningModule):
         self._reported_penalties.clear()
         self._has_penalty = False
         self._added_terms.clear()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint of a model pruned in place (``callbacks=prune``) first gives the layers their pruned shapes."""
+        if CHECKPOINT_KEY in checkpoint:
+            reshape_(self, checkpoint[CHECKPOINT_KEY])
 
     def add_loss_term(self, name: str, value: Tensor) -> None:
         """Add a differentiable term to this step's training loss from outside the module (a callback's forward
