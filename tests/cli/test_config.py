@@ -177,6 +177,9 @@ def test_optimizer_option(option: str, make_cfg) -> None:
     for key, value in cfg.optimizer.items():
         if key.startswith("_"):
             continue
+        if key not in group:  # an option of the optimizer itself (a proximal optimizer's compile), not of its groups
+            assert getattr(optimizer, key) == value, f"optimizer.{key}"
+            continue
         expected = tuple(value) if OmegaConf.is_list(value) else value
         got = tuple(group[key]) if isinstance(group[key], (list, tuple)) else group[key]
         assert got == pytest.approx(expected), f"optimizer.{key}"
