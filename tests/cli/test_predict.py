@@ -156,3 +156,48 @@ def test_an_image_model_refuses_uint8_pixels(tmp_path: Path) -> None:
     np.save(tmp_path / "wrong.npy", np.zeros((2, 1, 5, 5), dtype=np.float32))
     with pytest.raises(UserError, match=r"shape \(2, 1, 5, 5\).*\(n, 1, 4, 4\)"):
         npy_inputs(tmp_path / "wrong.npy", model)
+
+
+def test_a_semicolon_file_sniffed_or_named(cancer: tuple[Path, dict], tmp_path: Path, capsys) -> None:
+    run, _ = cancer
+    (tmp_path / "semi.csv").write_text((run.parent / "holdout.csv").read_text().replace(",", ";"))
+    assert _predict(capsys, run, run.parent / "holdout.csv", "-o", tmp_path / "comma.csv")[0] == 0
+    for extra in ([], ["--delimiter", "semicolon"]):
+        assert _predict(capsys, run, tmp_path / "semi.csv", "-o", tmp_path / "semi_out.csv", *extra)[0] == 0
+        predicted = [r["prediction"] for r in read_table(tmp_path / "semi_out.csv")]
+        assert predicted == [r["prediction"] for r in read_table(tmp_path / "comma.csv")]
+    code, _, err = _predict(capsys, run, tmp_path / "semi.csv", "-o", tmp_path / "o.csv", "--delimiter", "colon")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--delimiter" in err and "'colon'" in err
+
+
+def test_a_folder_of_images_predicts_as_the_data_module_reads_them(tmp_path: Path, capsys) -> None:
+    from PIL import Image
+
+    from lightreg.data import ImageDataModule
+    from trained_runs import QUIET
+
+    from conftest import describe
+    from helpers import read_metrics, run_train
+
+    run = tmp_path / "run"
+    proc = run_train("data=digits_images", "model=cnn", "trainer.max_epochs=2", *QUIET,
+                     f"hydra.run.dir={run}", cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    data = ImageDataModule("digits_images")
+    data.setup("fit")
+    images, labels = data.raw_val  # digits pixels 0..16, scaled to [0, 1]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    pixels = np.rint(images[:, 0].numpy() * 255).astype(np.uint8)
+    for i, image in enumerate(pixels):
+        Image.fromarray(image, mode="L").save(folder / f"{i:04d}.png")
+    (folder / "notes.txt").write_text("not an image\n")
+    code, said, _ = _predict(capsys, run, folder, "-o", tmp_path / "out.csv", "--checkpoint", "last")
+    rows = read_table(tmp_path / "out.csv")
+    assert code == 0 and said.startswith(f"wrote {len(pixels)} rows")
+    assert [r["file"] for r in rows] == [f"{i:04d}.png" for i in range(len(pixels))]
+    accuracy = np.mean([int(r["prediction"]) == int(y) for r, y in zip(rows, labels.tolist(), strict=True)])
+    assert accuracy == pytest.approx(read_metrics(run)["val/acc"], abs=0.02)  # 8-bit PNGs of the 0..16 pixels
+    Image.fromarray(np.zeros((9, 9), dtype=np.uint8), mode="L").save(folder / "big.png")
+    code, _, err = _predict(capsys, run, folder, "-o", tmp_path / "o.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "big.png is 9x9 pixels" in err and "8x8" in err

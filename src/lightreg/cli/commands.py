@@ -47,10 +47,17 @@ CHECKPOINT_HELP = (
 def add_predict_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("run_dir", help="a finished run directory, e.g. outputs/<date>/<time>")
     parser.add_argument(
-        "data", help="a CSV (the training feature columns by name, any order; other columns are copied) or an .npy"
+        "data",
+        help="a CSV (the training feature columns by name, any order; other columns are copied), an .npy, or for an "
+        "image model a folder of images",
     )
     parser.add_argument("-o", "--out", required=True, help="the CSV to write: DATA's columns + prediction (+ proba:*)")
     parser.add_argument("--checkpoint", default=None, help=CHECKPOINT_HELP)
+    parser.add_argument(
+        "--delimiter",
+        default=None,
+        help="the CSV's delimiter: one character or tab|comma|semicolon|pipe|space (default: sniffed among , ; TAB |)",
+    )
     return parser
 
 
@@ -58,7 +65,7 @@ def predict(args: argparse.Namespace) -> int:
     """Write the predictions; print one line."""
     from lightreg.cli.predict import predict as predict_file
 
-    rows = predict_file(args.run_dir, args.data, args.out, args.checkpoint)
+    rows = predict_file(args.run_dir, args.data, args.out, args.checkpoint, args.delimiter)
     print(f"wrote {rows} rows to {args.out}")
     return 0
 
