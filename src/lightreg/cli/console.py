@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from lightreg.cli.quiet import UNACTIONABLE
+from lightreg.cli.quiet import UNACTIONABLE, loggers_at
 from lightreg.run_folder import LOG_FILE
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
@@ -99,15 +99,8 @@ def session(run_dir: str | Path) -> Iterator[None]:
         if global_rank() != 0:  # DDP's other processes: their set-up lines repeat rank zero's
             import lightning.pytorch  # noqa: F401 - its import sets these loggers' levels, which must come first
 
-            loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
-            levels = [lg.level for lg in loggers]
-            for lg in loggers:
-                lg.setLevel(logging.WARNING)
-            try:
+            with loggers_at(logging.WARNING, "lightning.pytorch", "lightning.fabric"):
                 yield
-            finally:
-                for lg, level in zip(loggers, levels):
-                    lg.setLevel(level)
             return
         path = Path(run_dir) / LOG_FILE
         path.parent.mkdir(parents=True, exist_ok=True)

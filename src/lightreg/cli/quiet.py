@@ -42,19 +42,27 @@ checkpoints, progress bar, model summary or sanity validation."""
 
 
 @contextmanager
+def loggers_at(level: int, *names: str) -> Iterator[None]:
+    """The named :mod:`logging` loggers set to ``level`` for the block; their own levels restored after."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
+    try:
+        yield
+    finally:
+        for lg, old in zip(loggers, levels, strict=True):
+            lg.setLevel(old)
+
+
+@contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's info lines (``GPU available``, ``max_epochs reached``) and advice warnings off for the block;
     the logger level and the warning filters are restored after. lightreg's own warnings still show."""
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    level = rank_zero.level
-    rank_zero.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            for pattern in (*UNACTIONABLE, *SMALL_DATA_ADVICE):
-                warnings.filterwarnings("ignore", message=pattern)
-            yield
-    finally:
-        rank_zero.setLevel(level)
+    with loggers_at(logging.WARNING, "lightning.pytorch.utilities.rank_zero"), warnings.catch_warnings():
+        for pattern in (*UNACTIONABLE, *SMALL_DATA_ADVICE):
+            warnings.filterwarnings("ignore", message=pattern)
+        yield
 
 
-__all__ = ["SMALL_DATA_ADVICE", "UNACTIONABLE", "UNWATCHED_FIT", "quiet_lightning"]
+__all__ = ["SMALL_DATA_ADVICE", "UNACTIONABLE", "UNWATCHED_FIT", "loggers_at", "quiet_lightning"]

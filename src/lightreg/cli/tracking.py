@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 from typing_extensions import override
 
 from lightreg import run_folder
+from lightreg.cli.quiet import loggers_at
 from lightreg.errors import UserError
 
 LOCAL_STORE = "mlruns"
@@ -40,18 +41,10 @@ _CHATTY = ("mlflow.store.db.utils", "alembic.runtime.migration", "lightning.pyto
 @contextmanager
 def _quiet_store() -> Iterator[None]:
     """MLflow's start-up lines (creating the store's tables, a new experiment) off for the block; restored after."""
-    loggers = [logging.getLogger(name) for name in _CHATTY]
-    levels = [lg.level for lg in loggers]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), loggers_at(logging.ERROR, *_CHATTY):
         for pattern in _NOISE:
             warnings.filterwarnings("ignore", message=pattern)
-        for lg in loggers:
-            lg.setLevel(logging.ERROR)
-        try:
-            yield
-        finally:
-            for lg, level in zip(loggers, levels):
-                lg.setLevel(level)
+        yield
 
 
 def flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
