@@ -1,9 +1,21 @@
 """User-facing errors: bad input that should stop a run with one clear line, not a traceback."""
 
 import sys
+from collections.abc import Sequence
 
 EXIT_USER_ERROR = 2
 """The exit code of every lightreg command stopped by a :class:`UserError` (argparse uses 2 for bad arguments too)."""
+
+
+SHOWN_NAMES = 10
+"""How many names a message lists before ``... (N more)``."""
+
+
+def listed(names: Sequence[object], limit: int = SHOWN_NAMES) -> str:
+    """``a, b, c``: the first ``limit`` names, then ``... (N more)``, so that a message never lists 3 000 column
+    names on one line."""
+    shown = ", ".join(map(str, names[:limit]))
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 class UserError(ValueError):

@@ -11,8 +11,7 @@ import torch
 
 from lightreg.data import CSVDataModule, read_csv_table
 from lightreg.data.csv_format import sniff_delimiter
-from lightreg.data.tabular import listed
-from lightreg.errors import LightregWarning, UserError
+from lightreg.errors import LightregWarning, UserError, listed
 from lightreg.run_folder import read_metrics
 
 from conftest import describe, run_train, write_csv

@@ -22,7 +22,7 @@ from typing_extensions import override
 from lightreg import run_folder
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.cli.build import build_penalty, penalty_configs
-from lightreg.errors import UserError, warn
+from lightreg.errors import UserError, listed, warn
 
 WORSE_THAN_NULL = r".*worse than the intercept-only model"
 """The guard's warning when a run ends worse on validation than the intercept-only model: a regex for filters."""
@@ -129,7 +129,7 @@ def check_resume(cfg: DictConfig) -> None:
     changes = optimizer_changes(checkpoint, cfg, str(ckpt_path))
     if changes and not allow:
         name, old, new = changes[0]
-        more = f" (and {_capped([c[0] for c in changes[1:]])})" if len(changes) > 1 else ""
+        more = f" (and {listed([c[0] for c in changes[1:]], 3)})" if len(changes) > 1 else ""
         raise UserError(
             f"{ckpt_path} was trained with {name}={_shown(old)}, this run asks for {name}={_shown(new)}{more}, and a "
             f"resume restores the checkpoint's optimizer and scheduler settings; drop the override to continue with "
@@ -160,10 +160,6 @@ def _plain(value: Any) -> Any:
 
 def _shown(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _capped(names: list[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
 def optimizer_settings(group: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,7 @@ import torch
 from lightreg.cli.trained import load_trained
 from lightreg.data.csv import MISSING
 from lightreg.data.csv_format import read_rows, read_text, resolve_delimiter, sniff_delimiter
-from lightreg.data.tabular import listed
-from lightreg.errors import UserError
+from lightreg.errors import UserError, listed
 from lightreg.models.standalone import StandaloneModel
 
 PREDICTION = "prediction"

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from lightreg import run_folder
-from lightreg.errors import UserError, report_user_error
+from lightreg.errors import UserError, listed, report_user_error
 
 LOGGER_FOLDERS = ("csv", "tensorboard", "mlruns", "lightning_logs")
 """The loggers' folders inside a run folder (the shipped logger configs, and Lightning's default)."""
@@ -37,11 +37,6 @@ def finished_run(run_dir: Path) -> list[str]:
         found.append(f"{run_folder.METRICS_FILE} status completed")
     found += [f"{run_folder.CHECKPOINTS}/{p.name}" for p in sorted((run_dir / run_folder.CHECKPOINTS).glob("*.ckpt"))]
     return found
-
-
-def _capped(items: list[str], shown: int = 3) -> str:
-    more = f", ... ({len(items) - shown} more)" if len(items) > shown else ""
-    return ", ".join(items[:shown]) + more
 
 
 def check_run_folder(run_dir: str | Path, overwrite: bool, ckpt_path: str | None) -> list[str]:
@@ -66,7 +61,7 @@ def check_run_folder(run_dir: str | Path, overwrite: bool, ckpt_path: str | None
         last = run_dir / run_folder.CHECKPOINTS / "last.ckpt"
         resume = f", or continue it with ckpt_path={last}" if last.is_file() else ""
         raise UserError(
-            f"{run_dir} already holds a run ({_capped(found)}); give this run another hydra.run.dir, add "
+            f"{run_dir} already holds a run ({listed(found, 3)}); give this run another hydra.run.dir, add "
             f"overwrite=true to replace it{resume}"
         )
     return clear_run(run_dir)
@@ -104,7 +99,7 @@ class RunFolderCheck(Callback):
         except UserError as exc:
             sys.exit(report_user_error(exc))
         if removed:
-            print(f"lightreg: overwrite=true: removed the previous run in {run_dir} ({_capped(removed, 6)})")
+            print(f"lightreg: overwrite=true: removed the previous run in {run_dir} ({listed(removed, 6)})")
 
 
 __all__ = ["LOGGER_FOLDERS", "RunFolderCheck", "check_run_folder", "clear_run", "finished_run", "run_files"]

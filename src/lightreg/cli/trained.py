@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lightreg import run_folder
-from lightreg.data.tabular import listed
-from lightreg.errors import UserError
+from lightreg.errors import UserError, listed
 from lightreg.models.standalone import StandaloneModel
 
 NAMED = ("best", "last", "one_se", "compact")

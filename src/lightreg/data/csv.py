@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from lightreg.data.csv_format import read_rows, read_text, resolve_delimiter, sniff_delimiter
-from lightreg.data.tabular import TabularData, TabularDataModule, listed
-from lightreg.errors import UserError, warn
+from lightreg.data.tabular import TabularData, TabularDataModule
+from lightreg.errors import UserError, listed, warn
 from lightreg.task_kinds import TASKS
 
 MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "?"})

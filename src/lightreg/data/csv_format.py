@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-from lightreg.data.tabular import listed
-from lightreg.errors import UserError
+from lightreg.errors import UserError, listed
 
 SNIFFED = (",", ";", "\t", "|")
 """The delimiters tried when none is given, in order of preference."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
@@ -14,18 +13,8 @@ from sklearn.model_selection import train_test_split
 from typing_extensions import override
 
 from lightreg.data.loader import TensorBatches
-from lightreg.errors import UserError, warn
+from lightreg.errors import UserError, listed, warn
 from lightreg.task_kinds import TASKS
-
-SHOWN_NAMES = 10
-"""How many names a message lists before ``... (N more)``."""
-
-
-def listed(names: Sequence[object], limit: int = SHOWN_NAMES) -> str:
-    """``a, b, c``: the first ``limit`` names, then ``... (N more)``, so that a message never lists 3 000 column
-    names on one line."""
-    shown = ", ".join(map(str, names[:limit]))
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 @rank_zero_only
