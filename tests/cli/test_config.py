@@ -271,7 +271,10 @@ EXPECTED_LOGGERS = {
 }
 
 
-@pytest.mark.parametrize("option", config_options("logger"))
+@pytest.mark.parametrize(
+    "option",
+    [pytest.param(o, marks=pytest.mark.slow) if o == "mlflow" else o for o in config_options("logger")],
+)  # importing MLflow takes seconds
 def test_logger_option(option: str, make_cfg, tmp_path: Path) -> None:
     cfg = make_cfg(f"logger={option}")
     built = {name: instantiate(node) for name, node in (cfg.logger or {}).items()}

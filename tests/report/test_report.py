@@ -250,6 +250,7 @@ def _report_cli(*args: str, module: bool = True) -> subprocess.CompletedProcess[
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # a subprocess: Python, torch and Lightning start cold
 def test_cli_rebuilds_and_compares(tmp_path: Path) -> None:
     first = write_run(tmp_path / "0", {"w": FC1}, 0.01, [0.2, 0.5], names=list("abcd"))
     second = write_run(tmp_path / "1", {"w": FC1 * 0}, 1.0, [0.5, 1.0], names=list("abcd"))
@@ -261,6 +262,7 @@ def test_cli_rebuilds_and_compares(tmp_path: Path) -> None:
     assert "lambda=1.0" in proc.stdout and "Dropped inputs (1): c" in proc.stdout
 
 
+@pytest.mark.slow  # a subprocess: Python, torch and Lightning start cold
 def test_console_script_and_bad_run_dir(tmp_path: Path) -> None:
     proc = _report_cli(str(tmp_path / "nowhere"), module=False)
     assert proc.returncode == 2 and "lightreg: error:" in proc.stderr and "nowhere" in proc.stderr
