@@ -1,6 +1,7 @@
 """``lightreg export RUN_DIR --format onnx|torchscript -o FILE``: a run's trained model with its preprocessing
-(:class:`~lightreg.models.standalone.StandaloneModel`: raw inputs in, logits or target-unit values out) as one file
-with a dynamic batch dimension, checked after export against the PyTorch model on validation rows."""
+(:class:`~lightreg.models.standalone.StandaloneModel`: raw inputs in, an image model's raw pixels included, logits or
+target-unit values out) as one file with a dynamic batch dimension, checked after export against the PyTorch model on
+validation rows."""
 
 from __future__ import annotations
 
@@ -50,9 +51,23 @@ def check_rows(run_dir: Path, model: StandaloneModel) -> tuple[Tensor, str]:
     return x, f"{CHECK_ROWS} random rows"
 
 
-def to_onnx(model: StandaloneModel, example: Tensor, path: Path) -> None:
+def pixel_max(run_dir: Path, model: StandaloneModel) -> float | None:
+    """The top raw pixel value an image model reads (:func:`lightreg.data.images.pixel_max_of` of the run's data);
+    ``None`` for a model of other data, or one saved without a pixel normalization (it reads normalized images)."""
+    from omegaconf import OmegaConf
+
+    from lightreg.data.images import pixel_max_of
+
+    config = Path(run_dir) / ".hydra" / "config.yaml"
+    if len(model.input_shape) == 1 or not model.has_feature_scale() or not config.is_file():
+        return None
+    return pixel_max_of(OmegaConf.load(config).data)
+
+
+def to_onnx(model: StandaloneModel, example: Tensor, path: Path, pixel_max: float | None = None) -> None:
     """Write ``model`` as ONNX (TorchScript-based exporter, input ``x``, output ``output``, dynamic batch) with
-    ``task``, ``classes`` and ``feature_names`` (JSON) in its metadata."""
+    ``task``, ``classes``, ``feature_names``, ``input_shape`` and ``pixel_max`` (JSON; an image model reads raw pixels
+    in ``0..pixel_max``, else ``null``) in its metadata."""
     try:
         import onnx
     except ImportError:
@@ -70,6 +85,7 @@ def to_onnx(model: StandaloneModel, example: Tensor, path: Path) -> None:
         "classes": json.dumps(model.classes),
         "feature_names": json.dumps(model.feature_names),
         "input_shape": json.dumps(list(model.input_shape)),
+        "pixel_max": json.dumps(pixel_max),
     }
     for key, value in facts.items():
         entry = proto.metadata_props.add()
@@ -99,7 +115,7 @@ def export(run_dir: Path, fmt: str, out: Path, which: str | None = None) -> tupl
     with torch.no_grad():
         expected = model(x)
         if fmt == "onnx":
-            to_onnx(model, x[:2], out)
+            to_onnx(model, x[:2], out, pixel_max(Path(run_dir), model))
             got = onnx_outputs(out, x)
         else:
             with warnings.catch_warnings():  # torch >= 2.9 marks TorchScript deprecated; the file format stays

@@ -1,12 +1,12 @@
 """``lightreg predict RUN_DIR DATA -o OUT.csv``: predictions of a run's trained model on new raw inputs.
 
 DATA is a CSV (the model's feature columns matched by name, in any order; every other column is passed through to
-OUT unchanged), an ``.npy`` array of samples in the training shape (for an image model: float images normalized as
-its data module does, ``(x/255 - mean_c) / std_c``; that normalization is not part of the model), or, for an image
-model, a folder of image files of the training size (read as its data module reads pixels: scaled to [0, 1] and
-normalized with the run's channel means and stds). OUT holds the input's columns (for an ``.npy``: ``row``, the
-sample's index; for a folder: ``file``, the image's name), ``prediction`` (the original class label, or the value in
-the target's units) and, for a classifier, one ``proba:<label>`` column per class.
+OUT unchanged), an ``.npy`` array of raw samples in the training shape (for an image model: raw pixels, uint8 or
+float, in the data set's units 0..pixel_max: 0..255, or 0..16 for ``digits_images``; the model normalizes them
+itself), or, for an image model, a folder of image files of the training size (8-bit pixels ``p`` read as
+``p · pixel_max / 255``). OUT holds the input's columns (for an ``.npy``: ``row``, the sample's index; for a folder:
+``file``, the image's name), ``prediction`` (the original class label, or the value in the target's units) and, for a
+classifier, one ``proba:<label>`` column per class.
 """
 
 from __future__ import annotations
@@ -82,8 +82,12 @@ def csv_inputs(
     return header, [row for _, row in body], x
 
 
-def npy_inputs(path: Path, model: StandaloneModel) -> tuple[list[str], list[list[str]], np.ndarray]:
-    """``row`` (the sample index) and the samples of an ``.npy`` array ``(n, *input_shape)``."""
+def npy_inputs(
+    path: Path, model: StandaloneModel, pixel_max: float | None = None
+) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """``row`` (the sample index) and the samples of an ``.npy`` array ``(n, *input_shape)``. With ``pixel_max`` (an
+    image model that normalizes raw pixels itself) a value outside ``[0, pixel_max]`` is refused in one line: it
+    is not a raw pixel (e.g. an image already normalized, or 0..255 pixels for a 0..16 set)."""
     try:
         x = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -95,42 +99,46 @@ def npy_inputs(path: Path, model: StandaloneModel) -> tuple[list[str], list[list
             f"{path} holds an array of shape {tuple(x.shape)} ({x.dtype}); the model reads numbers of shape "
             f"(n, {', '.join(map(str, model.input_shape))})"
         )
-    if x.dtype == np.uint8 and len(model.input_shape) > 1:
+    if pixel_max is not None and len(x) and (x.min() < 0 or x.max() > pixel_max):
         raise UserError(
-            f"{path} holds uint8 pixels; an image model reads the images as its data module normalized them, "
-            "float (x/255 - mean_c) / std_c with the data set's channel means and stds: save those"
+            f"{path} holds values from {x.min():.4g} to {x.max():.4g}; the model reads raw pixels in 0..{pixel_max:g} "
+            "(the data set's units) and normalizes them itself: save the images as they are, not normalized or rescaled"
         )
     return ["row"], [[str(i)] for i in range(len(x))], x.astype(np.float32)
 
 
-def image_normalization(run_dir: Path) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The channel means and stds the run's image data module normalized its pixels (scaled to [0, 1]) with."""
+def run_pixel_max(run_dir: Path) -> float | None:
+    """The top raw pixel value of the run's image data (:func:`lightreg.data.images.pixel_max_of`); ``None`` when the
+    run's data is not an :class:`~lightreg.data.ImageDataModule`."""
     from omegaconf import OmegaConf
 
-    from lightreg.cli.build import build
-    from lightreg.data.images import TORCHVISION_SETS
+    from lightreg.data.images import pixel_max_of  # torchvision: only for a run that may be an image one
 
-    data = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml").data
-    name = data.get("name")
-    if name in TORCHVISION_SETS:
-        return TORCHVISION_SETS[name].mean, TORCHVISION_SETS[name].std
-    datamodule = build(data, "data")
-    if not hasattr(datamodule, "normalize"):
-        raise UserError(f"a folder of images is read for an image data module; this run's data is {data._target_}")
-    datamodule.setup("fit")  # digits_images: the training split's mean and std
-    return tuple(datamodule.mean), tuple(datamodule.std)
+    config = Path(run_dir) / ".hydra" / "config.yaml"
+    return pixel_max_of(OmegaConf.load(config).data) if config.is_file() else None
 
 
 def folder_inputs(path: Path, model: StandaloneModel, run_dir: Path) -> tuple[list[str], list[list[str]], np.ndarray]:
     """``file`` (each image's name) and the images of folder ``path`` (files ending in :data:`IMAGE_SUFFIXES`, by
     name): grey (one channel) or RGB (three) as the model reads, the training height and width (never resized),
-    pixels ``(p/255 - mean_c) / std_c`` with the run's channel means and stds."""
+    8-bit pixels ``p`` as raw pixels ``p · pixel_max / 255`` (the model normalizes them)."""
     from PIL import Image, UnidentifiedImageError
 
     if len(model.input_shape) != 3 or model.input_shape[0] not in (1, 3):
         raise UserError(
             f"{path} is a folder: a folder of images is for an image model; this model reads inputs of shape "
             f"{model.input_shape}: pass a CSV or an .npy"
+        )
+    top = run_pixel_max(run_dir)
+    if top is None:
+        raise UserError(
+            f"{path} is a folder: a folder of images is read for lightreg's image data (data=digits_images, "
+            "mnist, fashion_mnist, cifar10); this run's data is another: pass an .npy of raw samples"
+        )
+    if not model.has_feature_scale():
+        raise UserError(
+            "this checkpoint has no feature_scale: its model reads images normalized as its data module fed them, "
+            "not raw pixels; pass an .npy of those normalized images, or retrain to get a model that reads raw pixels"
         )
     channels, height, width = model.input_shape
     files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
@@ -148,9 +156,7 @@ def folder_inputs(path: Path, model: StandaloneModel, run_dir: Path) -> tuple[li
                 f"{file} is {pixels.shape[1]}x{pixels.shape[0]} pixels; the model reads {width}x{height} images: "
                 "resize it to the training size"
             )
-        images[k] = (pixels / 255.0).reshape(height, width, channels).transpose(2, 0, 1)
-    mean, std = image_normalization(run_dir)
-    images = (images - np.asarray(mean, np.float32)[:, None, None]) / np.asarray(std, np.float32)[:, None, None]
+        images[k] = (pixels * (top / 255.0)).reshape(height, width, channels).transpose(2, 0, 1)
     return ["file"], [[f.name] for f in files], images
 
 
@@ -172,7 +178,9 @@ def predict(run_dir: Path, data: Path, out: Path, which: str | None = None, deli
     if data.is_dir():
         header, rows, x = folder_inputs(data, model, Path(run_dir))
     elif data.suffix.lower() == ".npy":
-        header, rows, x = npy_inputs(data, model)
+        image = len(model.input_shape) > 1 and model.has_feature_scale()
+        top = run_pixel_max(Path(run_dir)) if image else None
+        header, rows, x = npy_inputs(data, model, top)
     else:
         header, rows, x = csv_inputs(data, model, delimiter)
     labels, probabilities = predict_rows(model, x)
@@ -192,4 +200,4 @@ def predict(run_dir: Path, data: Path, out: Path, which: str | None = None, deli
     return len(rows)
 
 
-__all__ = ["csv_inputs", "folder_inputs", "npy_inputs", "predict", "predict_rows"]
+__all__ = ["csv_inputs", "folder_inputs", "npy_inputs", "predict", "predict_rows", "run_pixel_max"]

@@ -1,6 +1,12 @@
 """Image data: scikit-learn's digits as 1×8×8 images (offline) and MNIST, Fashion-MNIST, CIFAR-10 through
 ``torchvision.datasets``.
 
+Pixels have raw units (:func:`pixel_max`): 0..255 for the torchvision sets (their uint8 files), 0..16 for the
+digits (scikit-learn's values). The data module feeds the net normalized images, ``(x/pixel_max − mean_c) / std_c``,
+and exposes that normalization in raw units as ``feature_scale``, per channel ``(pixel_max·mean_c,
+pixel_max·std_c)``; the model keeps it (:class:`~lightreg.models.LightregModule`) and applies it to raw images when it
+predicts, so a trained model reads raw pixels while training sees exactly the tensors it always saw.
+
 Loader, chosen by measurement (``benchmarks/speed/image_loader_speed.py``, table in docs/data.md): without augmentation
 the whole set is normalized once and held as one float tensor, batched by index slicing
 (:class:`~lightreg.data.TensorBatches`); with ``augment=true`` (CIFAR-10) every sample gets its own random crop
@@ -56,7 +62,27 @@ TORCHVISION_SETS: dict[str, ImageSet] = {
     "cifar10": ImageSet("cifar-10-batches-py", _CIFAR, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
 }
 NAMES = ("digits_images", *TORCHVISION_SETS)
+DIGITS_MAX = 16.0
+"""The largest pixel value of scikit-learn's digits (``load_digits().images`` holds 0..16)."""
 LOADERS = ("auto", "tensors", "dataloader")
+
+
+def pixel_max(name: str) -> float:
+    """The raw pixel unit's top value of image set ``name``: 16 for ``digits_images``, 255 for the torchvision sets
+    (8-bit pixels). An 8-bit image file's pixel ``p`` is ``p · pixel_max / 255`` in these units."""
+    if name not in NAMES:
+        raise UserError(f"unknown image dataset {name!r}; available: {', '.join(NAMES)}")
+    return DIGITS_MAX if name == "digits_images" else 255.0
+
+
+IMAGE_TARGETS = ("lightreg.data.ImageDataModule", "lightreg.data.images.ImageDataModule")
+"""The ``_target_`` values of a data config that builds :class:`ImageDataModule`."""
+
+
+def pixel_max_of(data: Any) -> float | None:
+    """:func:`pixel_max` of a data config (a mapping with ``_target_`` and ``name``, e.g. a run's
+    ``.hydra/config.yaml`` ``data``) that builds :class:`ImageDataModule`; ``None`` for any other data."""
+    return pixel_max(data.get("name", "digits_images")) if data.get("_target_") in IMAGE_TARGETS else None
 
 
 def default_root() -> str:
@@ -158,10 +184,12 @@ class ImageDataModule(L.LightningDataModule):
     """Images for classification: ``digits_images`` (offline), ``mnist``, ``fashion_mnist``, ``cifar10``.
 
     Validation set: the official test split for the torchvision sets; a stratified ``val_fraction`` of the
-    1797 digits for ``digits_images``. Pixels are scaled to [0, 1] and normalized per channel,
-    ``(x − mean_c) / std_c`` (the published training-split constants; for digits the training split's own).
+    1797 digits for ``digits_images``. Pixels are scaled to [0, 1] (divided by :func:`pixel_max`) and normalized per
+    channel, ``(x − mean_c) / std_c`` (the published training-split constants; for digits the training split's own).
     After :meth:`setup`: ``input_shape`` (C, H, W), ``num_classes``, ``task="multiclass"``,
-    ``feature_names=None``.
+    ``feature_names=None``, ``pixel_max``, ``raw_train`` / ``raw_val`` (``(images, labels)`` in raw pixel units) and
+    ``feature_scale``: per channel ``(means, stds)`` of that normalization in raw pixel units, ``pixel_max·mean_c``
+    and ``pixel_max·std_c`` (the model saves it and normalizes raw images itself when it predicts).
 
     Args:
         name: one of ``digits_images, mnist, fashion_mnist, cifar10``.
@@ -223,6 +251,8 @@ class ImageDataModule(L.LightningDataModule):
         self.seed = seed
         self.task = "multiclass"
         self.feature_names: list[str] | None = None
+        self.pixel_max = pixel_max(name)
+        self.feature_scale: tuple[list[float], list[float]] | None = None
         self.x_train: Tensor | None = None
 
     @override
@@ -240,8 +270,9 @@ class ImageDataModule(L.LightningDataModule):
             x_tr, x_va, y_tr, y_va = train_test_split(
                 images, labels, test_size=self.val_fraction, random_state=self.seed, stratify=labels
             )
-            x_tr, x_va = torch.from_numpy(x_tr / 16.0), torch.from_numpy(x_va / 16.0)
-            self.mean, self.std = (float(x_tr.mean()),), (float(x_tr.std()),)
+            x_tr, x_va = torch.from_numpy(x_tr), torch.from_numpy(x_va)
+            scaled = x_tr / self.pixel_max
+            self.mean, self.std = (float(scaled.mean()),), (float(scaled.std()),)
             self.num_classes = 10
             y_tr, y_va = torch.from_numpy(y_tr), torch.from_numpy(y_va)
         else:
@@ -254,10 +285,11 @@ class ImageDataModule(L.LightningDataModule):
         self.raw_train, self.raw_val = (x_tr, y_tr), (x_va, y_va)
         self.x_train, self.y_train = self.normalize(x_tr), y_tr
         self.x_val, self.y_val = self.normalize(x_va), y_va
+        self.feature_scale = ([m * self.pixel_max for m in self.mean], [s * self.pixel_max for s in self.std])
 
     def normalize(self, images: Tensor) -> Tensor:
-        """``(x/255 − mean_c) / std_c`` for uint8 images (digits: already scaled to [0, 1]), float32."""
-        x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
+        """``(x/pixel_max − mean_c) / std_c`` of images in raw pixel units, float32."""
+        x = images.float() / self.pixel_max  # not in place: a float input is not copied by .float()
         mean = torch.tensor(self.mean).view(-1, 1, 1)
         std = torch.tensor(self.std).view(-1, 1, 1)
         return (x - mean) / std

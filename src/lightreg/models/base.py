@@ -14,7 +14,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
-from lightreg.errors import UserError
+from lightreg.errors import UserError, warn
 from lightreg.models import tasks
 from lightreg.models.doctor import check_terms
 from lightreg.models.logging_steps import logs_this_step
@@ -53,8 +53,9 @@ class LightregModule(L.LightningModule):
             ``None`` takes the datamodule's ``classes`` at ``setup``.
         feature_scale: ``(means, stds)`` per input feature that the data module standardized the training features
             with; the model keeps them (hparams, so a checkpoint has them) and its ``predict_*`` methods apply them to
-            raw rows (:meth:`prepare_inputs`). ``None`` takes the datamodule's ``feature_scale``; without one the
-            inputs are used as given.
+            raw rows (:meth:`prepare_inputs`). An image model (``input_shape`` ``(C, H, W)``) may get one mean and std
+            per channel, in raw pixel units (the image data modules': ``pixel_max·mean_c``, ``pixel_max·std_c``).
+            ``None`` takes the datamodule's ``feature_scale``; without one the inputs are used as given.
         feature_names: the name of each input feature, in the order the model reads them (saved with the model).
         target_scale: regression: ``(mean, std)`` of the training targets. The net fits ``(y - mean) / std``
             (the data loss is the MSE in those standardized units) and ``forward`` returns ``mean + std·net(x)``,
@@ -148,6 +149,9 @@ class LightregModule(L.LightningModule):
 
     def _set_feature_scale(self, scale: Any) -> None:
         mean, std = (torch.as_tensor(part, dtype=torch.float32).reshape(-1) for part in scale)
+        channels = self.input_shape[0] if len(self.input_shape) > 1 else 0
+        if mean.numel() == std.numel() == channels:  # per channel of an image: the same for each of its pixels
+            mean, std = (part.repeat_interleave(self.num_inputs // channels) for part in (mean, std))
         if mean.numel() != self.num_inputs or std.numel() != self.num_inputs:
             raise UserError(
                 f"feature_scale holds {mean.numel()} means and {std.numel()} stds for a model of {self.num_inputs} "
@@ -233,6 +237,13 @@ class LightregModule(L.LightningModule):
         """A checkpoint of a model pruned in place (``callbacks=prune``) first gives the layers their pruned shapes."""
         if CHECKPOINT_KEY in checkpoint:
             reshape_(self, checkpoint[CHECKPOINT_KEY])
+        if len(self.input_shape) > 1 and self.hparams.get("feature_scale") is None:
+            warn(
+                f"{type(self).__name__} (input_shape {self.input_shape}): this checkpoint has no feature_scale, so the "
+                "model reads images as its data module fed them in training (lightreg's image sets: normalized, "
+                "(x/pixel_max - mean_c)/std_c, pixel_max 255 or 16 for digits_images), not raw pixels; retrain it "
+                "to get a model that reads raw pixels"
+            )
 
     def add_loss_term(self, name: str, value: Tensor) -> None:
         """Add a differentiable term to this step's training loss from outside the module (a callback's forward

@@ -39,6 +39,7 @@ class StandaloneModel(nn.Module):
         task: ``binary`` | ``multiclass`` | ``regression``.
         input_shape: shape of one raw sample, e.g. ``(30,)`` or ``(1, 28, 28)``.
         feature_mean, feature_std: per input value (``input_shape``), the training split's standardization;
+            an image model's per-channel pixel normalization in raw pixel units, repeated over the pixels;
             ``None`` = 0 and 1 (inputs used as given).
         target_mean, target_std: regression: ``y = target_mean + target_std · body(x)`` (ignored when ``whole``).
         classes: the original label of each class index (classifiers), else ``None``.
@@ -96,6 +97,11 @@ class StandaloneModel(nn.Module):
             whole=whole,
         )
         return standalone.eval()
+
+    def has_feature_scale(self) -> bool:
+        """Whether the model standardizes its inputs (``feature_mean``/``feature_std`` not all 0 and 1): an image
+        model then reads raw pixels; one saved without a scale reads images as its data module fed them in training."""
+        return not bool((self.feature_mean == 0).all() and (self.feature_std == 1).all())
 
     def facts(self) -> dict[str, Any]:
         """The constructor's arguments besides the tensors (plain Python: JSON-able)."""
