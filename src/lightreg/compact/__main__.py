@@ -19,14 +19,13 @@ def compact_run(
 
     from lightreg.cli.pipeline import build_data
     from lightreg.cli.trained import checkpoint_path, load_module
-    from lightreg.compact.run import compact_model, refuse_whole
+    from lightreg.compact.run import compact_model
 
     run_dir = Path(run_dir)
     ckpt = checkpoint_path(run_dir, which)
     if ckpt.suffix != ".ckpt":
         raise UserError(f"--checkpoint {which!r}: compaction starts from a training checkpoint (.ckpt), got {ckpt}")
     model = load_module(run_dir, ckpt)
-    refuse_whole(model)  # before the data is read
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     datamodule = None
     if evaluate_data:
@@ -37,8 +36,9 @@ def compact_run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m lightreg.compact",
-        description="Remove the units, filters and inputs a structured penalty zeroed; write compact.pt, "
-        "compact.md (parameters and CPU latency per layer, before/after) and compact.json into RUN_DIR.",
+        description="Remove the units, filters, inputs and coupled channel groups a structured penalty zeroed; write "
+        "compact.pt, compact.md (the table and parameters, MACs and CPU latency before/after) and compact.json into "
+        "RUN_DIR.",
     )
     parser.add_argument("run_dir", help="a run dir of python -m train (outputs/<date>/<time>)")
     parser.add_argument(

@@ -41,15 +41,20 @@ def eval_mode(module: nn.Module) -> Iterator[None]:
 
 
 def output_layers(module: nn.Module, example_input: Tensor) -> list[nn.Module]:
-    """The leaf modules whose output tensor shares storage with the model's output (the classifier, the last conv)."""
-    outputs: dict[nn.Module, Tensor] = {}
-    hooks = [
-        m.register_forward_hook(lambda m, _i, out: outputs.__setitem__(m, out) if isinstance(out, Tensor) else None)
-        for m in module.modules()
-        if not list(m.children())
-    ]
+    """The layers whose channels are the model's outputs: walking the autograd graph back from the output, the first
+    leaf module with parameters on each path (the classifier; both branches of ``net(x) + skip(x)``; a conv before a
+    global pooling), and the normalizations on the way to it. Parameter-free modules and tensor operations (an
+    activation, ``mean + std · out``, a concatenation) are walked through."""
+    produced: dict[object, nn.Module] = {}
+
+    def record(m: nn.Module, _inputs: object, out: object) -> None:
+        if isinstance(out, Tensor) and out.grad_fn is not None:
+            produced[out.grad_fn] = m
+
+    leaves = [m for m in module.modules() if not list(m.children()) and list(m.parameters(recurse=False))]
+    hooks = [m.register_forward_hook(record) for m in leaves]
     try:
-        with eval_mode(module), torch.no_grad():
+        with eval_mode(module):
             result = module(example_input)
     finally:
         for h in hooks:
@@ -58,8 +63,20 @@ def output_layers(module: nn.Module, example_input: Tensor) -> list[nn.Module]:
         raise UserError(
             f"{type(module).__name__} returns {type(result).__name__}; coupled groups need one output tensor"
         )
-    base = result.untyped_storage().data_ptr()
-    return [m for m, out in outputs.items() if out.untyped_storage().data_ptr() == base]
+    found: dict[nn.Module, None] = {}
+    stack, seen = [result.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        layer = produced.get(node)
+        if layer is not None:
+            found[layer] = None
+            if not isinstance(layer, NORM_TYPES):
+                continue  # a layer that makes its channels: the path ends here
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return list(found)
 
 
 def dependency_graph(module: nn.Module, example_input: Tensor) -> tp.DependencyGraph:

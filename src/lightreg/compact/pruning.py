@@ -28,6 +28,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from lightreg.compact.coupling import channel_groups, coupled_layout, eval_mode
+from lightreg.compact.state import apply_module_state, is_module_state, module_state
 from lightreg.errors import UserError
 
 CROSS_CHANNEL_NORMS = (nn.LayerNorm, nn.GroupNorm)
@@ -35,8 +36,6 @@ CROSS_CHANNEL_NORMS = (nn.LayerNorm, nn.GroupNorm)
 OUTPUT_TOLERANCE = 1e-4
 """Largest output change allowed by :func:`remove_zero_groups`, relative to ``1 + max |output|`` (float32 sums in
 another order differ by about 1e-6)."""
-ATTRIBUTE_TYPES = (int, float, bool, str, tuple, type(None))
-"""Module attributes kept in a saved pruned model: the shapes (``in_channels``, ``num_features`` ...), no objects."""
 
 
 @dataclass
@@ -58,13 +57,15 @@ class PruningReport:
 
 def _zero_channels(module: nn.Module, example_input: Tensor, groups: list) -> dict[str, list[int]]:
     """Per root layer name: the channels whose coupled slices are all exactly zero (``groups``: the module's)."""
+    if not groups:
+        return {}  # no hidden channel (a linear model): nothing to remove
     layout, roots = coupled_layout(module, example_input, groups)
     params = dict(module.named_parameters())
     nonzero = layout.reduce({n: (params[n].detach() != 0).to(params[n].dtype) for n in layout.names}) > 0
     return {r.root: [k for k in range(r.channels) if not bool(nonzero[r.first + k])] for r in roots}
 
 
-def _count(module: nn.Module, example_input: Tensor) -> tuple[int, int]:
+def count(module: nn.Module, example_input: Tensor) -> tuple[int, int]:
     """Parameters and MACs per sample (Torch-Pruning's counter on the first row of ``example_input``)."""
     with eval_mode(module), torch.no_grad():
         macs, params = tp.utils.count_ops_and_params(module, example_input[:1])
@@ -78,7 +79,7 @@ def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Mod
     would change the outputs by more than :data:`OUTPUT_TOLERANCE`.
     """
     pruned = copy.deepcopy(module)
-    params_before, macs_before = _count(pruned, example_input)
+    params_before, macs_before = count(pruned, example_input)
     graph, groups = channel_groups(pruned, example_input)
     zeros = _zero_channels(pruned, example_input, groups)
     names = {m: n for n, m in pruned.named_modules()}
@@ -98,10 +99,16 @@ def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Mod
             else:
                 idxs = []
         channels[name] = [total, total - len(idxs)]
-    params_after, macs_after = _count(pruned, example_input)
+    params_after, macs_after = count(pruned, example_input)
     with eval_mode(module), eval_mode(pruned), torch.no_grad():
-        reference = module(example_input)
-        change = float((reference - pruned(example_input)).abs().max())
+        reference, output = module(example_input), pruned(example_input)
+    if reference.shape != output.shape:
+        raise UserError(
+            f"removing the zero channel groups of {type(module).__name__} changed its output shape from "
+            f"{tuple(reference.shape)} to {tuple(output.shape)} (a coupling Torch-Pruning does not see); keep the model "
+            "unpruned"
+        )
+    change = float((reference - output).abs().max())
     if change > OUTPUT_TOLERANCE * (1 + float(reference.abs().max())):
         raise UserError(
             f"removing the zero channel groups of {type(module).__name__} changed its outputs by {change:.3g} on the "
@@ -113,21 +120,8 @@ def remove_zero_groups(module: nn.Module, example_input: Tensor) -> tuple[nn.Mod
 
 def save_pruned(module: nn.Module, path: str | Path) -> None:
     """Write the pruned ``module``'s tensors and shape attributes to ``path`` in Torch-Pruning's ``state_dict`` layout
-    (``tp.state_dict`` itself reads every property, which a LightningModule without a Trainer refuses)."""
-    full, attributes = {}, {}
-    for name, sub in module.named_modules():
-        full[name] = {"_parameters": dict(sub._parameters), "_buffers": dict(sub._buffers)}
-        attributes[name] = {
-            k: v
-            for k, v in vars(sub).items()
-            if not k.startswith("_") and k != "training" and isinstance(v, ATTRIBUTE_TYPES) and _plain(v)
-        }
-    torch.save({"full_state_dict": full, "attributions": attributes}, Path(path))
-
-
-def _plain(value: object) -> bool:
-    """Numbers, strings and tuples of them: what a layer's shape attributes are."""
-    return all(_plain(v) for v in value) if isinstance(value, tuple) else isinstance(value, ATTRIBUTE_TYPES)
+    (:func:`lightreg.compact.state.module_state`)."""
+    torch.save(module_state(module), Path(path))
 
 
 def load_pruned(module: nn.Module, path: str | Path) -> nn.Module:
@@ -136,13 +130,13 @@ def load_pruned(module: nn.Module, path: str | Path) -> nn.Module:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(f"no pruned model at {path}: write it with save_pruned(module, path)") from None
-    if not isinstance(state, dict) or set(state) != {"full_state_dict", "attributions"}:
+    if not is_module_state(state):
         raise UserError(f"{path} is not a pruned model written by save_pruned")
     names = {n for n, _ in module.named_modules()}
     missing = sorted(set(state["full_state_dict"]) - names)
     if missing:
         raise UserError(f"{path} holds modules {missing[:5]} that {type(module).__name__} does not have: another model")
-    return tp.load_state_dict(module, state)  # sets each module's tensors and shape attributes
+    return apply_module_state(module, state)  # sets each module's tensors and shape attributes
 
 
-__all__ = ["PruningReport", "load_pruned", "remove_zero_groups", "save_pruned"]
+__all__ = ["PruningReport", "count", "load_pruned", "remove_zero_groups", "save_pruned"]

@@ -1,13 +1,18 @@
-"""``compact.pt``: a :class:`~lightreg.models.standalone.StandaloneModel` saved as its state dict plus the facts that
+"""``compact.pt``: a :class:`~lightreg.models.standalone.StandaloneModel` saved as tensors plus the facts that
 rebuild it (no pickled objects: the file loads with ``torch.load(weights_only=True)``), and :func:`load`.
 
-The body is written as a layer list: each ``torch.nn`` layer by its class name and constructor arguments, read from
-the layer's attributes of the same names (``Linear(in_features, out_features, bias)``, ``Conv2d(...)``, batch norms,
-activations, pools, ``Flatten``), containers (``nn.Sequential``) by their children.
+Two layouts. ``lightreg.compact/1`` (:func:`save`): the body is a layer list, each ``torch.nn`` layer by its class
+name and constructor arguments, read from the layer's attributes of the same names (``Linear(in_features,
+out_features, bias)``, ``Conv2d(...)``, batch norms, activations, pools, ``Flatten``), containers
+(``nn.Sequential``) by their children, then the state dict. ``lightreg.compact/2`` (:func:`save_whole`): the whole
+trained model (any architecture) as its class (``module:qualname``), its hyperparameters and the tensors and shape
+attributes of every submodule in Torch-Pruning's layout (:mod:`lightreg.compact.state`); loading builds the model from
+its class and hyperparameters, as ``load_from_checkpoint`` does, then gives it the pruned shapes and weights.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections import OrderedDict
 from pathlib import Path
@@ -16,10 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightreg.compact.state import apply_module_state, module_state
 from lightreg.errors import UserError
 from lightreg.models.standalone import StandaloneModel
 
 FORMAT = "lightreg.compact/1"
+WHOLE_FORMAT = "lightreg.compact/2"
+PLAIN_TYPES = (str, int, float, bool, type(None))
 SKIPPED_ARGUMENTS = frozenset({"self", "device", "dtype"})
 
 
@@ -71,17 +79,95 @@ def save(model: StandaloneModel, path: str | Path, report: dict[str, Any] | None
     return Path(path)
 
 
+def class_path(kind: type) -> str:
+    """``module:qualname`` of a class that can be imported again; a local class or one of ``__main__`` is a
+    ``UserError`` (a later process could not rebuild it)."""
+    if "<locals>" in kind.__qualname__ or kind.__module__ == "__main__":
+        raise UserError(
+            f"compact.pt rebuilds the model from its class; {kind.__module__}.{kind.__qualname__} cannot be imported "
+            "from another process: define it at the top level of an importable module"
+        )
+    return f"{kind.__module__}:{kind.__qualname__}"
+
+
+def _import_class(path: str) -> type:
+    module, _, qualname = path.partition(":")
+    try:
+        found: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"compact.pt's model class {path!r} cannot be imported: {exc}") from None
+    return found
+
+
+def _plain(value: Any) -> bool:
+    """Strings, numbers, ``None`` and lists, tuples and string-keyed dicts of them."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v) for k, v in value.items())
+    return isinstance(value, PLAIN_TYPES)
+
+
+def save_whole(model: nn.Module, path: str | Path, report: dict[str, Any] | None = None) -> Path:
+    """Write a trained lightreg ``model`` (pruned or not) to ``path`` as :data:`WHOLE_FORMAT`: its class, its
+    hyperparameters (``model.hparams``, plain values only), the facts and preprocessing of its
+    :class:`~lightreg.models.standalone.StandaloneModel` and every tensor and shape attribute."""
+    hparams = dict(getattr(model, "hparams", {}))
+    bad = [k for k, v in hparams.items() if not _plain(v)]
+    if bad:
+        raise UserError(
+            f"compact.pt rebuilds {type(model).__name__} from its hyperparameters; {', '.join(bad[:5])} "
+            "hold objects, not plain values"
+        )
+    standalone = StandaloneModel.of(model)
+    content = {
+        "format": WHOLE_FORMAT,
+        "class": class_path(type(model)),
+        "hparams": hparams,
+        "facts": standalone.facts(),
+        "state": module_state(standalone),
+        "report": report or {},
+    }
+    torch.save(content, path)
+    return Path(path)
+
+
+def _load_whole(content: dict[str, Any]) -> StandaloneModel:
+    kind = _import_class(content["class"])
+    hparams = dict(content["hparams"])
+    signature = inspect.signature(kind.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in signature.values()):  # as load_from_checkpoint filters them
+        hparams = {k: v for k, v in hparams.items() if k in signature}
+    try:
+        model = kind(**hparams)
+    except Exception as exc:  # the class changed since the file was written
+        raise UserError(f"{content['class']} cannot be built from compact.pt's hyperparameters: {exc}") from None
+    standalone = StandaloneModel.of(model)  # wrapped as when saved: the same submodule names
+    if standalone.facts()["whole"] != content["facts"]["whole"]:
+        raise UserError(f"{content['class']}'s forward changed since compact.pt was written: compact the run again")
+    apply_module_state(standalone, content["state"])
+    standalone.classes = content["facts"]["classes"]
+    standalone.feature_names = content["facts"]["feature_names"]
+    return standalone
+
+
 def load(path: str | Path) -> StandaloneModel:
-    """The model in ``compact.pt`` (eval mode, CPU): ``load(path)(x)`` takes raw rows of its ``feature_names`` (the
-    kept inputs, in that order; images: ``input_shape``) and returns logits, or predictions in the target's units."""
+    """The model in ``compact.pt`` (eval mode, CPU): ``load(path)(x)`` takes raw inputs as the trained model did (a
+    layer list with removed inputs: the kept ``feature_names``, in that order) and returns logits, or predictions in
+    the target's units."""
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise UserError(
             f"no compact model at {path}: train with compact=true or run python -m lightreg.compact"
         ) from None
-    if not isinstance(content, dict) or content.get("format") != FORMAT:
-        raise UserError(f"{path} is not a compact.pt of this lightreg version (format {FORMAT}): compact the run again")
+    kind = content.get("format") if isinstance(content, dict) else None
+    if kind == WHOLE_FORMAT:
+        return _load_whole(content).eval()
+    if kind != FORMAT:
+        raise UserError(f"{path} is not a compact.pt of this lightreg version: compact the run again")
     model = StandaloneModel(build(content["body"]), **content["facts"])
     model.load_state_dict(content["state_dict"])
     return model.eval()
@@ -92,4 +178,4 @@ def report_of(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)["report"]
 
 
-__all__ = ["FORMAT", "build", "describe", "load", "report_of", "save"]
+__all__ = ["FORMAT", "WHOLE_FORMAT", "build", "class_path", "describe", "load", "report_of", "save", "save_whole"]
