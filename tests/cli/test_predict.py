@@ -142,7 +142,7 @@ def test_an_npy_of_raw_rows_predicts_as_the_csv(cancer: tuple[Path, dict], tmp_p
     assert [r["prediction"] for r in from_npy] == [r["prediction"] for r in from_csv]
 
 
-def test_an_image_model_refuses_uint8_pixels(tmp_path: Path) -> None:
+def test_an_image_npy_holds_raw_pixels(tmp_path: Path) -> None:
     from torch import nn
 
     from lightreg.cli.predict import npy_inputs
@@ -150,9 +150,14 @@ def test_an_image_model_refuses_uint8_pixels(tmp_path: Path) -> None:
     from lightreg.models.standalone import StandaloneModel
 
     model = StandaloneModel(nn.Sequential(nn.Flatten(), nn.Linear(16, 3)), "multiclass", (1, 4, 4))
-    np.save(tmp_path / "pixels.npy", np.zeros((2, 1, 4, 4), dtype=np.uint8))
-    with pytest.raises(UserError, match="uint8 pixels"):
-        npy_inputs(tmp_path / "pixels.npy", model)
+    pixels = np.arange(32, dtype=np.uint8).reshape(2, 1, 4, 4) * 8
+    np.save(tmp_path / "pixels.npy", pixels)
+    _, _, x = npy_inputs(tmp_path / "pixels.npy", model, pixel_max=255.0)
+    assert x.dtype == np.float32 and np.array_equal(x, pixels)  # raw pixel values, normalized by the model
+    for name, bad in (("normalized", (pixels - 127.5) / 60), ("too_bright", pixels * 2.0)):
+        np.save(tmp_path / f"{name}.npy", bad)
+        with pytest.raises(UserError, match=r"holds values from .* raw pixels in 0\.\.255"):
+            npy_inputs(tmp_path / f"{name}.npy", model, pixel_max=255.0)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 1, 5, 5), dtype=np.float32))
     with pytest.raises(UserError, match=r"shape \(2, 1, 5, 5\).*\(n, 1, 4, 4\)"):
         npy_inputs(tmp_path / "wrong.npy", model)
@@ -185,10 +190,10 @@ def test_a_folder_of_images_predicts_as_the_data_module_reads_them(tmp_path: Pat
     assert proc.returncode == 0, describe(proc)
     data = ImageDataModule("digits_images")
     data.setup("fit")
-    images, labels = data.raw_val  # digits pixels 0..16, scaled to [0, 1]
+    images, labels = data.raw_val  # digits pixels 0..16
     folder = tmp_path / "images"
     folder.mkdir()
-    pixels = np.rint(images[:, 0].numpy() * 255).astype(np.uint8)
+    pixels = np.rint(images[:, 0].numpy() * 255 / 16).astype(np.uint8)
     for i, image in enumerate(pixels):
         Image.fromarray(image, mode="L").save(folder / f"{i:04d}.png")
     (folder / "notes.txt").write_text("not an image\n")

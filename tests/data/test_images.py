@@ -95,6 +95,19 @@ def test_digits_images_are_the_sklearn_digits() -> None:
     assert torch.cdist(pixels[:20].flatten(1), digits.flatten(1)).min(dim=1).values.max() < 1e-4
 
 
+@pytest.mark.parametrize("name", ["digits_images", "mnist", "cifar10"])
+def test_the_normalization_is_exposed_in_raw_pixel_units(image_root: Path, name: str) -> None:
+    dm = ImageDataModule(name, root=str(image_root), download=False)
+    dm.setup("fit")
+    raw, _ = dm.raw_train
+    assert dm.pixel_max == (16.0 if name == "digits_images" else 255.0) and float(raw.max()) <= dm.pixel_max
+    channel = [torch.tensor(values).view(-1, 1, 1) for values in (dm.mean, dm.std)]
+    assert torch.equal(dm.x_train, (raw.float() / dm.pixel_max - channel[0]) / channel[1])  # what training sees
+    mean, std = (torch.tensor(values).view(-1, 1, 1) for values in dm.feature_scale)  # one per channel, raw units
+    assert len(dm.feature_scale[0]) == dm.input_shape[0]
+    assert torch.allclose((raw.float() - mean) / std, dm.x_train, atol=1e-5)
+
+
 def test_missing_files_one_line_names_folder_files_and_flag(tmp_path: Path) -> None:
     dm = ImageDataModule("mnist", root=str(tmp_path), download=False)
     with pytest.raises(UserError) as err:

@@ -31,3 +31,22 @@ def test_scripted_equals_eager_on_raw_rows(task: str) -> None:
 def test_feature_names_must_match_the_inputs() -> None:
     with pytest.raises(UserError, match="2 feature names for 3 inputs"):
         StandaloneModel(nn.Linear(3, 1), "regression", (3,), feature_names=["x", "y"])
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+def test_an_image_scale_per_channel_normalizes_raw_pixels() -> None:
+    from lightreg.models import LogisticRegression
+
+    mean, std = [10.0, 20.0, 30.0], [1.0, 2.0, 4.0]  # one per channel, in raw pixel units
+    model = LogisticRegression(input_shape=(3, 2, 2), num_classes=3, feature_scale=(mean, std)).eval()
+    raw = torch.randint(0, 256, (5, 3, 2, 2)).float()
+    normalized = (raw - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    assert torch.allclose(model.prepare_inputs(raw), normalized)
+    standalone = StandaloneModel.of(model)
+    with torch.no_grad():
+        expected = model.net(normalized)
+        assert torch.allclose(standalone(raw), expected, atol=1e-6)
+        assert torch.allclose(torch.jit.script(standalone)(raw), expected, atol=1e-6)
+    assert (
+        standalone.has_feature_scale() and not StandaloneModel(model.net, "multiclass", (3, 2, 2)).has_feature_scale()
+    )
