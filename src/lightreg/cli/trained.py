@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lightreg import run_folder
-from lightreg.errors import UserError, listed
+from lightreg.errors import UserError, listed, warn
 from lightreg.models.standalone import StandaloneModel
 
 NAMED = ("best", "last", "one_se", "compact")
@@ -49,11 +49,27 @@ def load_trained(run_dir: Path, which: str | None = None) -> StandaloneModel:
     """The run's trained model (eval mode, CPU) taking raw inputs: ``checkpoint_path(run_dir, which)`` loaded with
     the model class of the run's config, or ``compact.pt`` (:func:`lightreg.compact.load`)."""
     path = checkpoint_path(run_dir, which)
+    check_status(Path(run_dir), which, path)
     if path.suffix == ".pt":
         from lightreg.compact import load
 
         return load(path)
     return StandaloneModel.of(load_module(run_dir, path))
+
+
+def check_status(run_dir: Path, which: str | None, path: Path) -> None:
+    """Refuse a named checkpoint of a run whose ``metrics.json`` says ``diverged`` (its checkpoints hold weights from
+    before the blow-up, not a trained model; an explicit path is taken as the user's choice); warn by name when the
+    run did not complete (``interrupted``, ``failed``)."""
+    status = run_folder.read_metrics(run_dir).get("status")
+    if status is None or status == "completed":
+        return
+    if status == "diverged" and (which is None or which in NAMED):
+        raise UserError(
+            f"{run_dir} ended with status diverged ({run_folder.METRICS_FILE}): its checkpoints are not a trained "
+            "model; train again with a lower optimizer.lr, or pass --checkpoint PATH to use one anyway"
+        )
+    warn(f"{run_dir} ended with status {status} ({run_folder.METRICS_FILE}): predicting from {path.name} all the same")
 
 
 def load_module(run_dir: Path, path: Path) -> Any:
@@ -72,4 +88,4 @@ def load_module(run_dir: Path, path: Path) -> Any:
     return model_class.load_from_checkpoint(path, map_location="cpu").eval()
 
 
-__all__ = ["NAMED", "checkpoint_path", "load_module", "load_trained"]
+__all__ = ["NAMED", "check_status", "checkpoint_path", "load_module", "load_trained"]
