@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import types
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,14 +112,16 @@ class FusedPenalty:
         self.ids = {id(p) for p in self.params}
 
 
-class ProximalOptimizer(Optimizer):
-    """Mixin: the fused step over :meth:`_update`, penalty attachment, scratch buffers and the compiled path."""
+class ProximalOptimizer(Optimizer, ABC):
+    """Mixin before a torch optimizer class: the fused step over :attr:`update_fn`, penalty attachment, scratch
+    buffers and the compiled path. ``Prox*(params, compile="off", **torch_optimizer_arguments)``."""
 
     update_fn: Callable[..., Any]
     varying: tuple[int, ...]
     """Positions of the update's arguments that change between steps (learning rate, step count)."""
 
-    def _setup_proximal(self, compile: str | bool) -> None:
+    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
+        super().__init__(params, **kw)  # the torch optimizer's own __init__ (next in the MRO)
         mode = {True: "on", False: "off"}.get(compile, compile) if isinstance(compile, bool) else compile
         if mode not in COMPILE_MODES:
             raise UserError(f"compile must be one of {COMPILE_MODES} (or true/false), got {compile!r}")
@@ -259,9 +262,10 @@ class ProximalOptimizer(Optimizer):
             elif value is not None:
                 values[id(p)] = value
 
+    @abstractmethod
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
-        """The update's positional arguments up to the penalty, and the learning-rate factor of the prox floor."""
-        raise NotImplementedError
+        """The update's positional arguments up to the penalty (the optimizer's state initialized and its step counted),
+        and the learning-rate factor of the prox floor."""
 
 
 def _count(state: dict[str, Any]) -> float:
@@ -274,10 +278,6 @@ class ProxSGD(ProximalOptimizer, SGD):
 
     update_fn = staticmethod(updates.sgd_)
     varying = (4,)
-
-    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
-        super().__init__(params, **kw)
-        self._setup_proximal(compile)
 
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         momentum = group["momentum"]
@@ -297,10 +297,6 @@ class ProxAdam(ProximalOptimizer, Adam):
 
     update_fn = staticmethod(updates.adam_)
     varying = (5, 6)
-
-    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
-        super().__init__(params, **kw)
-        self._setup_proximal(compile)
 
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         if not state:
@@ -327,10 +323,6 @@ class ProxAdagrad(ProximalOptimizer, Adagrad):
     update_fn = staticmethod(updates.adagrad_)
     varying = (3, 4)
 
-    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
-        super().__init__(params, **kw)
-        self._setup_proximal(compile)
-
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         step = _count(state)
         factor = 1 / (1 + (step - 1) * group["lr_decay"])
@@ -344,10 +336,6 @@ class ProxRMSprop(ProximalOptimizer, RMSprop):
 
     update_fn = staticmethod(updates.rmsprop_)
     varying = (5,)
-
-    def __init__(self, params: Iterable[nn.Parameter] | Iterable[dict], compile: str | bool = "off", **kw: Any) -> None:
-        super().__init__(params, **kw)
-        self._setup_proximal(compile)
 
     def _arguments(self, p: Tensor, group: dict[str, Any], state: dict[str, Any]) -> tuple[list[Any], float]:
         if not state:

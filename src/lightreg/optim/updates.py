@@ -56,6 +56,16 @@ def add_penalty_grad_(p: Tensor, g: Tensor, pen: Elementwise, s: Tensor | None) 
         _axpy_(g, p, pen.lam * pen.b)
 
 
+def _decayed_grad(
+    p: Tensor, g: Tensor, pen: Elementwise | None, weight_decay: float, s1: Tensor | None, s2: Tensor | None
+) -> Tensor:
+    """The gradient the update uses: ``g`` with the penalty's gradient added in place (``mode="grad"``), plus
+    ``weight_decay·p`` into ``s2`` (``g`` itself stays the loss's gradient plus the penalty's, as torch keeps it)."""
+    if pen is not None and pen.mode == "grad":
+        add_penalty_grad_(p, g, pen, s1)
+    return torch.add(g, p, alpha=weight_decay, out=s2) if weight_decay != 0 else g
+
+
 def prox_(p: Tensor, step: float | Tensor, pen: Elementwise, s1: Tensor | None) -> None:
     """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled)."""
     if pen.a > 0:
@@ -78,7 +88,7 @@ def _penalize(
         prox_(p, step, pen, s1)
         return step
     a, b = pen.a, pen.b
-    t = denom.clamp_(min=pen.floor).reciprocal_().mul_(pen.lam * lr * a if a > 0 else pen.lam * lr)
+    t = torch.div(pen.lam * lr * a if a > 0 else pen.lam * lr, denom.clamp_(min=pen.floor), out=denom)
     if a > 0:  # p ← p − clamp(p, −t, t), then the ℓ2 part's shrink 1/(1 + t·b/a)
         p.sub_(torch.clamp(p, min=torch.neg(t, out=s2), max=t, out=s2))
         if b > 0:
@@ -103,10 +113,7 @@ def sgd_(
     s2: Tensor | None,
 ) -> float | Tensor | None:
     """torch.optim.SGD's update; ``buf`` the momentum buffer (``momentum > 0``), which the ``first`` step fills."""
-    if pen is not None and pen.mode == "grad":
-        add_penalty_grad_(p, g, pen, s1)
-    if weight_decay != 0:
-        g = torch.add(g, p, alpha=weight_decay, out=s2)
+    g = _decayed_grad(p, g, pen, weight_decay, s1, s2)
     if buf is not None:
         if first:
             buf.copy_(g)
@@ -140,13 +147,9 @@ def adam_(
     s2: Tensor | None,
 ) -> float | Tensor | None:
     """torch.optim.Adam / AdamW (``decoupled``) at step ``step`` (already counted); amsgrad when ``max_exp_avg_sq``."""
-    if pen is not None and pen.mode == "grad":
-        add_penalty_grad_(p, g, pen, s1)
-    if weight_decay != 0:
-        if decoupled:
-            p.mul_(1 - lr * weight_decay)
-        else:
-            g = torch.add(g, p, alpha=weight_decay, out=s2)
+    g = _decayed_grad(p, g, pen, 0.0 if decoupled else weight_decay, s1, s2)
+    if decoupled and weight_decay != 0:
+        p.mul_(1 - lr * weight_decay)
     exp_avg.lerp_(g, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
     v = exp_avg_sq
@@ -172,10 +175,7 @@ def adagrad_(
     s2: Tensor | None,
 ) -> float | Tensor | None:
     """torch.optim.Adagrad at step ``step`` (already counted)."""
-    if pen is not None and pen.mode == "grad":
-        add_penalty_grad_(p, g, pen, s1)
-    if weight_decay != 0:
-        g = torch.add(g, p, alpha=weight_decay, out=s2)
+    g = _decayed_grad(p, g, pen, weight_decay, s1, s2)
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum.addcmul_(g, g, value=1)
     denom = torch.sqrt(state_sum, out=s1).add_(eps)
@@ -199,10 +199,7 @@ def rmsprop_(
     s2: Tensor | None,
 ) -> float | Tensor | None:
     """torch.optim.RMSprop (centered when ``grad_avg``, momentum when ``buf``)."""
-    if pen is not None and pen.mode == "grad":
-        add_penalty_grad_(p, g, pen, s1)
-    if weight_decay != 0:
-        g = torch.add(g, p, alpha=weight_decay, out=s2)
+    g = _decayed_grad(p, g, pen, weight_decay, s1, s2)
     square_avg.mul_(alpha).addcmul_(g, g, value=1 - alpha)
     if grad_avg is not None:
         grad_avg.lerp_(g, 1 - alpha)
