@@ -254,9 +254,9 @@ def _best_score(run: Path) -> float:
 
 
 @pytest.mark.slow
-def test_a_model_with_a_skip_path_is_refused_in_one_line_and_still_predicts(tmp_path: Path, capsys) -> None:
-    """SkipLogistic.forward is net(x) + skip(x): a compact net would drop the skip path, so compaction refuses (the
-    run still succeeds); predict and export use the whole model."""
+def test_a_model_with_a_skip_path_is_compacted_whole_and_predicts(tmp_path: Path, capsys) -> None:
+    """SkipLogistic.forward is net(x) + skip(x): a compact net alone would drop the skip path, so compaction keeps the
+    whole model (nothing to remove in a linear model); compact.pt, the checkpoint, predict and export agree."""
     import numpy as np
 
     from lightreg.cli.commands import main as lightreg_main
@@ -265,22 +265,19 @@ def test_a_model_with_a_skip_path_is_refused_in_one_line_and_still_predicts(tmp_
 
     run, m = train_csv(tmp_path, "breast_cancer", "diagnosis", "model._target_=trained_runs.SkipLogistic",
                        "compact=true")  # fmt: skip
-    assert m["status"] == "completed" and not (run / "compact.pt").exists()
-    assert m["compact/status"].startswith(
-        "refused: compaction handles models whose forward is net(x); SkipLogistic.forward uses more"
-    )
-    assert "not compacted: compaction handles models" in (run / "train.log").read_text()
+    assert m["status"] == "completed" and m["compact/status"] == "done" and m["compact/method"] == "coupled_groups"
+    assert m["compact/params_after"] == m["compact/params_before"] and m["compact/max_abs_diff"] < 1e-5
     capsys.readouterr()
-    assert compact_main([str(run)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "SkipLogistic.forward uses more" in err[0] and err[0].startswith("lightreg: error:")
+    assert compact_main([str(run), "--checkpoint", "last"]) == 0
+    assert "compact/params_after: 61" in capsys.readouterr().out  # net: 30 weights + bias; skip: 30 weights
     model = SkipLogistic.load_from_checkpoint(run / "checkpoints" / "last.ckpt", map_location="cpu")
     assert float(model.skip.weight.detach().abs().sum()) > 0
     rows = read_table(tmp_path / "holdout.csv")
     expected = model.predict_labels(raw_rows(rows, model.feature_names))
-    assert lightreg_main(["predict", str(run), str(tmp_path / "holdout.csv"), "-o", str(tmp_path / "out.csv"),
-                          "--checkpoint", "last"]) == 0  # fmt: skip
-    assert [r["prediction"] for r in read_table(tmp_path / "out.csv")] == expected
+    for which in ("last", "compact"):  # compact.pt of last.ckpt now
+        assert lightreg_main(["predict", str(run), str(tmp_path / "holdout.csv"), "-o", str(tmp_path / "out.csv"),
+                              "--checkpoint", which]) == 0  # fmt: skip
+        assert [r["prediction"] for r in read_table(tmp_path / "out.csv")] == expected
     assert np.mean(np.asarray(expected) == [r["diagnosis"] for r in rows]) == pytest.approx(m["val/acc"], abs=0.01)
     assert lightreg_main(["export", str(run), "--format", "onnx", "-o", str(tmp_path / "m.onnx")]) == 0
     assert "max abs diff from PyTorch" in capsys.readouterr().out
