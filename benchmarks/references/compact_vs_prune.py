@@ -26,7 +26,7 @@ from torch.nn.utils import prune
 
 import lightreg
 from benchmarks._common import time_calls
-from lightreg.compact.run import evaluate
+from benchmarks.references.structured_sparsity import accuracy, nonzero
 from lightreg.data import ImageDataModule
 from lightreg.models import CNN
 from lightreg.penalties import GroupLasso
@@ -62,28 +62,12 @@ def fit(model: CNN, dm: ImageDataModule, epochs: int, lam: float = 0.0, seed: in
                         penalty.prox_(w, optimizer.param_groups[0]["lr"] * lam)
 
 
-def nonzero(model: torch.nn.Module) -> int:
-    """Non-zero parameters (a pruned tensor counts through its mask: weight = weight_orig · mask)."""
-    total = 0
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if name.endswith("_orig"):
-                p = getattr(module, name.removesuffix("_orig"))
-            total += int((p != 0).sum())
-    return total
-
-
 def latency_ms(net: torch.nn.Module, repeats: int = 50) -> float:
     x = torch.randn(64, 1, 8, 8)
     with intra_op_threads(1), torch.no_grad():
         net.eval()
         samples = time_calls({"forward": lambda: net(x)}, repeats, warmup=1)["forward"]
     return 1000 * statistics.median(samples)
-
-
-def accuracy(model: torch.nn.Module, dm: ImageDataModule) -> float:
-    scale = (float(model.target_mean), float(model.target_std))
-    return evaluate(model.eval(), model.task, scale, dm.val_dataloader())["acc"]
 
 
 def main() -> None:
