@@ -36,6 +36,9 @@ from lightreg.models import tasks
 from lightreg.models.standalone import StandaloneModel, forward_is_net
 from lightreg.solvers.threads import intra_op_threads
 
+TRACE_ROWS = 8
+"""Rows of the input Torch-Pruning traces the model on (and checks the removal with; the reloaded model is checked on
+the whole batch and on the validation data)."""
 COMPACT_FILE, TABLE_FILE, REPORT_FILE = run_folder.COMPACT_MODEL, run_folder.COMPACT_TABLE, run_folder.COMPACT_REPORT
 
 
@@ -151,7 +154,7 @@ def _compact_layers(model: nn.Module, x: Tensor, path: Path) -> tuple[list[int] 
 
 def _compact_whole(model: nn.Module, x: Tensor, path: Path) -> tuple[None, str, dict[str, Any]]:
     """The whole-model way: remove the all-zero coupled channel groups, write ``path``; the table and report."""
-    pruned, report = remove_zero_groups(model, x)
+    pruned, report = remove_zero_groups(model, x[:TRACE_ROWS])
     save_whole(pruned, path, report.as_dict())
     return None, pruning_table(report), {"method": "coupled_groups", **report.as_dict()}
 
