@@ -136,7 +136,7 @@ def run_seed(job: dict[str, Any]) -> list[dict[str, Any]]:
     """Every arm of ``job`` (model, seed, lambdas, epochs, finetune, lr, arms, repeats) on one seed: its rows."""
     torch.set_num_threads(1)
     base = [MODELS[job["model"]], "data=digits_images", "optimizer=prox_adam", f"seed={job['seed']}"]
-    base += [f"trainer.max_epochs={job['epochs']}"]
+    base += [f"trainer.max_epochs={job['epochs']}", *job["overrides"]]
     rows, timed = [], {}
     example: Tensor | None = None
 
@@ -262,6 +262,7 @@ def main() -> None:
     parser.add_argument("--arms", nargs="+", choices=ARMS, default=list(ARMS))
     parser.add_argument("--repeats", type=int, default=20, help="latency rounds (median)")
     parser.add_argument("--workers", type=int, default=1, help="seeds run at a time (processes, one thread each)")
+    parser.add_argument("overrides", nargs="*", help="more `python -m train` overrides for every arm (data.limit=200)")
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/structured_sparsity"))
     args = parser.parse_args()
     if args.epochs < 1 or args.finetune < 0 or args.seeds < 1:
@@ -269,7 +270,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.out / f"{args.model}.jsonl"
     settings = {"epochs": args.epochs, "finetune": args.finetune, "lr": args.finetune_lr, "lambdas": args.lambdas,
-                "arms": args.arms}  # fmt: skip
+                "arms": args.arms, "overrides": args.overrides}  # fmt: skip
     old = [r for r in read_rows(jsonl) if all(r.get(k) == v for k, v in settings.items())]
     done = {r["seed"] for r in old}
     jobs = [
