@@ -19,7 +19,7 @@ import torch
 
 from lightreg.cli.trained import load_trained
 from lightreg.data.csv import MISSING
-from lightreg.data.csv_format import read_rows, read_text, resolve_delimiter, sniff_delimiter
+from lightreg.data.csv_format import columns_by_name, read_rows, read_text, resolve_delimiter, sniff_delimiter
 from lightreg.errors import UserError, listed
 from lightreg.models.standalone import StandaloneModel
 
@@ -54,17 +54,15 @@ def csv_inputs(
     names = model.feature_names
     if names is None:
         raise UserError("the model has no feature names (its data gave none): predict from an .npy of raw rows")
-    position = {h: j for j, h in enumerate(header)}
-    absent = [n for n in names if n not in position]
+    columns, absent = columns_by_name(header, names)
     if absent:
         raise UserError(
             f"{path} lacks {len(absent)} of the model's {len(names)} feature column(s): {listed(absent, 5)}; columns are "
             "matched by name (any order)"
         )
-    taken = [n for n in (PREDICTION, *(f"{PROBA}{c}" for c in model.classes or [])) if n in position]
+    taken = [n for n in (PREDICTION, *(f"{PROBA}{c}" for c in model.classes or [])) if n in header]
     if taken:
         raise UserError(f"{path} already has the output column(s) {listed(taken)}: rename them")
-    columns = [position[n] for n in names]
     x = np.empty((len(body), len(columns)), dtype=np.float32)
     for k, (line, row) in enumerate(body):
         if len(row) != len(header):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightreg.data.csv_format import read_rows, read_text, resolve_delimiter, sniff_delimiter
+from lightreg.data.csv_format import columns_by_name, read_rows, read_text, resolve_delimiter, sniff_delimiter
 from lightreg.data.tabular import TabularData, TabularDataModule
 from lightreg.errors import UserError, listed, warn
 from lightreg.task_kinds import TASKS
@@ -133,8 +133,7 @@ def _feature_columns(
     for a validation file, the training ``features`` by name, in the training order."""
     if features is None:
         return [j for j, h in enumerate(header) if h != target and h not in drop]
-    position = {h: j for j, h in enumerate(header)}
-    absent = [f for f in features if f not in position]
+    columns, absent = columns_by_name(header, features)
     if absent:
         raise UserError(
             f"the validation file {path} lacks {len(absent)} training feature column(s): {listed(absent)}; columns "
@@ -144,7 +143,7 @@ def _feature_columns(
     extra = [h for h in header if h not in wanted]
     if extra:
         warn(f"{path}: ignoring {len(extra)} column(s) that are not training features: {listed(extra)}")
-    return [position[f] for f in features]
+    return columns
 
 
 def _encode_target(

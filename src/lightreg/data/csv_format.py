@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 
@@ -110,3 +110,11 @@ def _check_unique(path: Path, header: list[str]) -> None:
 
 
 __all__ = ["DELIMITER_NAMES", "SNIFFED", "read_rows", "read_text", "resolve_delimiter", "sniff_delimiter"]
+
+
+def columns_by_name(header: Sequence[str], names: Sequence[str]) -> tuple[list[int], list[str]]:
+    """The header positions of ``names`` in their order (columns are matched by name, in any order in the file) and
+    the names the header lacks; positions are given only when none is lacking."""
+    position = {h: j for j, h in enumerate(header)}
+    absent = [n for n in names if n not in position]
+    return ([] if absent else [position[n] for n in names]), absent
