@@ -118,3 +118,14 @@ def test_a_reloaded_model_that_differs_is_never_saved(tmp_path: Path, monkeypatc
     with pytest.raises(UserError, match="differs from the trained one"):
         compact_model(model, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_compact_resnet_experiment_composes() -> None:
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=compact_resnet"])
+    assert cfg.model._target_ == "lightreg.models.ResNet" and cfg.model.small_input and cfg.model.arch == "resnet18"
+    assert cfg.data.name == "digits_images" and cfg.optimizer._target_ == "lightreg.optim.ProxAdam"
+    assert cfg.penalty.penalty == "group_lasso" and cfg.penalty.groups == "coupled" and cfg.compact
+    assert cfg["lambda"] > 0
