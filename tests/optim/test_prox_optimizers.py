@@ -160,11 +160,36 @@ def test_compiled_step_equals_eager_step() -> None:
 
 
 def test_compile_auto_rule() -> None:
+    """``auto`` compiles from AUTO_MIN_WORK entry-steps on: a larger model pays the compile back in fewer steps."""
     assert not should_compile("auto", 2_700_000, 1_000)
-    assert should_compile("auto", 2_700_000, 20_000)
+    assert should_compile("auto", 2_700_000, 5_000)
+    assert not should_compile("auto", 1_000_000, 5_000) and should_compile("auto", 1_000_000, 12_000)
+    assert should_compile("auto", 21_000_000, 600) and not should_compile("auto", 21_000_000, 500)
     assert should_compile("auto", 2_700_000, math.inf)
-    assert not should_compile("auto", 10_000, 20_000)
+    assert not should_compile("auto", 10_000, 10**9)
     assert should_compile("on", 10, 1) and not should_compile("off", 10**9, math.inf)
+
+
+@pytest.mark.parametrize("compile", ["off", pytest.param("on", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("mode", ["grad", "prox"])
+def test_read_value_off_skips_the_value_and_changes_no_step(mode: str, compile: str) -> None:
+    """``read_value=False`` (a step whose value nobody logs) leaves ``value`` None; the weights are the same."""
+    reading, _ = _run("adam", "elastic_net", mode, False, fused=True, compile=compile)
+    model = _model()
+    params = [p for p in model.parameters() if p.ndim >= 2]
+    opt = ProxAdam(model.parameters(), compile=compile, **OPTIMIZERS["adam"][2])
+    fused = FusedPenalty(PENALTIES["elastic_net"], LAM, mode, params, warmup=WARMUP, read_value=False)
+    opt.attach(fused)
+    for k in range(STEPS):
+        _grads(model, k)
+        opt.step()
+        assert fused.value is None
+    for want, got in zip(reading.parameters(), model.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    fused.read_value = True
+    _grads(model, STEPS)
+    opt.step()
+    torch.testing.assert_close(fused.value, kernels.value(PENALTIES["elastic_net"], params), atol=1e-6, rtol=1e-6)
 
 
 def test_bad_options_are_refused_with_the_value() -> None:

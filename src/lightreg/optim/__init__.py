@@ -3,7 +3,7 @@
 
 from lightreg.optim.proximal import (
     AUTO_MIN_PARAMETERS,
-    AUTO_MIN_STEPS,
+    AUTO_MIN_WORK,
     COMPILE_MODES,
     FusedPenalty,
     ProxAdagrad,
@@ -17,7 +17,7 @@ from lightreg.optim.proximal import (
 
 __all__ = [
     "AUTO_MIN_PARAMETERS",
-    "AUTO_MIN_STEPS",
+    "AUTO_MIN_WORK",
     "COMPILE_MODES",
     "FusedPenalty",
     "ProxAdagrad",

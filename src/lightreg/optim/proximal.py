@@ -8,14 +8,14 @@ warm-up bound included). Without a penalty the step equals the torch optimizer's
 the torch optimizer's (an instance is also an instance of the torch class), so checkpoints load either way.
 
 ``compile``: ``"off"`` runs the eager update through two scratch buffers shared by all parameters (no weight-sized
-temporary); ``"on"`` runs it through :func:`torch.compile` (one dynamic-shape graph per update kind over flattened
-tensors; Inductor fuses the chain into one loop per tensor); ``"auto"`` compiles when the run is long and large
-enough to pay back the first compile (:func:`should_compile`).
+temporary); ``"on"`` runs it through :func:`torch.compile` (one graph over the whole parameter group; Inductor fuses
+each tensor's chain into one loop, and every scalar that changes between steps is a tensor input, so a learning-rate
+schedule never recompiles); ``"auto"`` compiles when the run is long and large enough to pay back the first compile
+(:func:`should_compile`).
 """
 
 from __future__ import annotations
 
-import math
 import types
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -34,17 +34,19 @@ from lightreg.penalties import ElementwisePenalty, Penalty
 COMPILE_MODES = ("auto", "on", "off")
 AUTO_MIN_PARAMETERS = 1_000_000
 """``compile="auto"``: parameters (entries) below which the compiled step is not worth its first compile."""
-AUTO_MIN_STEPS = 5_000
-"""``compile="auto"``: optimizer steps below which the first compile (15–40 s cold on 2 CPU cores) is not paid back."""
+AUTO_MIN_WORK = 1.2e10
+"""``compile="auto"``: entry-steps (optimizer steps × parameters) from which the compiled step pays back its first
+compile: a cold compile costs up to ~90 s on one busy CPU core and saves ~7.5 ns per entry and step against the eager
+fused step (Adam + L1 prox, ``benchmarks/speed/fused_penalty.py``): 2.7 M weights break even after ~4 500 steps."""
 UNSUPPORTED_FLAGS = ("maximize", "capturable", "differentiable", "fused")
 
 
 def should_compile(mode: str, parameters: int, steps: float) -> bool:
-    """Whether ``compile=mode`` compiles a run of ``steps`` optimizer steps over ``parameters`` entries (``auto``:
-    both at least :data:`AUTO_MIN_PARAMETERS` and :data:`AUTO_MIN_STEPS`; an unknown length counts as long)."""
+    """Whether ``compile=mode`` compiles a run of ``steps`` optimizer steps over ``parameters`` entries (``auto``: at
+    least :data:`AUTO_MIN_PARAMETERS` entries and ``steps · parameters ≥`` :data:`AUTO_MIN_WORK`; an unknown length
+    counts as long)."""
     if mode == "auto":
-        long_run = not math.isfinite(steps) or steps >= AUTO_MIN_STEPS
-        return parameters >= AUTO_MIN_PARAMETERS and long_run
+        return parameters >= AUTO_MIN_PARAMETERS and steps * parameters >= AUTO_MIN_WORK
     return mode == "on"
 
 
@@ -60,16 +62,17 @@ def elementwise_value(p: Tensor, pen: Elementwise | None) -> Tensor | None:
     return l2 if l1 is None else l1 + l2
 
 
-_COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
+_COMPILED: dict[tuple[Callable[..., Any], bool], Callable[..., Any]] = {}
 
 
-def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
+def compiled_update(update: Callable[..., Any], read: bool) -> Callable[..., Any]:
     """``update`` over a whole parameter group as one :func:`torch.compile` graph (``(calls, pens, returns)`` ->
-    the steps that ``returns`` asks for, and the value read for each tensor), one per update kind in the process: a new
-    optimizer over tensors of the same shapes reuses the graph, so only a process's first compiled step pays the compile.
-    Each kind gets a code object of its own: Dynamo keeps its graphs (and its limit of 8 recompiles) per code object,
-    and one kind alone needs up to 6 (no penalty / grad / prox, each on a first and a later SGD step)."""
-    if update not in _COMPILED:
+    the steps that ``returns`` asks for, and, when ``read``, the value of each tensor's penalty part), one per update
+    kind and ``read`` in the process: a new optimizer over tensors of the same shapes reuses the graph, so only a
+    process's first compiled step pays the compile. Each gets a code object of its own: Dynamo keeps its graphs (and
+    its limit of 8 recompiles) per code object, and one kind alone needs up to 6 (no penalty / grad / prox, each on a
+    first and a later SGD step)."""
+    if (update, read) not in _COMPILED:
 
         def group_update(
             calls: list[list[Any]], pens: list[Elementwise | None], returns: tuple[bool, ...]
@@ -78,13 +81,14 @@ def compiled_update(update: Callable[..., Any]) -> Callable[..., Any]:
             for args, pen, wanted in zip(calls, pens, returns):
                 step = update(*args, pen, None, None)
                 steps.append(step if wanted else None)
-                values.append(None if wanted else elementwise_value(args[0], pen))
+                values.append(elementwise_value(args[0], pen) if read and not wanted else None)
             return steps, values
 
-        code = group_update.__code__.replace(co_name=f"group_update_{update.__name__}")
-        own = types.FunctionType(code, group_update.__globals__, code.co_name, None, group_update.__closure__)
-        _COMPILED[update] = torch.compile(own)
-    return _COMPILED[update]
+        name = f"group_update_{update.__name__}{'_read' if read else ''}"
+        code = group_update.__code__.replace(co_name=name)
+        own = types.FunctionType(code, group_update.__globals__, name, None, group_update.__closure__)
+        _COMPILED[update, read] = torch.compile(own)
+    return _COMPILED[update, read]
 
 
 @dataclass(eq=False)
@@ -101,10 +105,13 @@ class FusedPenalty:
     params: list[Tensor]
     adaptive: bool = True
     warmup: int = 0
+    read_value: bool = True
+    """Whether the following steps read :attr:`value`; off, a step leaves it ``None`` and costs no extra reduction
+    (the owner switches it on for the steps whose value it logs)."""
     ids: set[int] = field(init=False)
     value: Tensor | None = field(default=None, init=False)
-    """``R(params)`` (unit strength) after the optimizer's last step, as a 0-dim tensor (no host sync), read in the
-    step's own pass where it can: what the callback logs instead of reading every weight once more."""
+    """``R(params)`` (unit strength) after the optimizer's last step that read it, as a 0-dim tensor (no host sync),
+    read in the step's own pass where it can: what the callback logs instead of reading every weight once more."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("grad", "prox"):
@@ -133,7 +140,7 @@ class ProximalOptimizer(Optimizer, ABC):
         self.penalties: list[FusedPenalty] = []
         self._by_param: dict[int, FusedPenalty] = {}
         self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
-        self._compiled: Callable[..., Any] | bool | None = None  # None: not decided yet; False: eager
+        self._compiled: bool | None = None  # None: not decided yet (the first step after plan())
         self._expected_steps = 0.0  # unknown until plan(): compile="auto" stays eager
 
     # -- attachment ---------------------------------------------------------------------------------------------------
@@ -195,18 +202,21 @@ class ProximalOptimizer(Optimizer, ABC):
             with torch.enable_grad():
                 loss = closure()
         if self._compiled is None:  # decided at the first step after plan()
-            self._compiled = compiled_update(type(self).update_fn) if self.compiles() else False
+            self._compiled = self.compiles()
         values: dict[int, Tensor] = {}  # id(p) -> R(p) read in the update's pass
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if any(p.grad.is_sparse for p in params):
                 raise UserError(f"{type(self).__name__} does not support sparse gradients")
-            if self._compiled is False:
+            if not self._compiled:
                 for p in params:
                     self._step_param(p, group, values)
             else:
                 self._step_group_compiled(params, group, values)
         for fused in self.penalties:
+            if not fused.read_value:
+                fused.value = None
+                continue
             parts = [values[id(p)] if id(p) in values else fused.penalty.value(p) for p in fused.params]
             fused.value = torch.stack(parts).sum() if parts else None
         return loss
@@ -232,7 +242,7 @@ class ProximalOptimizer(Optimizer, ABC):
         step = type(self).update_fn(*args, pen, *self._buffers(p))
         if group_penalty is not None:
             group_penalty.penalty.prox_(p, step)
-        elif (value := elementwise_value(p, pen)) is not None:
+        elif pen is not None and self._by_param[id(p)].read_value and (value := elementwise_value(p, pen)) is not None:
             values[id(p)] = value
 
     def _step_group_compiled(self, params: list[Tensor], group: dict[str, Any], values: dict[int, Tensor]) -> None:
@@ -255,7 +265,9 @@ class ProximalOptimizer(Optimizer, ABC):
             calls.append(args)
             pens.append(pen)
             owners.append(group_penalty)
-        steps, read = self._compiled(calls, pens, tuple(o is not None for o in owners))
+        reading = any(f.read_value for f in self.penalties)
+        update = compiled_update(type(self).update_fn, reading)
+        steps, read = update(calls, pens, tuple(o is not None for o in owners))
         for p, owner, step, value in zip(params, owners, steps, read):
             if owner is not None:
                 owner.penalty.prox_(p, step)
@@ -352,7 +364,7 @@ class ProxRMSprop(ProximalOptimizer, RMSprop):
 
 __all__ = [
     "AUTO_MIN_PARAMETERS",
-    "AUTO_MIN_STEPS",
+    "AUTO_MIN_WORK",
     "COMPILE_MODES",
     "FusedPenalty",
     "ProxAdagrad",
