@@ -1,21 +1,33 @@
-"""The penalty inside the optimizer's own step: in-fit cost of L1 as a ratio to the same fit without a penalty.
+"""The penalty inside the optimizer's own step: its cost in a fit, per step and in memory, and the first compile.
 
-Fit: ``python -m train``'s pipeline (Hydra compose, in this process) on sklearn digits with a deep MLP 64 → 41×256 →
-10 (2.7 M weights; ``--quick``: 3×16), batch 128, one torch thread, no loggers, checkpoints or progress bar; the time is
-``metrics.json``'s ``fit_seconds``. Per optimizer (SGD lr 0.1 momentum 0.9, Adam lr 1e-3), λ = 1e-5:
+Three parts, each one torch thread, on a deep MLP 64 → 41×256 → 10 (2.7 M weights; ``--quick``: 3×16), L1 λ = 1e-5,
+SGD (lr 0.1, momentum 0.9), Adam (lr 1e-3) and Adagrad (lr 0.01):
 
-  none        the torch optimizer, no penalty: the baseline of its rows
-  separate    ``+penalty=l1 penalty.mode=grad|prox``: the callback's own pass (λ∇R added to ``.grad`` before the step, or
-              the prox in a step post-hook after it)
+``fit``: ``python -m train``'s pipeline (Hydra compose, in this process) on sklearn digits, batch 128, no loggers,
+checkpoints or progress bar; the time is ``metrics.json``'s ``fit_seconds``, as a ratio to the same fit with the torch
+optimizer and no penalty. Variants per optimizer and penalty mode (grad | prox):
+
+  separate    ``+penalty=l1 penalty.mode=…``: the callback's own pass (λ∇R added to ``.grad`` before the step, or the prox
+              in a step post-hook after it)
   fused       ``optimizer=prox_<opt> optimizer.compile=off``: the same penalty inside the optimizer's eager update
   compiled    ``optimizer=prox_<opt> optimizer.compile=on``: that update through ``torch.compile`` (Inductor)
-  none-compiled  ``optimizer=prox_<opt> optimizer.compile=on`` without a penalty
 
-Interleaved repeats (every round fits each variant once), medians of the per-round ratios, and their spread (min–max).
-The first compiled fit of each variant runs untimed before the rounds (each penalty mode is its own graph);
-the first of each optimizer (grad) is timed apart: ``first compile`` = its seconds minus the median compiled fit.
+``step``: the optimizer step alone on random gradients, as a ratio to torch's own optimizer (its default single-tensor
+CPU step) without a penalty: ``prox_<opt>`` without a penalty (eager, compiled), with the L1 prox (eager, compiled)
+and compiled with the penalty's value read only on logging steps (``read_value`` off: what one step in
+``log_every_n_steps`` costs less); also the torch step followed by the callback's separate prox pass.
 
-    python -m benchmarks.speed.fused_penalty [--repeats 5] [--epochs 6] [--quick] [--no-compile]
+``memory``: peak resident memory of one step above the memory before it (``VmHWM`` reset through
+``/proc/self/clear_refs``, glibc told to map every block ≥ 64 KiB so that a freed temporary leaves the count), in a
+fresh process, as % of the parameters' bytes: the penalty's extra memory is a row's figure minus the torch row's.
+
+``compile``: the first two compiled Adam + L1-prox steps in a fresh process, cold (an empty Inductor cache) then warm
+(the same cache, the FX graph cache on by default).
+
+Interleaved repeats (every round runs each variant once), medians of the per-round ratios and their spread
+(min–max); compiled fits run once untimed before the rounds.
+
+    python -m benchmarks.speed.fused_penalty [--parts fit step memory compile] [--repeats 5] [--epochs 3] [--quick]
 """
 
 from __future__ import annotations
@@ -24,10 +36,15 @@ import argparse
 import contextlib
 import io
 import itertools
+import json
 import os
+import re
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -35,12 +52,19 @@ import torch
 from benchmarks._common import table, time_calls
 from lightreg.solvers.threads import intra_op_threads
 
-OPTIMIZERS = {"sgd": ["optimizer.lr=0.1", "optimizer.momentum=0.9"], "adam": ["optimizer.lr=0.001"]}
+OPTIMIZERS = {
+    "sgd": {"lr": 0.1, "momentum": 0.9},
+    "adam": {"lr": 0.001},
+    "adagrad": {"lr": 0.01},
+}
+TORCH_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad}
 LAMBDA = 1e-5
+DEEP = [256] * 41
 
 
-def variants(optimizer: str, compiled: bool) -> dict[str, list[str]]:
-    """Variant name -> overrides of one optimizer's rows."""
+# -- fit ---------------------------------------------------------------------------------------------------------------
+def fit_variants(optimizer: str, compiled: bool) -> dict[str, list[str]]:
+    """Variant name -> overrides of one optimizer's fit rows."""
     torch_opt, prox_opt = [f"optimizer={optimizer}"], [f"optimizer=prox_{optimizer}"]
     rows = {"none": torch_opt}
     for mode in ("grad", "prox"):
@@ -49,9 +73,8 @@ def variants(optimizer: str, compiled: bool) -> dict[str, list[str]]:
         rows[f"fused-{mode}"] = [*prox_opt, "optimizer.compile=off", *penalty]
         if compiled:
             rows[f"compiled-{mode}"] = [*prox_opt, "optimizer.compile=on", *penalty]
-    if compiled:
-        rows["none-compiled"] = [*prox_opt, "optimizer.compile=on"]
-    return {name: [*overrides, *OPTIMIZERS[optimizer]] for name, overrides in rows.items()}
+    hyper = [f"optimizer.{key}={value}" for key, value in OPTIMIZERS[optimizer].items()]
+    return {name: [*overrides, *hyper] for name, overrides in rows.items()}
 
 
 def fit_seconds(overrides: list[str], epochs: int, hidden: list[int], out: Path) -> float:
@@ -78,60 +101,193 @@ def fit_seconds(overrides: list[str], epochs: int, hidden: list[int], out: Path)
         return float(train(cfg)["fit_seconds"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), choices=list(OPTIMIZERS))
-    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled variants")
-    parser.add_argument("--quick", action="store_true", help="a 3×16 MLP, 1 epoch, 1 repeat, no compile (smoke test)")
-    args = parser.parse_args()
-    hidden = [256] * 41
-    if args.quick:
-        hidden, args.repeats, args.epochs, args.no_compile = [16] * 3, 1, 1, True
-    compiled = not args.no_compile
-    with tempfile.TemporaryDirectory() as tmp, intra_op_threads(1):
+def fit_part(optimizers: list[str], repeats: int, epochs: int, hidden: list[int], compiled: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
         runs = itertools.count(1)
 
         def fit(overrides: list[str]) -> float:
-            return fit_seconds(overrides, args.epochs, hidden, Path(tmp) / str(next(runs)))
+            return fit_seconds(overrides, epochs, hidden, Path(tmp) / str(next(runs)))
 
-        fit(variants("sgd", False)["none"])  # imports, data and first-call costs out of the figures
-        first_compile: dict[str, float] = {}
-        if compiled:  # the process's first compiled fit of each graph (mode) pays the compile: all untimed here
-            for opt in args.optimizers:
-                for name, overrides in variants(opt, True).items():
-                    if name.endswith("compiled") or name.startswith("compiled"):
-                        started = time.perf_counter()
-                        fit(overrides)
-                        first_compile.setdefault(opt, time.perf_counter() - started)
-        fits = {
-            (opt, name): (lambda o=o: fit(o)) for opt in args.optimizers for name, o in variants(opt, compiled).items()
-        }
-        times = time_calls(fits, args.repeats, returns_seconds=True)
-    load = os.getloadavg()[0]
-    weights = sum(a * b + b for a, b in itertools.pairwise([64, *hidden, 10]))
-    print(
-        f"digits, MLP 64→{len(hidden)}×{hidden[0]}→10 ({weights / 1e6:.2f} M weights), batch 128, {args.epochs} "
-        f"epoch(s), L1 λ={LAMBDA}; {args.repeats} interleaved repeats; {os.cpu_count()} CPUs, 1 torch thread, "
-        f"torch {torch.__version__}, load average {load:.2f} at the end"
-    )
+        fit(fit_variants("sgd", False)["none"])  # imports, data and first-call costs out of the figures
+        rows = {(opt, name): o for opt in optimizers for name, o in fit_variants(opt, compiled).items()}
+        for key, overrides in rows.items():  # each compiled graph's first fit pays the compile: untimed
+            if key[1].startswith("compiled"):
+                fit(overrides)
+        times = time_calls({key: (lambda o=o: fit(o)) for key, o in rows.items()}, repeats, returns_seconds=True)
+    print(f"\nfit: digits, batch 128, {epochs} epoch(s), {repeats} interleaved repeats; fit seconds and ratio to none")
+    print(ratio_table(times, lambda key: (key[0], "none")))
+
+
+# -- step --------------------------------------------------------------------------------------------------------------
+def mlp_params(hidden: list[int]) -> list[torch.nn.Parameter]:
+    """The MLP's weights and biases, with a fixed random gradient each."""
+    gen = torch.Generator().manual_seed(0)
+    params = []
+    for a, b in itertools.pairwise([64, *hidden, 10]):
+        params += [torch.nn.Parameter(torch.randn(b, a, generator=gen) * 0.05), torch.nn.Parameter(torch.zeros(b))]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * 1e-3
+    return params
+
+
+def make_step(optimizer: str, variant: str, hidden: list[int]) -> Callable[[], None]:
+    """One optimizer step of ``variant``: ``torch`` | ``separate-prox`` | ``<fused|compiled>-<none|prox|grad>``
+    (``-logging``: the value read only on logging steps, i.e. never here)."""
+    from lightreg.optim import FusedPenalty, ProxAdagrad, ProxAdam, ProxSGD
+    from lightreg.penalties import make_penalty
+    from lightreg.solvers import kernels, prox_step
+
+    params = mlp_params(hidden)
+    weights = [p for p in params if p.ndim >= 2]
+    penalty = make_penalty("l1")
+    kw = OPTIMIZERS[optimizer]
+    if variant in ("torch", "separate-prox"):
+        opt = TORCH_OPTIMIZERS[optimizer](params, **kw)
+        if variant == "torch":
+            return opt.step
+
+        @torch.no_grad()
+        def separate() -> None:  # the callback's pass after torch's step (RegularizationCallback._after_optimizer_step)
+            opt.step()
+            group = opt.param_groups[0]
+            for p in weights:
+                step = prox_step(opt, group, p, True, floor=LAMBDA, scale=LAMBDA)
+                if isinstance(step, torch.Tensor):
+                    penalty.prox_(p, step)
+                else:
+                    kernels.prox_(penalty, [p], step, kernels.DEFAULT_FORM)
+
+        return separate
+    form, mode, *rest = variant.split("-")
+    prox_cls = {"sgd": ProxSGD, "adam": ProxAdam, "adagrad": ProxAdagrad}[optimizer]
+    opt = prox_cls(params, compile="on" if form == "compiled" else "off", **kw)
+    if mode != "none":
+        opt.attach(FusedPenalty(penalty, LAMBDA, mode, weights, read_value=not rest))
+    return opt.step
+
+
+STEP_VARIANTS = ["torch", "separate-prox", "fused-none", "fused-prox", "compiled-none", "compiled-prox"]
+
+
+def step_part(optimizers: list[str], repeats: int, hidden: list[int], compiled: bool) -> None:
+    names = [v for v in STEP_VARIANTS if compiled or not v.startswith("compiled")]
+    names += ["compiled-prox-logging"] if compiled else []
+    steps = {(opt, name): make_step(opt, name, hidden) for opt in optimizers for name in names}
+    for fn in steps.values():  # state, buffers and compiles out of the figures
+        fn(), fn()
+    times = time_calls(steps, repeats, calls=10)
+    print(f"\nstep: one optimizer step on fixed gradients, {repeats} interleaved rounds of 10; ms and ratio to torch")
+    print(ratio_table(times, lambda key: (key[0], "torch"), scale=1e3))
+
+
+# -- memory --------------------------------------------------------------------------------------------------------------
+def _status(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1)) * 1024
+
+
+def peak_extra_bytes(step: Callable[[], None], tries: int = 3) -> int:
+    """Peak resident bytes of one ``step`` above the resident bytes before it (the least of ``tries`` steps)."""
+    step(), step()
+    peaks = []
+    for _ in range(tries):
+        Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+        before = _status("VmRSS")
+        step()
+        peaks.append(_status("VmHWM") - before)
+    return min(peaks)
+
+
+def memory_probe(hidden: list[int]) -> dict[str, float]:
+    """``{optimizer/variant: peak extra % of the parameters' bytes}`` of the eager variants (in this process)."""
+    param_bytes = sum(p.numel() * p.element_size() for p in mlp_params(hidden))
+    names = ["torch", "separate-prox", "fused-none", "fused-prox", "fused-grad"]
+    return {
+        f"{opt}/{name}": 100 * peak_extra_bytes(make_step(opt, name, hidden)) / param_bytes
+        for opt in OPTIMIZERS
+        for name in names
+    }
+
+
+def run_probe(probe: str, quick: bool, env: dict[str, str] | None = None) -> dict[str, float]:
+    args = [sys.executable, "-m", "benchmarks.speed.fused_penalty", "--probe", probe, *(["--quick"] if quick else [])]
+    done = subprocess.run(args, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def memory_part(quick: bool) -> None:
+    figures = run_probe("memory", quick, {"MALLOC_MMAP_THRESHOLD_": "65536"})
+    print("\nmemory: peak resident bytes of one step above those before it, % of the parameters' bytes")
+    rows = [[*key.split("/"), f"{value:.2f}"] for key, value in figures.items()]
+    print(table(["optimizer", "variant", "peak extra %"], rows))
+
+
+# -- compile -----------------------------------------------------------------------------------------------------------
+def compile_probe(hidden: list[int]) -> dict[str, float]:
+    """Seconds of the first two compiled Adam + L1-prox steps (this process's first compile)."""
+    step = make_step("adam", "compiled-prox", hidden)
+    started = time.perf_counter()
+    step(), step()
+    return {"seconds": time.perf_counter() - started}
+
+
+def compile_part(quick: bool) -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"TORCHINDUCTOR_CACHE_DIR": cache}
+        cold = run_probe("compile", quick, env)["seconds"]
+        warm = run_probe("compile", quick, env)["seconds"]
+    print(f"\nfirst compile (Adam + L1 prox, first two steps, fresh process): cold {cold:.1f} s, warm {warm:.1f} s")
+
+
+def ratio_table(times: dict, base: Callable, scale: float = 1.0) -> str:
     rows = []
-    for (opt, name), series in times.items():
-        ratios = [t / base for t, base in zip(series, times[(opt, "none")])]
+    for key, series in times.items():
+        ratios = [t / b for t, b in zip(series, times[base(key)])]
         rows.append(
             [
-                opt,
-                name,
-                f"{statistics.median(series):.3f}",
+                *key,
+                f"{statistics.median(series) * scale:.3f}",
                 f"{statistics.median(ratios):.2f}x",
                 f"{min(ratios):.2f}–{max(ratios):.2f}",
             ]
         )
-    print(table(["optimizer", "variant", "fit s (median)", "vs none", "spread"], rows))
-    for opt, seconds in first_compile.items():
-        rest = statistics.median(times[(opt, "compiled-grad")])
-        print(f"first compile ({opt}, grad, in this process): {seconds - rest:.1f} s")
+    return table(["optimizer", "variant", "median", "ratio", "spread"], rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", default=["fit", "step", "memory", "compile"])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), choices=list(OPTIMIZERS))
+    parser.add_argument("--no-compile", action="store_true", help="leave out the compiled variants")
+    parser.add_argument("--quick", action="store_true", help="a 3×16 MLP, 1 epoch, 1 repeat, no compile (smoke test)")
+    parser.add_argument("--probe", choices=["memory", "compile"], help=argparse.SUPPRESS)  # a fresh process's part
+    args = parser.parse_args()
+    hidden = [16] * 3 if args.quick else DEEP
+    if args.probe:
+        with intra_op_threads(1):
+            figures = memory_probe(hidden) if args.probe == "memory" else compile_probe(hidden)
+        print(json.dumps(figures))
+        return
+    if args.quick:
+        args.repeats, args.epochs, args.no_compile = 1, 1, True
+        args.parts = [p for p in args.parts if p != "compile"]
+    compiled = not args.no_compile
+    weights = sum(a * b + b for a, b in itertools.pairwise([64, *hidden, 10]))
+    print(
+        f"MLP 64→{len(hidden)}×{hidden[0]}→10 ({weights / 1e6:.2f} M weights), L1 λ={LAMBDA}; {os.cpu_count()} CPUs, "
+        f"1 torch thread, torch {torch.__version__}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    with intra_op_threads(1):
+        if "fit" in args.parts:
+            fit_part(args.optimizers, args.repeats, args.epochs, hidden, compiled)
+        if "step" in args.parts:
+            step_part(args.optimizers, args.repeats, hidden, compiled)
+    if "memory" in args.parts:
+        memory_part(args.quick)
+    if "compile" in args.parts and compiled:
+        compile_part(args.quick)
+    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":
