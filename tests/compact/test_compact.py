@@ -163,6 +163,9 @@ def test_cli_compact_true_removes_filters_with_equal_outputs_and_accuracy(tmp_pa
     m = read_metrics(run)
     assert m["compact/params_after"] < m["compact/params_before"]
     assert m["compact/max_abs_diff"] < 1e-5 and m["compact/status"] == "done" and m["compact/source"] == "best"
+    assert m["compact/method"] == "layers" and m["compact/val_max_abs_diff"] < 1e-5
+    assert m["compact/macs_after"] < m["compact/macs_before"]
+    assert m["compact/latency_ms_before"] > 0 and m["compact/latency_ms_after"] > 0
     assert m["compact/val_acc_after"] == m["compact/val_acc_before"]
     assert m["compact/val_loss_before"] == pytest.approx(_best_score(run), rel=1e-4)  # made from best.ckpt
     small = lightreg.compact.load(run / "compact.pt")
