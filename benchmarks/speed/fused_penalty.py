@@ -197,15 +197,14 @@ def peak_extra_bytes(step: Callable[[], None], tries: int = 3) -> int:
     return min(peaks)
 
 
-def memory_probe(hidden: list[int]) -> dict[str, float]:
-    """``{optimizer/variant: peak extra % of the parameters' bytes}`` of the eager variants (in this process)."""
+def memory_probe(hidden: list[int], quick: bool) -> dict[str, float]:
+    """``{optimizer/variant: peak extra % of the parameters' bytes}`` of the eager variants and Adam's compiled ones
+    (in this process); the eager fused rows hold two scratch buffers as large as the largest tensor besides."""
     param_bytes = sum(p.numel() * p.element_size() for p in mlp_params(hidden))
     names = ["torch", "separate-prox", "fused-none", "fused-prox", "fused-grad"]
-    return {
-        f"{opt}/{name}": 100 * peak_extra_bytes(make_step(opt, name, hidden)) / param_bytes
-        for opt in OPTIMIZERS
-        for name in names
-    }
+    rows = [(opt, name) for opt in OPTIMIZERS for name in names]
+    rows += [] if quick else [("adam", "compiled-none"), ("adam", "compiled-prox"), ("adam", "compiled-prox-logging")]
+    return {f"{opt}/{name}": 100 * peak_extra_bytes(make_step(opt, name, hidden)) / param_bytes for opt, name in rows}
 
 
 def run_probe(probe: str, quick: bool, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -219,6 +218,11 @@ def memory_part(quick: bool) -> None:
     print("\nmemory: peak resident bytes of one step above those before it, % of the parameters' bytes")
     rows = [[*key.split("/"), f"{value:.2f}"] for key, value in figures.items()]
     print(table(["optimizer", "variant", "peak extra %"], rows))
+    params = mlp_params([16] * 3 if quick else DEEP)
+    scratch = 2 * max(p.numel() for p in params) / sum(p.numel() for p in params)
+    print(
+        f"held besides by an eager prox_* optimizer: two scratch buffers of the largest tensor, {100 * scratch:.2f} %"
+    )
 
 
 # -- compile -----------------------------------------------------------------------------------------------------------
@@ -266,7 +270,7 @@ def main() -> None:
     hidden = [16] * 3 if args.quick else DEEP
     if args.probe:
         with intra_op_threads(1):
-            figures = memory_probe(hidden) if args.probe == "memory" else compile_probe(hidden)
+            figures = memory_probe(hidden, args.quick) if args.probe == "memory" else compile_probe(hidden)
         print(json.dumps(figures))
         return
     if args.quick:

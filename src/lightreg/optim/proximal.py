@@ -62,6 +62,10 @@ def elementwise_value(p: Tensor, pen: Elementwise | None) -> Tensor | None:
     return l2 if l1 is None else l1 + l2
 
 
+READ_OPTIONS = {"realize_reads_threshold": 1, "realize_cpu_opcount_threshold": 5}
+"""Inductor options of the graph that also reads the value: the updated tensor is stored once and the reduction reads
+it back, where by default the reduction recomputes the whole update chain in a loop of its own (Adam: 3× less time
+for the value on the deep MLP, ``benchmarks/speed/fused_penalty.py``)."""
 _COMPILED: dict[tuple[Callable[..., Any], bool], Callable[..., Any]] = {}
 
 
@@ -87,7 +91,7 @@ def compiled_update(update: Callable[..., Any], read: bool) -> Callable[..., Any
         name = f"group_update_{update.__name__}{'_read' if read else ''}"
         code = group_update.__code__.replace(co_name=name)
         own = types.FunctionType(code, group_update.__globals__, name, None, group_update.__closure__)
-        _COMPILED[update, read] = torch.compile(own)
+        _COMPILED[update, read] = torch.compile(own, options=READ_OPTIONS if read else None)
     return _COMPILED[update, read]
 
 
