@@ -265,3 +265,24 @@ def test_cli_fused_run_equals_the_separate_pass(tmp_path, optimizer: str, mode: 
         assert fused[key] == pytest.approx(separate[key], rel=1e-6, abs=1e-6), key
     if mode == "prox":
         assert fused["sparsity/l1"] > 0  # exact zeros came out of the fused step
+
+
+@pytest.mark.slow
+def test_a_changing_learning_rate_or_strength_does_not_recompile() -> None:
+    """Learning rate, step count and λ are tensor inputs of the compiled step: a schedule never traces again."""
+    from torch._dynamo.utils import counters
+
+    model = _model()
+    opt = ProxAdam(model.parameters(), compile="on", lr=0.01)
+    fused = FusedPenalty(PENALTIES["l1"], LAM, "prox", [p for p in model.parameters() if p.ndim >= 2])
+    opt.attach(fused)
+    for k in range(2):
+        _grads(model, k)
+        opt.step()
+    traced = dict(counters["frames"])
+    for k in range(3):
+        opt.param_groups[0]["lr"] *= 0.5
+        fused.strength *= 2
+        _grads(model, k)
+        opt.step()
+    assert dict(counters["frames"]) == traced
