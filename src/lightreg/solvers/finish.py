@@ -1,23 +1,29 @@
 """The full-batch proximal finish of ``penalty.mode=exact``: minimize ``f + Σ λR`` on the whole training set until
-the zero pattern is stable, then a KKT-checked thresholding. Pure torch; no Lightning.
+the zero pattern is stable and the KKT residual is below ``tol·λ``, then a KKT-checked thresholding. Pure torch; no
+Lightning.
 
 With minibatches the zero pattern of prox-SGD/Adam is noise: a zero entry leaves zero whenever one batch's gradient
 exceeds λ. The finish removes the noise by solving exactly the regularized problem the user posed, over every
-trainable parameter, with accelerated proximal gradient (:func:`~lightreg.solvers.proximal_gradient.fista`; plain
-proximal gradient, monotone, when a penalty is nonconvex: MCP, SCAD, log-sum, L0) and
+trainable parameter, with monotone accelerated proximal gradient (:func:`~lightreg.solvers.proximal_gradient.fista`,
+convex and nonconvex penalties alike: a momentum step is kept only if it lowers ``F``) and
 :func:`~lightreg.solvers.proximal_gradient.kkt_threshold`; the zeros it keeps satisfy the KKT condition of zero
 (``|∇f| ≤ λ`` per entry, ``‖∇_g f‖ ≤ λ√size`` per group) on the whole training set.
 
 Cost: each iteration is one full-batch gradient plus one loss per backtracking trial (≈ 2–3 passes over the
-training set); ``max_iter`` bounds it. The model runs in eval mode during the finish (no dropout).
+training set); ``max_iter`` bounds it. The model runs in eval mode during the finish (no dropout). On the CPU a float32
+model is solved in float64 (``precision="auto"``): a float32 objective resolves ``F`` to ~1e-7 relative, too coarse
+to see progress along nearly flat directions (a lasso coefficient then stops at 0.009 instead of 0); the result is
+rounded back to float32, its zeros exact.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from lightreg.errors import UserError
@@ -43,10 +49,17 @@ class ProximalFinish:
     """Options and driver of the full-batch proximal finish.
 
     Args:
-        max_iter: most accelerated proximal-gradient iterations (each ≈ 2–3 full passes over the training set).
-        tol: stop when the support was unchanged for ``patience`` iterations and the objective fell by at most
-            ``tol·|F|`` over them.
+        max_iter: most accelerated proximal-gradient iterations (each ≈ 2–3 full passes over the training set);
+            reaching it reports ``converged = 0`` (the callers warn by name).
+        tol: stop when the KKT residual ``max dist(−∇f, λ∂R)`` over every entry/group (the limiting subdifferential
+            for nonconvex penalties; ``|∇f|`` for unpenalized tensors) is at most ``tol × λ̄``, in gradient units of
+            the mean loss, ``λ̄`` the largest zero threshold of the sparse terms (λ for L1, MCP, SCAD; λρ elastic
+            net; λ√size per group), with the zero pattern unchanged for ``patience`` iterations: a zero entry then
+            has ``|∇f| ≤ λ(1 + tol)``. Also stops, reported as ``stalled``, when ``patience`` plain steps in a row
+            fail to lower ``F`` (a kink of a ReLU network, or the precision's limit); ``kkt`` says how far it got.
         patience: iterations with an unchanged zero pattern required to stop.
+        precision: ``"auto"`` solves a float32 model on the CPU in float64 (then rounds back); ``"model"`` keeps
+            the model's dtype.
         threshold_rel: entries/groups with norm ≤ this × the largest of their tensor are tested for zero by the
             KKT check (0 disables the thresholding).
         num_threads: torch intra-op threads during the finish, restored afterwards: a number; ``"auto"`` (default)
@@ -57,16 +70,20 @@ class ProximalFinish:
     def __init__(
         self,
         max_iter: int = 1000,
-        tol: float = 1e-7,
+        tol: float = 1e-4,
         patience: int = 20,
         threshold_rel: float = 1e-2,
         num_threads: int | str | None = "auto",
+        precision: str = "auto",
     ) -> None:
         self.max_iter = _positive_int("max_iter", max_iter)
         self.patience = _positive_int("patience", patience)
         self.tol = _fraction("tol", tol)
         self.threshold_rel = _fraction("threshold_rel", threshold_rel)
         self.num_threads = check_num_threads(num_threads, "finish.num_threads")
+        if precision not in ("auto", "model"):
+            raise UserError(f"finish.precision must be 'auto' or 'model', got {precision!r}")
+        self.precision = precision
 
     def run(
         self, model: nn.Module, batches: list[tuple[Tensor, ...]], terms: Sequence[PenaltyTerm]
@@ -74,13 +91,13 @@ class ProximalFinish:
         """Minimize ``f + Σ λR`` over every trainable parameter of ``model`` on ``batches`` (the whole training set,
         see :func:`lightreg.solvers.full_batch.materialize`); sparse penalties by their prox, smooth ones (L2) inside ``f``.
         ``model`` must have ``batch_loss`` (a :class:`~lightreg.models.LightregModule`). Returns what it did:
-        ``iterations``, ``converged`` (1.0/0.0), ``zeroed_by_kkt``, ``seconds``."""
+        ``iterations``, ``converged`` (1.0/0.0), ``zeroed_by_kkt``, ``kkt`` (the residual where it stopped),
+        ``stalled`` (1.0 when it stopped because no step lowered ``F``), ``seconds``."""
         started = time.perf_counter()
         params = [p for p in model.parameters() if p.requires_grad]
         active = [t for t in terms if t.strength > 0]
         sparse = [t for t in active if t.penalty.sparse]
         smooth = [t for t in active if not t.penalty.sparse]
-        accelerate = all(t.penalty.convex for t in sparse)  # momentum is not monotone on nonconvex problems
 
         def loss() -> float:
             return full_batch.data_loss(model, batches) + float(penalty_value(smooth))
@@ -94,11 +111,13 @@ class ProximalFinish:
             return value + float(penalty_value(smooth)), grads
 
         def solve() -> FistaResult:
-            return fista(
-                params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience, accelerate=accelerate
-            )
+            return fista(params, sparse, loss_and_grad, loss, self.max_iter, self.tol, self.patience)
 
-        with full_batch.eval_mode(model), full_batch.finish_threads(self.num_threads, batches):
+        with (
+            full_batch.eval_mode(model),
+            full_batch.finish_threads(self.num_threads, batches),
+            self._precision(model, batches) as batches,  # the closures above read the rebound name
+        ):
             first = solve()
             zeroed = kkt_threshold(params, sparse, loss_and_grad, loss, self.threshold_rel) if self.threshold_rel else 0
             final = solve() if zeroed else first
@@ -106,8 +125,28 @@ class ProximalFinish:
             "iterations": float(first.iterations + (final.iterations if zeroed else 0)),
             "converged": float(final.converged),
             "zeroed_by_kkt": float(zeroed),
+            "kkt": final.kkt,
+            "stalled": float(final.stop == "stalled"),
             "seconds": time.perf_counter() - started,
         }
+
+    @contextmanager
+    def _precision(self, model: nn.Module, batches: list[tuple[Tensor, ...]]) -> Iterator[list[tuple[Tensor, ...]]]:
+        """The batches to solve on: with ``precision="auto"`` and float32 parameters on the CPU, the model and the
+        batches in float64 for the block, the model's tensors back in their own dtypes afterwards (same objects)."""
+        tensors = [*model.parameters(), *model.buffers()]
+        if self.precision == "model" or not any(t.dtype == torch.float32 and t.device.type == "cpu" for t in tensors):
+            yield batches
+            return
+        dtypes = [t.dtype for t in tensors]
+        for t in tensors:
+            if t.dtype == torch.float32:
+                t.data = t.data.double()
+        try:
+            yield [tuple(b.double() if b.dtype == torch.float32 else b for b in batch) for batch in batches]
+        finally:
+            for t, dtype in zip(tensors, dtypes):
+                t.data = t.data.to(dtype)
 
 
 __all__ = ["ProximalFinish"]

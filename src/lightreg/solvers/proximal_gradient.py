@@ -1,19 +1,24 @@
 """Full-batch accelerated proximal gradient with a KKT-checked final thresholding. Pure torch; no Lightning.
 
 Minimizes ``F(w) = f(w) + Σ_k λ_k R_k(w)`` over a list of tensors in place, ``f`` smooth (data loss plus
-smooth penalties), each ``R_k`` with an exact prox (L1, elastic net, group lasso):
+smooth penalties), each ``R_k`` with an exact prox (L1, elastic net, group lasso; MCP, SCAD, log-sum, L0 by their
+global prox):
 
-- FISTA (Beck & Teboulle, SIAM J. Imaging Sci. 2009) with backtracking on the step ``1/L`` (``L`` doubled until
-  ``f(z) ≤ f(y) + ⟨∇f(y), z − y⟩ + L/2 ‖z − y‖²``, then relaxed by ``L ← 0.9 L`` each iteration so steps
-  can grow again), and function-value restart (O'Donoghue & Candès 2015): a step that increases ``F`` is
-  discarded and the momentum reset, so ``F`` never increases (also for non-convex ``f``).
-- ``accelerate=False`` (nonconvex penalties: MCP, SCAD, log-sum, L0) drops the momentum: plain proximal gradient
-  with the same backtracking. With the exact (global) prox of a nonconvex R and a step that passes the
-  backtracking test, ``F(z) ≤ F(x)`` at every iteration (Attouch, Bolte & Svaiter 2013), so ``F`` decreases
-  monotonically and no step is ever discarded.
-- Proximal gradient identifies the support in finitely many iterations when the zeros are strictly
-  optimal, ``|∇f| < λ`` (Hare & Lewis 2004; Nutini et al. 2019). The loop stops once the zero pattern has
-  not changed for ``patience`` iterations and ``F`` decreased by at most ``tol·|F|`` over them.
+- Monotone FISTA (Beck & Teboulle 2009, MFISTA; Li & Lin 2015, monotone APG) with backtracking on the step ``1/L``
+  (``L`` doubled until ``f(z) ≤ f(y) + ⟨∇f(y), z − y⟩ + L/2 ‖z − y‖²`` up to ``f``'s rounding, then relaxed by
+  ``L ← 0.9 L`` each iteration so steps can grow again). A momentum step is kept only if ``F(z) ≤ F(x)``;
+  otherwise it is discarded, the momentum reset, and the next step is a plain proximal-gradient step from ``x``,
+  which cannot increase ``F`` (exact prox, step passing the backtracking test; Attouch, Bolte & Svaiter 2013).
+  So ``F`` never increases, for convex and nonconvex penalties alike. The momentum is also reset when a step turns
+  against it (gradient restart, O'Donoghue & Candès 2015). ``accelerate=False``: plain proximal gradient.
+- Stop rule: the KKT residual ``max dist(−∇f(x), Σλ∂R(x))`` (:func:`residual`; the limiting subdifferential for
+  nonconvex penalties, ``|∇f|`` for unpenalized tensors), measured at ``x`` whenever the gradient is taken there
+  (after a restart, or forced once the support has been stable for ``patience`` iterations, then at doubling
+  intervals up to ``8·patience``), is at most ``tol × kkt_scale``, with the zero pattern unchanged for ``patience``
+  iterations (proximal gradient identifies the support in finitely many iterations when the zeros are strictly
+  optimal, Hare & Lewis 2004; Nutini et al. 2019). An objective-settled rule is loose along nearly flat directions:
+  a coefficient creeping towards 0 barely changes ``F``. ``"stalled"``: ``patience`` plain steps in a row did not
+  lower ``F``. ``max_iter`` bounds the rest.
 - :func:`kkt_threshold` then handles entries still creeping towards zero: it zeros every nonzero entry/group
   whose norm is at most ``rel`` times the largest in its tensor, and keeps a zero only where the KKT
   condition of zero holds at the new point (``|∇f| ≤ λ`` per entry, ``‖∇_g f‖ ≤ λ√size`` per group) and
@@ -40,11 +45,19 @@ Loss = Callable[[], float]
 
 @dataclass(frozen=True)
 class FistaResult:
-    """What one call of :func:`fista` did: iterations run, whether it stopped by the criterion, final ``F``."""
+    """What one call of :func:`fista` did: iterations run, why it stopped (``"kkt"``: the KKT residual reached the
+    tolerance; ``"stalled"``: no step from the iterate lowers ``F``; ``"max_iter"``), final ``F``, the KKT residual
+    last measured at an iterate (``inf`` if none was), and ``F`` at every accepted iterate (the start first)."""
 
     iterations: int
-    converged: bool
+    stop: str
     objective: float
+    kkt: float
+    objectives: tuple[float, ...]
+
+    @property
+    def converged(self) -> bool:
+        return self.stop != "max_iter"
 
 
 def _objective(loss: Loss, terms: Sequence[PenaltyTerm]) -> float:
@@ -75,6 +88,31 @@ def _same(a: list[Tensor], b: list[Tensor]) -> bool:
     return all(torch.equal(x, y) for x, y in zip(a, b))
 
 
+def kkt_scale(params: Sequence[Tensor], terms: Sequence[PenaltyTerm]) -> float:
+    """The unit of the stop tolerance: the largest gradient a zero unit may have, ``max_k zero_threshold`` (λ for
+    L1, MCP and SCAD, λρ for elastic net, λ√size for a group), 1 without a sparse term."""
+    scales = [float(t.penalty.zero_threshold(params[i], t.strength).max()) for t, i in _positions(params, terms)]
+    return max([s for s in scales if s > 0], default=1.0)
+
+
+def residual(params: Sequence[Tensor], grads: Sequence[Tensor], positions: Sequence[tuple[PenaltyTerm, int]]) -> float:
+    """``max dist(−∇f, λ∂R)`` over every entry/group of ``params`` (:meth:`Penalty.subdiff_distance`; ``|∇f|`` for
+    tensors without a sparse term), ``grads`` the gradient of ``f`` at ``params``."""
+    penalized = {i: t for t, i in positions}
+    worst = 0.0
+    for i, (p, g) in enumerate(zip(params, grads)):
+        t = penalized.get(i)
+        dist = t.penalty.subdiff_distance(p, g, t.strength) if t is not None else g.abs()
+        if dist.numel():
+            worst = max(worst, float(dist.max()))
+    return worst
+
+
+def rounding(value: Tensor | float, dtype: torch.dtype) -> float:
+    """What a loss of size ``value`` may be off by in ``dtype``: ``16·eps·|value|`` (a sum's rounding, with room)."""
+    return 16.0 * torch.finfo(dtype).eps * abs(float(value))
+
+
 @torch.no_grad()
 def fista(
     params: Sequence[Tensor],
@@ -82,30 +120,45 @@ def fista(
     loss_and_grad: LossAndGrad,
     loss: Loss,
     max_iter: int = 1000,
-    tol: float = 1e-7,
+    tol: float = 1e-4,
     patience: int = 20,
     lipschitz: float = 1.0,
     accelerate: bool = True,
 ) -> FistaResult:
     """Minimize ``f + Σ λR`` over ``params`` in place from their current values; see the module docstring.
 
-    ``terms`` penalize tensors of ``params`` (the same objects). ``lipschitz`` is the first guess of ``L`` (the
-    step is ``1/L``); it adapts by backtracking. ``accelerate=False``: plain proximal gradient (no momentum).
+        ``terms`` penalize tensors of ``params`` (the same objects). Stops at an iterate ``x`` whose zero pattern was
+        unchanged for ``patience`` iterations and whose KKT residual (:func:`residual`) is at most
+        ``tol × kkt_scale`` (gradient units of ``f``), or from which ``patience`` plain steps in a row failed to lower
+    ``F`` (stalled: the method's fixed point in this precision, or a kink of a ReLU network); else after ``max_iter``
+        iterations. ``lipschitz`` is the first guess of ``L`` (the step is ``1/L``); it adapts by backtracking.
+        ``accelerate=False``: plain proximal gradient (no momentum).
     """
     positions = _positions(params, terms)
-    x_old = [p.detach().clone() for p in params]
-    obj_old = _objective(loss, terms)
-    if not math.isfinite(obj_old):
+    x = [p.detach().clone() for p in params]
+    obj_x = _objective(loss, terms)
+    if not math.isfinite(obj_x):
         raise UserError(
-            f"the full-batch proximal finish starts from a non-finite objective ({obj_old}): training diverged "
+            f"the full-batch proximal finish starts from a non-finite objective ({obj_x}): training diverged "
             "before it; lower the learning rate (optimizer.lr) or standardize the inputs"
         )
-    history = [obj_old]
-    pattern, stable = support(params, positions), 0
-    t, lip = 1.0, lipschitz
+    dtype = params[0].dtype if params else torch.float64
+    target = tol * kkt_scale(params, terms)
+    objectives = [obj_x]
+    pattern, stable = support(x, positions), 0
+    t, lip, at_x, kkt = 1.0, lipschitz, True, math.inf
+    recheck, wait = 0, patience  # the next KKT check forced by a momentum restart, and the interval after it
+    stuck = 0  # plain steps from x in a row that did not lower F
     for k in range(1, max_iter + 1):
         f_y, grad = loss_and_grad()
+        if at_x:  # params hold x itself: its KKT residual comes with the gradient
+            kkt = residual(params, grad, positions)
+            if stable >= patience:
+                if kkt <= target:
+                    return FistaResult(k - 1, "kkt", obj_x, kkt, tuple(objectives))
+                recheck, wait = k + wait, min(2 * wait, 8 * patience)  # keep the momentum longer each time
         y = [p.detach().clone() for p in params]
+        slack = rounding(f_y, dtype)
         lip *= 0.9
         while True:
             for p, yi, g in zip(params, y, grad):
@@ -113,38 +166,42 @@ def fista(
             _prox_(terms, 1.0 / lip)
             diff = [p - yi for p, yi in zip(params, y)]
             f_z = loss()
-            upper = (
-                f_y
-                + sum(float((g * d).sum()) for g, d in zip(grad, diff))
-                + 0.5 * lip * sum(float(d.square().sum()) for d in diff)
-            )
-            if f_z <= upper + 1e-12 * abs(f_y) or not math.isfinite(upper):
+            step2 = sum(float(d.square().sum()) for d in diff)
+            upper = f_y + sum(float((g * d).sum()) for g, d in zip(grad, diff)) + 0.5 * lip * step2
+            if f_z <= upper + slack or not math.isfinite(upper):  # slack: f's own rounding (float32 would stall)
                 break
             lip *= 2.0
             if lip > 1e20:
                 break
-        obj = f_z + float(penalty_value(terms))
-        if not obj <= obj_old:  # restart: keep the previous iterate, drop the momentum
-            for p, xo in zip(params, x_old):
-                p.copy_(xo)
-            obj, t = obj_old, 1.0
+        obj_z = f_z + float(penalty_value(terms))
+        if not obj_z <= obj_x:  # restart: back to x, a plain step from there next
+            stuck = stuck + 1 if at_x else 0
+            _restore(params, x)
+            t, at_x = 1.0, True
+            if stuck >= patience:  # x is a fixed point of the method (f's rounding, or a kink of a ReLU network)
+                return FistaResult(k, "stalled", obj_x, kkt, tuple(objectives))
         else:
+            stuck = 0
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0 if accelerate else 1.0
-            x_new = [p.detach().clone() for p in params]
-            if accelerate:
-                for p, xn, xo in zip(params, x_new, x_old):
-                    p.add_(xn - xo, alpha=(t - 1.0) / t_next)  # params now hold the extrapolated point y
-            x_old, t = x_new, t_next
-        history.append(obj)
-        obj_old = obj
-        new_pattern = support(x_old, positions)
+            beta = (t - 1.0) / t_next
+            z = [p.detach().clone() for p in params]
+            # gradient restart (O'Donoghue & Candès 2015): the new step turned against the momentum
+            turned = sum(float(((yi - zi) * (zi - xi)).sum()) for yi, zi, xi in zip(y, z, x)) > 0
+            if turned or (stable >= patience and k >= recheck):
+                t_next, at_x = 1.0, True  # momentum restart: the next gradient is taken at x
+            elif beta == 0.0:
+                at_x = True  # the first step after a restart carries no momentum yet
+            else:
+                for p, zi, xi in zip(params, z, x):
+                    p.add_(zi - xi, alpha=beta)  # params now hold the extrapolated point y
+                at_x = False
+            x, obj_x, t = z, obj_z, t_next
+            objectives.append(obj_x)
+        new_pattern = support(x, positions)
         stable = stable + 1 if _same(new_pattern, pattern) else 0
         pattern = new_pattern
-        if stable >= patience and history[-patience - 1] - obj <= tol * max(1.0, abs(obj)):
-            _restore(params, x_old)
-            return FistaResult(k, True, obj)
-    _restore(params, x_old)
-    return FistaResult(max_iter, False, obj_old)
+    _restore(params, x)
+    return FistaResult(max_iter, "max_iter", obj_x, kkt, tuple(objectives))
 
 
 def _restore(params: Sequence[Tensor], values: Sequence[Tensor]) -> None:
