@@ -179,7 +179,7 @@ def fista(
             _restore(params, x)
             t, at_x = 1.0, True
             if stuck >= patience:  # x is a fixed point of the method (f's rounding, or a kink of a ReLU network)
-                return FistaResult(k, "stalled", obj_x, kkt, tuple(objectives))
+                return FistaResult(k, "kkt" if kkt <= target else "stalled", obj_x, kkt, tuple(objectives))
         else:
             stuck = 0
             t_next = (1.0 + math.sqrt(1.0 + 4.0 * t * t)) / 2.0 if accelerate else 1.0
