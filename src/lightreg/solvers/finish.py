@@ -56,7 +56,8 @@ class ProximalFinish:
             the mean loss, ``λ̄`` the largest zero threshold of the sparse terms (λ for L1, MCP, SCAD; λρ elastic
             net; λ√size per group), with the zero pattern unchanged for ``patience`` iterations: a zero entry then
             has ``|∇f| ≤ λ(1 + tol)``. Also stops, reported as ``stalled``, when ``patience`` plain steps in a row
-            fail to lower ``F`` (a kink of a ReLU network, or the precision's limit); ``kkt`` says how far it got.
+            fail to lower ``F`` (the precision's limit) or ``F`` fell by at most 1e-9·|F| over ``patience``
+            iterations (a ReLU network's residual creeping at its kinks); ``kkt`` says how far it got.
         patience: iterations with an unchanged zero pattern required to stop.
         precision: ``"auto"`` solves a float32 model on the CPU in float64 (then rounds back); ``"model"`` keeps
             the model's dtype.
