@@ -22,8 +22,12 @@ Columns: validation accuracy (the data module's held-out 20 %, 360 digits) after
 pruned arms, just before it), parameters (non-zero for ``masks``), MACs per sample (Torch-Pruning's counter) and
 the CPU latency of a forward pass on a batch of 64, one thread, median of ``--repeats`` interleaved rounds.
 
-    python -m benchmarks.references.structured_sparsity --model resnet --lambdas 0.0005 --seeds 3 --epochs 4
-        --finetune 2 [--workers 2] [--arms dense penalty magnitude masks] [--out DIR]
+    python -m benchmarks.references.structured_sparsity --model resnet --lambdas 0.0003 0.001 --seeds 3 --epochs 3
+        --finetune 2 --workers 2 --repeats 10 [--arms dense penalty magnitude masks] [--out DIR] [train overrides]
+    python -m benchmarks.references.structured_sparsity --model cnn --lambdas 0.001 0.003 0.01 --epochs 6
+        --finetune 4 --repeats 30
+
+(the figures in docs/smaller-networks.md). λ = 0.01 empties the CNN and λ = 0.001 ResNet-18's stages 2-4.
 
 Results: one JSON line per (seed, λ, arm) appended to ``DIR/<model>.jsonl`` as each seed ends (a rerun skips the
 seeds already there), then ``DIR/<model>.csv`` (every row), ``DIR/<model>.json`` (means per λ and arm) and the
@@ -254,7 +258,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(MODELS), default="cnn")
-    parser.add_argument("--lambdas", type=float, nargs="*", default=[0.01], help="coupled group-lasso strengths")
+    parser.add_argument("--lambdas", type=float, nargs="*", default=[0.003], help="coupled group-lasso strengths")
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     parser.add_argument("--epochs", type=int, default=6, help="epochs before pruning/compaction (every arm)")
     parser.add_argument("--finetune", type=int, default=4, help="fine-tuning epochs after it (every arm)")
