@@ -34,6 +34,7 @@ QUICK: dict[str, list[str]] = {
     "speed.loader_speed": ["--repeats", "1"],
     "speed.image_loader_speed": ["--quick", "--repeats", "1", "--workers", "1", "--threads", "1"],
     "speed.group_prox_cost": ["--repeats", "2"],
+    "speed.estimator_cost": ["--quick"],
     "references.convex_vs_sklearn": ["--prox-epochs", "5"],
     "references.lambda_path": ["--part", "sklearn", "--num", "3"],
     "references.compact_vs_prune": ["--lambdas", "0.03", "--epochs", "1", "--finetune", "1"],

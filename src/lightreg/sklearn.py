@@ -3,7 +3,11 @@
 They fit through the same pieces as the CLI: a :class:`~lightreg.models.LightregModule` subclass
 (:class:`~lightreg.models.LogisticRegression` or :class:`~lightreg.models.MLP`), a
 :class:`~lightreg.callbacks.RegularizationCallback` and a Lightning ``Trainer`` set up for speed (CPU, no logger,
-no checkpoints, no progress bar, no model summary). ``fit`` validates its parameters (scikit-learn keeps
+no checkpoints, no progress bar, no model summary). A linear model with a convex sparse penalty in ``mode="exact"``
+(the default for ``"l1"``, ``"elastic_net"`` and ``"group_lasso"``) skips the Trainer: its optimum does not depend on
+minibatch epochs, so ``fit`` runs the full-batch proximal solve (:class:`~lightreg.solvers.ProximalFinish`) on the
+whole training set directly, from the intercept-only model. Small models train on one torch thread
+(:func:`lightreg.solvers.threads.training_threads`). ``fit`` validates its parameters (scikit-learn keeps
 ``__init__`` free of logic, so ``set_params``/``clone`` work); a bad value raises ``ValueError`` naming it.
 
 Units (docs/penalties.md, "Units and converters"): the data loss is the sample mean, the penalty ``λ·R(w)``. Hence
@@ -32,10 +36,14 @@ from lightreg.callbacks import regularizer
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
+from lightreg.penalties import PenaltyTerm, select_parameters
+from lightreg.solvers.threads import training_threads
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
 ESTIMATOR_PENALTIES = (None, "l1", "l2", "elastic_net", "group_lasso", "mcp", "scad")
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
+DIRECT_PENALTIES = ("l1", "elastic_net", "group_lasso")
+"""Convex sparse penalties whose ``mode="exact"`` fit of a linear model is one full-batch solve (no Trainer)."""
 
 
 def _positive_int(name: str, value: Any, allow_none: bool = False) -> None:
@@ -171,6 +179,15 @@ class _LightregEstimator(BaseEstimator):
             warnings.filterwarnings("ignore", message=".*lambda is 0, so NO regularization")
             return [regularizer(self.penalty, lam, l1_ratio=self.l1_ratio, gamma=self.gamma, mode=mode, **options)]
 
+    def _solves_directly(self, callbacks: list[Any]) -> bool:
+        """A linear model under one convex sparse penalty in ``mode="exact"``: the optimum is one full-batch solve."""
+        return (
+            MODELS[self.model] is LogisticRegression
+            and self.penalty in DIRECT_PENALTIES
+            and len(callbacks) == 1
+            and callbacks[0].mode == "exact"
+        )
+
     # -- fitting -------------------------------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray, task: str, num_classes: int | None, y_dtype: torch.dtype) -> None:
         self._check_params()
@@ -179,36 +196,42 @@ class _LightregEstimator(BaseEstimator):
         callbacks = self._callbacks(X.shape[0])
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         x_t = torch.tensor(X, dtype=torch.float32)  # a copy: X may be a read-only memmap
-        data = ArrayDataModule(x_t, torch.tensor(y, dtype=y_dtype), batch_size=self.batch_size, seed=seed)
+        y_t = torch.tensor(y, dtype=y_dtype)
         kwargs: dict[str, Any] = {"hidden_sizes": list(self.hidden_sizes)} if self.model == "mlp" else {}
+        direct = self._solves_directly(callbacks)
         with quiet_lightning(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             module = MODELS[self.model](
                 input_shape=(X.shape[1],),
                 num_classes=num_classes,
                 task=task,
-                optimizer=self._optimizer(),
+                optimizer=None if direct else self._optimizer(),
                 print_epochs=False,
                 **kwargs,
             )
-            trainer = L.Trainer(
-                max_epochs=self.max_epochs,
-                accelerator="cpu",
-                devices=1,
-                limit_val_batches=0,
-                callbacks=callbacks,
-                **UNWATCHED_FIT,
-            )
-            trainer.fit(module, datamodule=data)
+            with training_threads("auto", module, on_cpu=True):
+                if direct:
+                    self.n_iter_ = _solve_full_batch(module, x_t, y_t, callbacks[0])
+                else:
+                    data = ArrayDataModule(x_t, y_t, batch_size=self.batch_size, seed=seed)
+                    trainer = L.Trainer(
+                        max_epochs=self.max_epochs,
+                        accelerator="cpu",
+                        devices=1,
+                        limit_val_batches=0,
+                        callbacks=callbacks,
+                        **UNWATCHED_FIT,
+                    )
+                    trainer.fit(module, datamodule=data)
+                    module.trainer = None  # no Trainer (hooks, loaders) inside a pickled estimator
+                    self.n_iter_ = trainer.current_epoch
         if not all(torch.isfinite(p).all() for p in module.parameters()):
             raise ValueError(
                 f"training diverged (non-finite weights) with optimizer={self.optimizer!r}, lr={self.lr!r}: "
                 "scale the features (sklearn.preprocessing.StandardScaler) or lower lr"
             )
-        module.trainer = None  # no Trainer (hooks, loaders) inside a pickled estimator
         self.module_ = module.eval()
         self.lambda_fitted_ = self.strength(X.shape[0])
-        self.n_iter_ = trainer.current_epoch
         if MODELS[self.model] is LogisticRegression:
             self._set_coef(
                 module.net.linear.weight.detach().numpy().copy(), module.net.linear.bias.detach().numpy().copy()
@@ -222,6 +245,21 @@ class _LightregEstimator(BaseEstimator):
         check_is_fitted(self, "module_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         return self.module_(torch.tensor(X, dtype=torch.float32)).numpy().astype(np.float64)
+
+
+def _solve_full_batch(module: LightregModule, x: torch.Tensor, y: torch.Tensor, callback: Any) -> int:
+    """Minimize ``data_loss + λR`` of a linear ``module`` on all of ``(x, y)`` by the callback's full-batch proximal
+    solve, started from the intercept-only model (zero weights, ``null_output`` bias: the optimum for a large λ);
+    returns the solver's iterations. The penalty covers the parameters the callback would select (the weights)."""
+    linear = module.net.linear
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(module.null_output(y).to(linear.bias.dtype))
+    term = PenaltyTerm(
+        callback.penalty, callback.strength, dict(select_parameters(module, callback.include, callback.exclude))
+    )
+    report = callback.finish.run(module, [(x, y)], [term])
+    return int(report["iterations"])
 
 
 class LightregClassifier(ClassifierMixin, _LightregEstimator):
