@@ -72,7 +72,8 @@ def test_the_checkpoint_and_compact_pt_predict_raw_rows(cancer: tuple[Path, dict
     assert set(small.feature_names) <= set(model.feature_names)
     output = small(torch.from_numpy(raw_rows(rows, small.feature_names)))
     assert np.mean(np.asarray(small.labels(output)) == truth) == pytest.approx(
-        metrics["compact/val_acc_after"], abs=1e-6  # a float32 metric; one row is 1/114
+        metrics["compact/val_acc_after"],
+        abs=1e-6,  # a float32 metric; one row is 1/114
     )
 
 

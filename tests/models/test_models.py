@@ -255,3 +255,18 @@ def test_hydra_built_model_checkpoint_loads_weights_only(node: dict, tmp_path) -
     assert loaded["hyper_parameters"] == dict(model.hparams)
     rebuilt = type(model)(**loaded["hyper_parameters"])
     rebuilt.load_state_dict(loaded["state_dict"])
+
+
+@pytest.mark.parametrize("task", ["binary", "regression"])
+def test_data_loss_keeps_a_float64_model_in_float64(task: str) -> None:
+    """An integer or float32 target does not pull a float64 model's loss down to float32 (the full-batch finish
+    solves in float64 and needs the last digits), and a bf16 output does not round the target."""
+    data_loss = tasks.data_loss
+    target = torch.tensor([0, 1, 1, 0]) if task == "binary" else torch.tensor([0.1, 2.3, 4.5, 1234.5678])
+    output = torch.randn(4, 1, dtype=torch.float64)
+    loss = data_loss(task, output, target)
+    assert loss.dtype == torch.float64
+    exact = data_loss(task, output, target.double())
+    assert loss.item() == exact.item()
+    low = data_loss(task, output.to(torch.bfloat16), target)
+    assert low.dtype == torch.float32

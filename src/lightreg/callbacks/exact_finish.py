@@ -218,8 +218,8 @@ class ExactFinish(Callback):
                 )
         if not self.report["converged"]:
             warn(
-                f"mode=exact: the full-batch finish stopped at finish.max_iter={self.owner.finish.max_iter} before the "
-                "zero pattern settled. Raise it (+penalty.finish.max_iter=...); if only some layers of a ReLU network "
+                f"mode=exact: the full-batch finish stopped at finish.max_iter={self.owner.finish.max_iter} before its "
+                "KKT residual reached finish.tol. Raise it (+penalty.finish.max_iter=...); if only some layers of a ReLU network "
                 "are penalized, the objective may have no minimizer (rescaling moves weight into the unpenalized "
                 "layers): add L2 on the others (experiment=seed001_exact shows how)."
             )

@@ -397,7 +397,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         warn(
             f"mode=exact: at {len(unsettled)} of {len(rows)} path points (lambda = "
             f"{', '.join(f'{lam:.3g}' for lam in unsettled)}) the full-batch finish stopped at finish.max_iter="
-            f"{max_iter} before the zero pattern settled: their "
+            f"{max_iter} before its KKT residual reached finish.tol: their "
             "supports may still change (+penalty.finish.max_iter=... raises it)"
         )
     lambdas = [r["lambda"] for r in rows]

@@ -28,9 +28,12 @@ def data_loss(task: str, output: Tensor, target: Tensor) -> Tensor:
     """Batch-mean data loss: BCE-with-logits (binary), cross entropy (multiclass), MSE (regression)."""
     if task == "multiclass":
         return F.cross_entropy(output, target)
+    # the target in the output's precision, at least float32 (a float64 model's loss stays float64; a bf16 output
+    # does not round a regression target)
+    target = target.to(torch.promote_types(output.dtype, torch.float32))
     if task == "binary":
-        return F.binary_cross_entropy_with_logits(output.squeeze(-1), target.float())
-    return F.mse_loss(output.squeeze(-1), target.float())
+        return F.binary_cross_entropy_with_logits(output.squeeze(-1), target)
+    return F.mse_loss(output.squeeze(-1), target)
 
 
 def intercept_only_output(task: str, target: Tensor, num_outputs: int) -> Tensor:
