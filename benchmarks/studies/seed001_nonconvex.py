@@ -77,8 +77,8 @@ def main() -> None:
     gammas = [float(x) for x in args.gammas.split(",")]
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     grid = list(itertools.product(pens, lams, gammas))
-    jobs = [(o, s, "dense", 0.0, 0.0) for o in opts for s in seeds]
-    jobs += [(o, s, pen, lam, gamma) for pen, lam, gamma in grid for o in opts for s in seeds]
+    jobs = [(o, s, pen, lam, gamma) for pen, lam, gamma in grid for s in seeds for o in opts]
+    jobs += [(o, s, "dense", 0.0, 0.0) for s in seeds for o in opts]  # last: a partial file answers the question first
     args.out.parent.mkdir(parents=True, exist_ok=True)
     key = lambda r: (r["opt"], r["seed"], r["penalty"], r["lam"], r["gamma"])  # noqa: E731
     done = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.is_file() else []
@@ -97,10 +97,11 @@ def main() -> None:
         for o in opts
         if any((r["opt"], r["penalty"]) == (o, "dense") for r in results)
     }
-    best = max(dense.values())
+    best = max(dense.values(), default=float("nan"))
     rows = []
-    for o in dense:
-        rows.append([f"{o} dense", "-", "10.0", f"{100 * dense[o]:.1f}", f"{100 * (dense[o] - best):+.1f}"])
+    for o in opts:
+        if o in dense:
+            rows.append([f"{o} dense", "-", "10.0", f"{100 * dense[o]:.1f}", f"{100 * (dense[o] - best):+.1f}"])
         for pen, lam, gamma in grid:
             rs = [r for r in results if key(r)[:1] + key(r)[2:] == (o, pen, lam, gamma)]
             if rs:
