@@ -93,6 +93,17 @@ def to_onnx(model: StandaloneModel, example: Tensor, path: Path, pixel_max: floa
     onnx.save(proto, str(path))
 
 
+def to_torchscript(model: StandaloneModel, example: Tensor, path: Path) -> None:
+    """Write ``model`` traced on ``example`` as TorchScript. The trace runs inside Lightning's own scripting flag (as
+    ``LightningModule.to_torchscript`` does), under which a LightningModule's ``trainer`` reads ``None`` instead of
+    raising: a model compacted or exported whole is a LightningModule not attached to a Trainer."""
+    from lightning.pytorch.core.module import _jit_is_scripting
+
+    with warnings.catch_warnings(), _jit_is_scripting():  # torch >= 2.9 marks TorchScript deprecated; the format stays
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.trace(model, example).save(str(path))
+
+
 def onnx_outputs(path: Path, x: Tensor) -> Tensor:
     """The outputs of the ONNX model at ``path`` on ``x``, run by onnxruntime on the CPU."""
     try:
@@ -118,10 +129,8 @@ def export(run_dir: Path, fmt: str, out: Path, which: str | None = None) -> tupl
             to_onnx(model, x[:2], out, pixel_max(Path(run_dir), model))
             got = onnx_outputs(out, x)
         else:
-            with warnings.catch_warnings():  # torch >= 2.9 marks TorchScript deprecated; the file format stays
-                warnings.simplefilter("ignore", FutureWarning)
-                torch.jit.trace(model, x[:2]).save(str(out))
-                got = torch.jit.load(str(out))(x)
+            to_torchscript(model, x[:2], out)
+            got = torch.jit.load(str(out))(x)
     diff = float((got - expected).abs().max())
     if not diff <= TOLERANCE:
         raise UserError(
@@ -131,4 +140,4 @@ def export(run_dir: Path, fmt: str, out: Path, which: str | None = None) -> tupl
     return diff, rows
 
 
-__all__ = ["FORMATS", "TOLERANCE", "export"]
+__all__ = ["FORMATS", "TOLERANCE", "export", "to_onnx", "to_torchscript"]
