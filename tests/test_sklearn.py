@@ -3,6 +3,8 @@ scikit-learn's L1 logistic regression on breast_cancer."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -126,3 +128,26 @@ def test_matches_sklearn_l1_logistic_on_breast_cancer(breast_cancer, lam: float)
     f_ours = _l1_logistic_objective(x, y, ours.coef_, ours.intercept_, lam)
     assert abs(f_ours - f_ref) <= 1e-3 * f_ref, (f_ours, f_ref)
     np.testing.assert_array_equal(ours.coef_ != 0, reference.coef_ != 0)
+
+
+def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exact linear fit that stops at its iteration cap says so (scikit-learn's ConvergenceWarning), never
+    silently; the default cap converges on the same data."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from lightreg.solvers import ProximalFinish
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        LightregClassifier(penalty="l1", lambda_=0.01).fit(X, y)
+    original = ProximalFinish.__init__
+
+    def capped(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self.max_iter = 2
+
+    monkeypatch.setattr(ProximalFinish, "__init__", capped)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2 with KKT residual"):
+        LightregClassifier(penalty="l1", lambda_=0.01).fit(X, y)

@@ -28,6 +28,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -259,6 +260,14 @@ def _solve_full_batch(module: LightregModule, x: torch.Tensor, y: torch.Tensor, 
         callback.penalty, callback.strength, dict(select_parameters(module, callback.include, callback.exclude))
     )
     report = callback.finish.run(module, [(x, y)], [term])
+    if not report["converged"]:
+        warnings.warn(
+            f"the full-batch solve stopped at max_iter={callback.finish.max_iter} with KKT residual {report['kkt']:.3g} "
+            f"above tol={callback.finish.tol:g}: the coefficients may not be the optimum's; scale the features "
+            "(sklearn.preprocessing.StandardScaler)",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     return int(report["iterations"])
 
 
@@ -268,7 +277,7 @@ class LightregClassifier(ClassifierMixin, _LightregEstimator):
     Binary labels train one logit with BCE, more classes a softmax with cross entropy (scikit-learn's
     ``LogisticRegression`` multinomial loss). Fitted: ``classes_``, ``module_`` (the LightregModule),
     ``coef_``/``intercept_`` (linear model: shapes ``(1, d)``/``(1,)`` binary, ``(k, d)``/``(k,)`` otherwise),
-    ``lambda_fitted_`` (the λ used), ``n_iter_`` (epochs). See :class:`_LightregEstimator` for the parameters.
+    ``lambda_fitted_`` (the λ used), ``n_iter_`` (epochs; the solver's iterations for a linear model in mode exact). See :class:`_LightregEstimator` for the parameters.
     """
 
     def fit(self, X: Any, y: Any) -> LightregClassifier:
