@@ -7,14 +7,15 @@ momentum 0.9, batch 64, a validation pass per epoch, ``--epochs`` epochs (20 as 
   default    ``lightreg.cli.pipeline.train`` with the default callbacks (2 checkpoints, progress bar) and loggers
              (CSV + TensorBoard), as ``python -m train``
   l1         default + ``+penalty=l1 lambda=0.001`` (prox after every step, its sparsity monitor)
-  bare       ``callbacks=none logger=none trainer.enable_progress_bar=false``
+  bare       ``callbacks=none logger=none trainer.enable_progress_bar=false +trainer.enable_checkpointing=false
+             +trainer.num_sanity_val_steps=0 model.print_epochs=false``: what ``lightning`` leaves out, left out
   lightning  the floor of Lightning's loop: a minimal LightningModule (forward, cross entropy, no metrics, no logs)
              fit by ``L.Trainer`` with loggers, checkpoints, progress bar, summary and sanity check off
   the rest   one piece of ``default`` removed at a time (``--split``), to say where the time goes
 
 Every lightreg variant runs in this process through Hydra's compose API (same code path as the CLI, no start-up
 cost); the time is the ``fit_seconds`` of ``metrics.json`` (``trainer.fit`` only). Variants are interleaved over
-``--repeats`` rounds; medians. Ratios are to the hand-written loop of the same round-robin.
+``--repeats`` rounds; medians. Ratios are to the hand-written loop and to ``lightning`` of the same round-robin.
 
     python -m benchmarks.speed.loop_overhead [--repeats 5] [--epochs 20] [--split] [--quick]
 """
@@ -38,7 +39,15 @@ from lightreg.solvers.threads import intra_op_threads
 VARIANTS: dict[str, list[str]] = {
     "default": [],
     "l1": ["+penalty=l1", "lambda=0.001"],
-    "bare": ["callbacks=none", "logger=none", "trainer.enable_progress_bar=false"],
+    # as the ``lightning`` floor: no callbacks, loggers, checkpoints, sanity validation or epoch lines
+    "bare": [
+        "callbacks=none",
+        "logger=none",
+        "trainer.enable_progress_bar=false",
+        "+trainer.enable_checkpointing=false",
+        "+trainer.num_sanity_val_steps=0",
+        "model.print_epochs=false",
+    ],
 }
 SPLIT: dict[str, list[str]] = {
     "no progress bar": ["~callbacks.progress_bar", "trainer.enable_progress_bar=false"],
@@ -168,10 +177,16 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, {threads} torch thread(s), load average {load:.2f} at the end"
     )
     rows = [
-        [v, f"{median[v]:.3f}", f"{median[v] / args.epochs * 1e3:.1f}", f"{median[v] / median['hand']:.1f}x"]
+        [
+            v,
+            f"{median[v]:.3f}",
+            f"{median[v] / args.epochs * 1e3:.1f}",
+            f"{median[v] / median['hand']:.1f}x",
+            f"{median[v] / median['lightning']:.2f}x",
+        ]
         for v in times
     ]
-    print(table(["variant", "fit s", "ms/epoch", "vs hand"], rows))
+    print(table(["variant", "fit s", "ms/epoch", "vs hand", "vs lightning"], rows))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ import torch
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
+from lightreg.run_folder import read_metrics
+
 from helpers import run_cli
 
 # 640 training rows = 10 batches of 64: every run sees whole batches (no short or padded last batch)
@@ -48,12 +50,16 @@ def test_lambda_means_the_same_for_any_devices_batch_and_accumulation(tmp_path: 
         "2x32 ddp": ["trainer=ddp_cpu", "data.batch_size=32"],
         "1x32 acc2": ["data.batch_size=32", "trainer.accumulate_grad_batches=2"],
     }
-    weights = {}
+    weights, figures = {}, {}
     for name, extra in runs.items():
         run = tmp_path / name.replace(" ", "_")
         run_cli(run, *COMMON, *extra)
         weights[name] = _weights(run)
+        figures[name] = read_metrics(run)
     reference = weights["1x64"]
+    for name, got in figures.items():  # epoch means over every rank's samples (summed across ranks), not rank 0's
+        for key in ("train/loss", "train/penalty", "train/objective", "val/loss"):
+            assert got[key] == pytest.approx(figures["1x64"][key], rel=1e-4), f"{name}: {key}"
     assert (reference["net.fc1.weight"] == 0).any(), "the L1 prox made exact zeros"
     for name, state in weights.items():
         for key, value in reference.items():

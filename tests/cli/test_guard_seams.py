@@ -136,3 +136,14 @@ def test_ddp_on_cpu_logs_without_sync_dist_advice(tmp_path: Path) -> None:
     metrics = read_metrics(tmp_path / "run")
     assert {"val/acc", "val/balanced_acc", "sparsity/l1", "sparsity/total", "features/selected"} <= set(metrics)
     assert metrics["val/acc"] > 0.8
+
+
+def test_a_nan_in_the_modules_epoch_sums_stops_the_run_without_a_per_step_check() -> None:
+    """A LightregModule sums each step's losses itself: the guard skips its per-step flag and reads the sums."""
+    guard = RunGuard()
+    module = SimpleNamespace(epoch_samples=64, training_losses_finite=lambda: False)
+    guard.on_train_batch_end(_trainer(2, 0.5), module, {"loss": torch.tensor(1.0)}, None, 0)
+    assert guard._bad is None
+    with pytest.raises(Diverged, match=r"training diverged in epoch 3: train/loss is NaN"):
+        guard.on_validation_end(_trainer(2, 0.5), module)
+    guard.on_validation_end(_trainer(2, 0.5), SimpleNamespace(epoch_samples=64, training_losses_finite=lambda: True))

@@ -287,8 +287,10 @@ class RunGuard(Callback):
 
     At every validation end (and at training-epoch ends without validation) the training losses of the epoch so far
     and the logged ``val/*`` figures are checked: a NaN or infinite one raises :class:`Diverged` naming the figure,
-    the epoch (counted from 1, as the console's ``Epoch N/M`` lines) and the learning rate. The per-step check is a
-    tensor ``or`` on the device (no synchronization). ``log_every_n_steps`` is lowered to the number of training
+    the epoch (counted from 1, as the console's ``Epoch N/M`` lines) and the learning rate. A
+    :class:`~lightreg.models.LightregModule` keeps the epoch's summed losses, read once per check; for any other module
+    (or one whose own ``training_step`` bypasses those sums) each step's loss is or-ed into a device flag (no
+    synchronization). ``log_every_n_steps`` is lowered to the number of training
     batches when it exceeds them. A run that ends with a ``val/loss`` above :data:`NULL_MARGIN` × the intercept-only
     model's (the training split's class frequencies or mean, :func:`null_validation_loss`) is warned about, naming
     the learning rate and the first epoch of the streak of validations above it that lasted to the end.
@@ -350,16 +352,19 @@ class RunGuard(Callback):
     def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
         import torch
 
+        if getattr(pl_module, "epoch_samples", 0):
+            return  # the module summed this step's losses: _check reads the sums once
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if isinstance(loss, torch.Tensor):
             bad = ~torch.isfinite(loss.detach()).all()
             self._bad = bad if self._bad is None else self._bad | bad
 
-    def _check(self, trainer: Any) -> None:
+    def _check(self, trainer: Any, pl_module: Any) -> None:
         if trainer.sanity_checking:
             return
         bad = []
-        if self._bad is not None and bool(self._bad):
+        summed = getattr(pl_module, "epoch_samples", 0) and not pl_module.training_losses_finite()
+        if summed or (self._bad is not None and bool(self._bad)):
             bad.append("train/loss")
         figures = run_folder.final_figures(trainer.callback_metrics, ("val/", "train/"))
         bad.extend(name for name, value in figures.items() if not math.isfinite(value))
@@ -373,13 +378,13 @@ class RunGuard(Callback):
 
     @override
     def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
-        self._check(trainer)
+        self._check(trainer, pl_module)
         if not trainer.sanity_checking:
             self._track_null(trainer)
 
     @override
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
-        self._check(trainer)
+        self._check(trainer, pl_module)
         self._bad = None
 
 

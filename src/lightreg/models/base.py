@@ -11,7 +11,6 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torchmetrics import MeanMetric
 from typing_extensions import override
 
 from lightreg.errors import UserError, warn
@@ -94,8 +93,6 @@ class LightregModule(L.LightningModule):
         self.print_epochs = print_epochs
         self.train_metrics = tasks.task_metrics(task, num_classes).clone(prefix="train/")
         self.val_metrics = tasks.task_metrics(task, num_classes).clone(prefix="val/")
-        self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
-        self.train_penalty, self.train_objective = MeanMetric(), MeanMetric()
         self._reported_penalties: dict[str, Tensor] = {}
         self._added_terms: dict[str, Tensor] = {}
         self._has_penalty = False
@@ -266,15 +263,18 @@ class LightregModule(L.LightningModule):
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
         terms = {**self.extra_loss_terms(batch, output), **self._added_terms}
-        self._added_terms = {}
+        self._added_terms.clear()
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
-        penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
-        penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
+        if terms or self._reported_penalties:
+            penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
+            penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
+        else:
+            penalty = loss.new_zeros(())
         total = loss + sum(terms.values()) if terms else loss
         n = y.shape[0]
-        # epoch figures: Σ n·loss and Σ n·penalty in one device buffer, no host sync (folded into the
-        # MeanMetrics once per epoch); the objective's epoch mean is their sum
+        # epoch figures: Σ n·loss and Σ n·penalty in one device buffer, no host sync (summed across DDP ranks once
+        # per epoch, _synced_means); the objective's epoch mean is their sum
         self._epoch_sums.add_(torch.stack((loss.detach(), penalty)).to(self._epoch_sums.dtype), alpha=n)
         self._epoch_count += n
         self._train_seen.append((output.detach(), tasks.target_for_metrics(self.task, y)))
@@ -298,15 +298,17 @@ class LightregModule(L.LightningModule):
     # -- epoch-end aggregation ----------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self) -> None:
+        sums = torch.zeros(2, device=self.device)  # Σ n·loss, Σ n over the validation batches of this rank
         if self._val_seen:  # one metric update per epoch (a torchmetrics update costs ~0.1-0.2 ms: more than a step)
             losses, counts, outputs, targets = zip(*self._val_seen)
-            self.val_loss.update(torch.cat(losses), weight=torch.tensor(counts, device=losses[0].device))
+            weights = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
+            sums = torch.stack(((torch.cat(losses).to(sums.dtype) * weights).sum(), weights.sum()))
             self.val_metrics.update(torch.cat(outputs), torch.cat(targets))
             self._val_seen.clear()
-        figures = {"val/loss": self.val_loss.compute(), **self.val_metrics.compute()}
-        self.val_loss.reset()
+        (val_loss,) = self._synced_means(sums)
+        figures = {"val/loss": val_loss, **self.val_metrics.compute()}
         self.val_metrics.reset()
-        self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
+        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums, torchmetrics); silences DDP's advice
         if not self.trainer.sanity_checking:
             self._last_val = {k: float(v) for k, v in figures.items()}
 
@@ -316,29 +318,37 @@ class LightregModule(L.LightningModule):
         self._epoch_count = 0
         self._train_seen.clear()
 
-    def _fold_epoch_sums(self) -> None:
-        """One update per metric per epoch, from the running sums and the epoch's outputs (the metrics sync across
-        DDP ranks at ``compute``); every metric here depends on the epoch's samples only, not on their batching."""
-        if self._train_seen:
-            self.train_metrics.update(*(torch.cat(part) for part in zip(*self._train_seen)))
-            self._train_seen.clear()
-        if self._epoch_count == 0:
-            return
-        loss, penalty = self._epoch_sums / self._epoch_count
-        self.train_loss.update(loss, weight=self._epoch_count)
-        self.train_penalty.update(penalty, weight=self._epoch_count)
-        self.train_objective.update(loss + penalty, weight=self._epoch_count)
+    @property
+    def epoch_samples(self) -> int:
+        """Training samples this rank has passed through :meth:`training_step` in the current epoch."""
+        return self._epoch_count
+
+    def training_losses_finite(self) -> bool:
+        """Whether the data losses and penalties of this training epoch's steps so far are all finite (one host sync:
+        a NaN or infinity in any step stays in the epoch's running sums)."""
+        return bool(torch.isfinite(self._epoch_sums).all())
+
+    def _synced_means(self, sums: Tensor) -> Tensor:
+        """``sums[:-1] / sums[-1]`` over all DDP ranks: each rank's ``(Σ n·figure..., Σ n)`` summed by the strategy
+        (one all-reduce; the sums themselves on one process). NaN when no rank saw a sample."""
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            sums = trainer.strategy.reduce(sums, reduce_op="sum")
+        return sums[:-1] / sums[-1]
 
     @override
     def on_train_epoch_end(self) -> None:
-        self._fold_epoch_sums()
-        figures = {"train/loss": self.train_loss.compute(), **self.train_metrics.compute()}
+        if self._train_seen:  # one metric update per epoch, from the epoch's outputs (synced at compute)
+            self.train_metrics.update(*(torch.cat(part) for part in zip(*self._train_seen)))
+            self._train_seen.clear()
+        count = self._epoch_sums.new_tensor([self._epoch_count])
+        loss, penalty = self._synced_means(torch.cat((self._epoch_sums, count)))
+        figures = {"train/loss": loss, **self.train_metrics.compute()}
         if self._has_penalty:
-            figures["train/penalty"] = self.train_penalty.compute()
-            figures["train/objective"] = self.train_objective.compute()
-        for metric in (self.train_loss, self.train_metrics, self.train_penalty, self.train_objective):
-            metric.reset()
-        self.log_dict(figures, sync_dist=True)  # already synced by torchmetrics; silences DDP's advice
+            figures["train/penalty"] = penalty
+            figures["train/objective"] = loss + penalty
+        self.train_metrics.reset()
+        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums, torchmetrics); silences DDP's advice
         if self.print_epochs:
             shown = {
                 k: v
