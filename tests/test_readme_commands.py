@@ -59,7 +59,7 @@ IMAGE_SETS = {"mnist": "idx", "fashion_mnist": "idx", "cifar10": "cifar"}
 def _train_args(command: str, root: Path, name: str, previous: Path) -> list[str]:
     args = shlex.split(command.replace("outputs/<date>/<time>", str(previous)))[3:]
     epochs = "trainer.max_epochs=2" if any(a.startswith("ckpt_path=") for a in args) else "trainer.max_epochs=1"
-    if "experiment=seed001_exact" in args:  # its λ ramp and refit need a longer run: 1 selection + 1 refit epoch
+    if "experiment=seed001_exact" in args or "experiment=seed001_mcp" in args:  # λ ramp and refit: 1 + 1 epochs
         args, epochs = [*args, "penalty.warmup_epochs=0", "penalty.refit_epochs=1"], "trainer.max_epochs=2"
     args = [_shorter(a) for a in args]
     if any(a.startswith("+path=") for a in args) and not any(a.startswith("path.epochs_per_lambda=") for a in args):
