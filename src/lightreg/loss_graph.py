@@ -12,6 +12,7 @@ accumulator started at 0) also gives, so it cannot be told apart.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,12 +67,7 @@ def _weight_norm_leaves(root: Any) -> set[int]:
     no operation that mixes in data); empty otherwise."""
     leaves: set[int] = set()
     has_norm = False
-    stack, seen = [root], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
+    for node in graph_nodes(root):
         name = type(node).__name__
         if DATA_NODE.search(name):
             return set()
@@ -79,8 +75,20 @@ def _weight_norm_leaves(root: Any) -> set[int]:
         variable = getattr(node, "variable", None)  # AccumulateGrad nodes hold the leaf tensor
         if variable is not None:
             leaves.add(id(variable))
-        stack.extend(child for child, _ in node.next_functions)
     return leaves if has_norm else set()
 
 
-__all__ = ["LossTerm", "loss_terms"]
+def graph_nodes(root: Any, expand: Callable[[Any], bool] = lambda node: True) -> Iterator[Any]:
+    """Each ``grad_fn`` node under ``root`` once, depth first; a node's inputs are visited when ``expand(node)``."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        yield node
+        if expand(node):
+            stack.extend(child for child, _ in node.next_functions)
+
+
+__all__ = ["LossTerm", "graph_nodes", "loss_terms"]

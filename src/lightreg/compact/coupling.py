@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch_pruning.pruner import function as tpf
 
 from lightreg.errors import UserError
+from lightreg.loss_graph import graph_nodes
 from lightreg.penalties.coupled import CoupledGroups, Slices
 
 OUT_FNS = (tpf.prune_conv_out_channels, tpf.prune_linear_out_channels, tpf.prune_depthwise_conv_out_channels)
@@ -63,20 +64,13 @@ def output_layers(module: nn.Module, example_input: Tensor) -> list[nn.Module]:
         raise UserError(
             f"{type(module).__name__} returns {type(result).__name__}; coupled groups need one output tensor"
         )
-    found: dict[nn.Module, None] = {}
-    stack, seen = [result.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in seen:
-            continue
-        seen.add(node)
+
+    def walks_through(node: object) -> bool:  # a layer that makes its channels ends the path
         layer = produced.get(node)
-        if layer is not None:
-            found[layer] = None
-            if not isinstance(layer, NORM_TYPES):
-                continue  # a layer that makes its channels: the path ends here
-        stack.extend(next_node for next_node, _ in node.next_functions)
-    return list(found)
+        return layer is None or isinstance(layer, NORM_TYPES)
+
+    nodes = graph_nodes(result.grad_fn, walks_through)
+    return list(dict.fromkeys(produced[node] for node in nodes if node in produced))
 
 
 def dependency_graph(module: nn.Module, example_input: Tensor) -> tp.DependencyGraph:

@@ -24,6 +24,7 @@ from weakref import WeakKeyDictionary
 from torch import Tensor, nn
 
 from lightreg.errors import UserError
+from lightreg.loss_graph import graph_nodes
 
 _checked: WeakKeyDictionary[nn.Module, set[str]] = WeakKeyDictionary()
 EXAMPLE = "{'l1': lam * self.net.fc1.weight.abs().sum()}"
@@ -45,16 +46,10 @@ def reaches_parameter(term: Tensor, module: nn.Module) -> bool:
     params = {id(p) for p in module.parameters()}
     if id(term) in params:
         return True
-    stack, visited = [term.grad_fn], set()
-    while stack:
-        node = stack.pop()
-        if node is None or node in visited:
-            continue
-        visited.add(node)
+    for node in graph_nodes(term.grad_fn):
         variable = getattr(node, "variable", None)  # AccumulateGrad nodes hold the leaf tensor
         if variable is not None and id(variable) in params:
             return True
-        stack.extend(next_node for next_node, _ in node.next_functions)
     return False
 
 
