@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from benchmarks._common import build_run, cli_config, fit, input_support, run_jobs, table
+from benchmarks.studies.seed001_selection import summary
 
 
 def run(job: tuple[str, int, str, float, float]) -> dict:
@@ -48,16 +49,6 @@ def run(job: tuple[str, int, str, float, float]) -> dict:
         exact=noise_zero == 8 and kept == 2,
         n_kept=int(kept_columns.sum()),
     )
-
-
-def summary(rs: list[dict], best_dense: float) -> list[str]:
-    acc = statistics.mean(r["acc"] for r in rs)
-    return [
-        f"{sum(r['exact'] for r in rs)}/{len(rs)}",
-        f"{statistics.mean(r['n_kept'] for r in rs):.1f}",
-        f"{100 * acc:.1f}",
-        f"{100 * (acc - best_dense):+.1f}",
-    ]
 
 
 def main() -> None:
