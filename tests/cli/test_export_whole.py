@@ -4,33 +4,20 @@ Trainer): TorchScript and ONNX give PyTorch's outputs."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
-from torch import Tensor, nn
 
+from compact_models import SkipMLP
 from lightreg.cli.export import onnx_outputs, to_onnx, to_torchscript
-from lightreg.models import MLP
 from lightreg.models.standalone import StandaloneModel
-
-
-class _SkipMLP(MLP):
-    """``net(x) + skip(x)``: a forward that uses more than ``net``."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.skip = nn.Linear(self.num_inputs, self.num_outputs, bias=False)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x) + self.skip(x.flatten(1))
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 @pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
 def test_a_whole_model_exports_with_equal_outputs(tmp_path: Path, fmt: str) -> None:
     torch.manual_seed(0)
-    module = _SkipMLP(input_shape=(5,), num_classes=3, task="multiclass").eval()
+    module = SkipMLP(input_shape=(5,), num_classes=3, task="multiclass").eval()
     model = StandaloneModel.of(module)
     assert model.whole  # the wrapped body is the LightningModule itself
     x = torch.randn(16, 5)

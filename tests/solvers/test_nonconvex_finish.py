@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 from functools import partial
 
-import lightning as L
 import numpy as np
 import pytest
 import torch
@@ -18,6 +17,8 @@ from lightreg.models import LogisticRegression
 from lightreg.penalties import L0, MCP, SCAD, LogSum, PenaltyTerm, penalty_value
 from lightreg.penalties.nonconvex import NonconvexPenalty
 from lightreg.solvers.proximal_gradient import fista
+
+from helpers import quiet_trainer
 
 
 def _toeplitz_design(n: int, p: int, rho: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,16 +79,7 @@ def _fit_exact(x: np.ndarray, y: np.ndarray, penalty: str, lam: float, gamma: fl
         print_epochs=False,
     ).double()
     callback = regularizer(penalty, lam, gamma=gamma, mode="exact", finish={"max_iter": 5000, "tol": 1e-12})
-    trainer = L.Trainer(
-        max_epochs=3,
-        callbacks=[callback],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-    )
-    trainer.fit(model, datamodule=dm)
+    quiet_trainer([callback], max_epochs=3).fit(model, datamodule=dm)
     return model.net.linear.weight.detach().double().numpy()[0]
 
 

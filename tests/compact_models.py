@@ -1,4 +1,4 @@
-"""User models whose ``forward`` is more than ``net(x)``, for the compaction tests (importable by ``model._target_``
+"""User models whose ``forward`` is more than ``net(x)``, for the compaction and export tests (importable by ``model._target_``
 and by :func:`lightreg.compact.load`): a skip path beside the network, two branches concatenated, and one that
 Torch-Pruning cannot trace."""
 
