@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from compact_models import ConcatMLP, SkipMLP, Untraceable
 
 import lightreg
+from compact_models import ConcatMLP, SkipMLP, Untraceable
 from lightreg.cli.commands import main as lightreg_main
 from lightreg.compact import run as compact_run
 from lightreg.compact.run import compact_in_run, compact_model
