@@ -1,5 +1,5 @@
-"""A run folder whose ``metrics.json`` says it did not complete: ``lightreg predict``/``export`` refuse a diverged run's
-named checkpoints in one line (exit 2) and warn by name for an interrupted or failed one."""
+"""A run folder whose ``metrics.json`` says it did not complete: ``lightreg predict``/``export`` and
+``python -m lightreg.compact`` refuse a diverged run's named checkpoints in one line (exit 2) and warn by name for an interrupted or failed one."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from lightreg import run_folder
 from lightreg.cli.commands import main
 from lightreg.cli.trained import check_status
+from lightreg.compact.__main__ import main as compact_main
 from lightreg.errors import LightregWarning, UserError
 
 
@@ -22,20 +23,19 @@ def _run(tmp_path: Path, status: str) -> Path:
     return run
 
 
-@pytest.mark.parametrize("command", ["predict", "export"])
+@pytest.mark.parametrize("command", ["predict", "export", "compact"])
 def test_a_diverged_run_is_refused_in_one_line(tmp_path: Path, capsys, command: str) -> None:
     run = _run(tmp_path, "diverged")
     (tmp_path / "x.csv").write_text("a,b\n1,2\n")
-    args = (
-        [command, str(run), str(tmp_path / "x.csv")]
-        if command == "predict"
-        else [command, str(run), "--format", "onnx"]
-    )
-    code = main([*args, "-o", str(tmp_path / "out")])
+    if command == "compact":
+        code = compact_main([str(run)])
+    else:
+        args = [str(tmp_path / "x.csv")] if command == "predict" else ["--format", "onnx"]
+        code = main([command, str(run), *args, "-o", str(tmp_path / "out")])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "status diverged" in err and "--checkpoint PATH" in err
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and not (run / run_folder.COMPACT_MODEL).exists()
 
 
 def test_an_explicit_checkpoint_of_a_diverged_run_is_the_users_choice(tmp_path: Path) -> None:

@@ -57,10 +57,10 @@ def load_trained(run_dir: Path, which: str | None = None) -> StandaloneModel:
     return StandaloneModel.of(load_module(run_dir, path))
 
 
-def check_status(run_dir: Path, which: str | None, path: Path) -> None:
+def check_status(run_dir: Path, which: str | None, path: Path, use: str = "predicting") -> None:
     """Refuse a named checkpoint of a run whose ``metrics.json`` says ``diverged`` (its checkpoints hold weights from
     before the blow-up, not a trained model; an explicit path is taken as the user's choice); warn by name when the
-    run did not complete (``interrupted``, ``failed``)."""
+    run did not complete (``interrupted``, ``failed``). ``use`` names what is done with the checkpoint in the warning."""
     status = run_folder.read_metrics(run_dir).get("status")
     if status is None or status == "completed":
         return
@@ -69,7 +69,7 @@ def check_status(run_dir: Path, which: str | None, path: Path) -> None:
             f"{run_dir} ended with status diverged ({run_folder.METRICS_FILE}): its checkpoints are not a trained "
             "model; train again with a lower optimizer.lr, or pass --checkpoint PATH to use one anyway"
         )
-    warn(f"{run_dir} ended with status {status} ({run_folder.METRICS_FILE}): predicting from {path.name} all the same")
+    warn(f"{run_dir} ended with status {status} ({run_folder.METRICS_FILE}): {use} from {path.name} all the same")
 
 
 def load_module(run_dir: Path, path: Path) -> Any:

@@ -18,13 +18,14 @@ def compact_run(
     from omegaconf import OmegaConf
 
     from lightreg.cli.pipeline import build_data
-    from lightreg.cli.trained import checkpoint_path, load_module
+    from lightreg.cli.trained import check_status, checkpoint_path, load_module
     from lightreg.compact.run import compact_model
 
     run_dir = Path(run_dir)
     ckpt = checkpoint_path(run_dir, which)
     if ckpt.suffix != ".ckpt":
         raise UserError(f"--checkpoint {which!r}: compaction starts from a training checkpoint (.ckpt), got {ckpt}")
+    check_status(run_dir, which, ckpt, use="compacting")
     model = load_module(run_dir, ckpt)
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     datamodule = None
