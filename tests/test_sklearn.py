@@ -130,9 +130,11 @@ def test_matches_sklearn_l1_logistic_on_breast_cancer(breast_cancer, lam: float)
     np.testing.assert_array_equal(ours.coef_ != 0, reference.coef_ != 0)
 
 
-def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The exact linear fit that stops at its iteration cap says so (scikit-learn's ConvergenceWarning), never
-    silently; the default cap converges on the same data."""
+@pytest.mark.parametrize("penalty", ["l1", "mcp"])
+def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.MonkeyPatch, penalty: str) -> None:
+    """The exact linear fit that stops at its iteration cap says so (scikit-learn's ConvergenceWarning, pointing at
+    the caller's line), never silently: the convex direct solve and the nonconvex fit's finish inside a Trainer
+    alike; the default cap converges on the same data."""
     from sklearn.exceptions import ConvergenceWarning
 
     from lightreg.solvers import ProximalFinish
@@ -141,7 +143,7 @@ def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.Monke
     X = StandardScaler().fit_transform(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        LightregClassifier(penalty="l1", lambda_=0.01).fit(X, y)
+        LightregClassifier(penalty=penalty, lambda_=0.01, max_epochs=2).fit(X, y)
     original = ProximalFinish.__init__
 
     def capped(self, *args, **kwargs) -> None:
@@ -149,5 +151,9 @@ def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.Monke
         self.max_iter = 2
 
     monkeypatch.setattr(ProximalFinish, "__init__", capped)
-    with pytest.warns(ConvergenceWarning, match="max_iter=2 with KKT residual"):
-        LightregClassifier(penalty="l1", lambda_=0.01).fit(X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        LightregClassifier(penalty=penalty, lambda_=0.01, max_epochs=2).fit(X, y)
+    said = [w for w in caught if "max_iter=2" in str(w.message)]
+    assert len(said) == 1 and said[0].category is ConvergenceWarning, [str(w.message) for w in caught]
+    assert said[0].filename == __file__ and "KKT residual" in str(said[0].message)

@@ -34,10 +34,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from lightreg.callbacks import regularizer
+from lightreg.callbacks.exact_finish import UNSETTLED_FINISH, ExactFinish
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
 from lightreg.data.arrays import ArrayDataModule
 from lightreg.models import MLP, LightregModule, LogisticRegression
 from lightreg.penalties import PenaltyTerm, select_parameters
+from lightreg.solvers import ProximalFinish
 from lightreg.solvers.threads import training_threads
 
 MODELS: dict[str, type[LightregModule]] = {"logistic": LogisticRegression, "linear": LogisticRegression, "mlp": MLP}
@@ -223,7 +225,12 @@ class _LightregEstimator(BaseEstimator):
                         callbacks=callbacks,
                         **UNWATCHED_FIT,
                     )
-                    trainer.fit(module, datamodule=data)
+                    with warnings.catch_warnings():  # said below as scikit-learn's ConvergenceWarning
+                        warnings.filterwarnings("ignore", message=UNSETTLED_FINISH)
+                        trainer.fit(module, datamodule=data)
+                    finisher = ExactFinish.of(trainer)
+                    if finisher is not None and finisher.report is not None and finisher.owner is not None:
+                        _warn_unconverged(finisher.report, finisher.owner.finish, stacklevel=3)
                     module.trainer = None  # no Trainer (hooks, loaders) inside a pickled estimator
                     self.n_iter_ = trainer.current_epoch
         if not all(torch.isfinite(p).all() for p in module.parameters()):
@@ -260,15 +267,21 @@ def _solve_full_batch(module: LightregModule, x: torch.Tensor, y: torch.Tensor, 
         callback.penalty, callback.strength, dict(select_parameters(module, callback.include, callback.exclude))
     )
     report = callback.finish.run(module, [(x, y)], [term])
+    _warn_unconverged(report, callback.finish, stacklevel=4)
+    return int(report["iterations"])
+
+
+def _warn_unconverged(report: dict[str, float], finish: ProximalFinish, stacklevel: int) -> None:
+    """scikit-learn's ``ConvergenceWarning`` when the full-batch solve (``report`` of ``finish.run``) hit its cap;
+    ``stacklevel`` counts from the caller, so that the warning points at the user's ``fit`` line."""
     if not report["converged"]:
         warnings.warn(
-            f"the full-batch solve stopped at max_iter={callback.finish.max_iter} with KKT residual {report['kkt']:.3g} "
-            f"above tol={callback.finish.tol:g}: the coefficients may not be the optimum's; scale the features "
+            f"the full-batch solve stopped at max_iter={finish.max_iter} with KKT residual {report['kkt']:.3g} "
+            f"above tol={finish.tol:g}: the coefficients may not be the optimum's; scale the features "
             "(sklearn.preprocessing.StandardScaler)",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=stacklevel + 1,
         )
-    return int(report["iterations"])
 
 
 class LightregClassifier(ClassifierMixin, _LightregEstimator):

@@ -217,11 +217,19 @@ class ExactFinish(Callback):
                     f"{trainer.max_epochs} refit the others without {self.owner.name}"
                 )
         if not self.report["converged"]:
+            finish = self.owner.finish
+            penalized = {id(p) for term in terms for p in term.params.values()}
+            free_layers = any(p.ndim >= 2 and id(p) not in penalized for p in pl_module.parameters())
+            why = (
+                "; with unpenalized layers beside the penalized ones, the objective may have no minimizer (rescaling "
+                "moves weight into them): add L2 on the others (experiment=seed001_exact shows how)"
+                if free_layers
+                else "; on unscaled features the step is small: standardize the data (data.standardize=true)"
+            )
             warn(
-                f"mode=exact: the full-batch finish stopped at finish.max_iter={self.owner.finish.max_iter} before its "
-                "KKT residual reached finish.tol. Raise it (+penalty.finish.max_iter=...); if only some layers of a ReLU network "
-                "are penalized, the objective may have no minimizer (rescaling moves weight into the unpenalized "
-                "layers): add L2 on the others (experiment=seed001_exact shows how)."
+                f"mode=exact: the full-batch finish stopped at finish.max_iter={finish.max_iter} with KKT residual "
+                f"{self.report['kkt']:.3g} above finish.tol={finish.tol:g} x the largest zero threshold. "
+                f"Raise it (+penalty.finish.max_iter=...){why}"
             )
 
 
