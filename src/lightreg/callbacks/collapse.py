@@ -25,6 +25,9 @@ ALL_ZERO = r".*every penalized weight is exactly zero"
 class CollapseWatch:
     """The epoch sums of one penalty's value and the data loss, and the two collapse warnings, each given once.
 
+    The penalty's mean is over the batches that read its value (the callback's logging steps and each epoch's last
+    batch: :func:`lightreg.callbacks.regularization.samples_value`), the data loss's over every batch.
+
     Args:
         name: the penalty's name, which starts every message.
     """
@@ -33,28 +36,30 @@ class CollapseWatch:
         self.name = name
         self._warned: set[str] = set()
         self._first_loss: float | None = None
-        self._sums = torch.zeros(3)  # Σ n·penalty, Σ n·data_loss, Σ n over the epoch
+        self._sums = torch.zeros(4)  # Σ n·penalty, Σ n over the batches that read it; Σ n·data_loss, Σ n over all
 
     def start_fit(self) -> None:
         """A new fit: the first epoch's data loss is measured again."""
         self._first_loss = None
 
     def start_epoch(self, device: torch.device) -> None:
-        self._sums = torch.zeros(3, dtype=torch.float64, device=device)
+        self._sums = torch.zeros(4, dtype=torch.float64, device=device)
 
-    def add_batch(self, penalty: Tensor, data_loss: Tensor, n: int) -> None:
-        """One training batch of ``n`` samples: its penalty value λ·R and its data loss (device tensors, no sync)."""
-        self._sums[0] += penalty * n
-        self._sums[1] += data_loss * n
-        self._sums[2] += n
+    def add_batch(self, penalty: Tensor | None, data_loss: Tensor, n: int) -> None:
+        """One training batch of ``n`` samples: its penalty value λ·R (``None`` on a batch that read none) and its data
+        loss (device tensors, no sync)."""
+        ones = self._sums.new_ones(())
+        self._sums[2:] += torch.stack((data_loss.detach().to(self._sums), ones)) * n
+        if penalty is not None:
+            self._sums[:2] += torch.stack((penalty.to(self._sums), ones)) * n
 
     def check_dwarf(self, epoch: int, strength: float) -> None:
         """Warn once when the epoch's mean penalty exceeds :data:`DWARF_RATIO` × the larger of this epoch's and the
         first epoch's data loss (a well-fit model's small loss, 0.03 on digits, is no sign that λ is too large)."""
-        penalty_sum, loss_sum, n = self._sums.tolist()
-        if n == 0:
+        penalty_sum, sampled, loss_sum, n = self._sums.tolist()
+        if n == 0 or sampled == 0:
             return
-        penalty, loss = penalty_sum / n, loss_sum / n
+        penalty, loss = penalty_sum / sampled, loss_sum / n
         if self._first_loss is None:
             self._first_loss = loss
         if penalty > DWARF_RATIO * max(loss, self._first_loss):

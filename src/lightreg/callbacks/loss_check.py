@@ -21,16 +21,42 @@ def _batch_size(batch: Any) -> int | None:
     return len(first) if isinstance(first, Tensor) and first.ndim > 0 else None
 
 
-def log_objective(pl_module: L.LightningModule, outputs: Any, batch: Any, penalties: Sequence[Tensor]) -> None:
-    """Log ``train/penalty`` (Σ λ·R at the step's start) and ``train/objective`` (the loss ``training_step`` returned
-    + that sum) as epoch means weighted by the batch size, the figures a :class:`~lightreg.models.LightregModule`
-    logs itself."""
-    loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
-    penalty = torch.stack([p.detach().float() for p in penalties]).sum()
-    options = {"on_step": False, "on_epoch": True, "batch_size": _batch_size(batch), "sync_dist": True}
-    pl_module.log("train/penalty", penalty, **options)
-    if isinstance(loss, Tensor):
-        pl_module.log("train/objective", loss.detach().float() + penalty.to(loss.device), **options)
+class EpochObjective:
+    """``train/penalty`` and ``train/objective`` of a LightningModule of the user's own, the figures a
+    :class:`~lightreg.models.LightregModule` logs itself, as epoch means weighted by the batch size: ``train/penalty``
+    = Σ λ·R at a batch's start over the batches that read it (:func:`lightreg.callbacks.regularization.samples_value`),
+    ``train/objective`` = the loss ``training_step`` returned over every batch + that penalty. Device sums, no host
+    sync per batch; one all-reduce and one log per epoch."""
+
+    def __init__(self) -> None:
+        self._sums = torch.zeros(4)  # Σ n·loss, Σ n (every batch); Σ n·penalty, Σ n (the batches that read it)
+
+    def start_epoch(self, device: torch.device) -> None:
+        self._sums = torch.zeros(4, dtype=torch.float64, device=device)
+
+    def add_batch(self, outputs: Any, batch: Any, penalties: Sequence[Tensor] | None) -> None:
+        """One training batch: its returned loss, and the penalties' values when this batch read them (else ``None``)."""
+        n = _batch_size(batch) or 1
+        loss = outputs.get("loss") if isinstance(outputs, Mapping) else outputs
+        if isinstance(loss, Tensor):
+            self._sums[:2] += torch.stack((loss.detach().to(self._sums), self._sums.new_ones(()))) * n
+        if penalties is not None:
+            penalty = torch.stack([p.detach().to(self._sums) for p in penalties]).sum()
+            self._sums[2:] += torch.stack((penalty, self._sums.new_ones(()))) * n
+
+    def log(self, pl_module: L.LightningModule) -> None:
+        """Log the epoch's figures (none of an epoch whose batches read no penalty; no objective without a loss)."""
+        sums = self._sums
+        trainer = pl_module.trainer
+        if trainer.world_size > 1:
+            sums = trainer.strategy.reduce(sums, reduce_op="sum")
+        loss_sum, count, penalty_sum, sampled = sums.tolist()
+        if sampled == 0:
+            return
+        penalty = penalty_sum / sampled
+        pl_module.log("train/penalty", penalty, sync_dist=True)  # the same on every rank: the sync only quiets DDP
+        if count > 0:
+            pl_module.log("train/objective", loss_sum / count + penalty, sync_dist=True)
 
 
 def _names(ids: set[int], module: nn.Module) -> str:

@@ -19,7 +19,7 @@ from lightreg.callbacks.collapse import (
     network_all_zero_message,
 )
 from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch
-from lightreg.callbacks.loss_check import check_hand_written_penalties, log_objective
+from lightreg.callbacks.loss_check import EpochObjective, check_hand_written_penalties
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
@@ -35,6 +35,23 @@ FINGERPRINT_DEFAULTS = {"refit_epochs": 0}
 """Fingerprint entries of checkpoints written before the entry existed."""
 SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 """Strategies that shard parameters: a group penalty would only see pieces of its groups."""
+
+
+def samples_value(trainer: L.Trainer) -> bool:
+    """Whether the coming training batch reads the penalty's value λ·R: the batches whose ``on_step`` figures Lightning
+    logs (its own rule, read as its ``LearningRateMonitor`` reads it: every ``log_every_n_steps`` optimizer steps and
+    when stopping; with or without a logger, so the epoch figures do not depend on one), the epoch's last batch (no
+    epoch goes without a value) and the fit's last step (``max_steps``)."""
+    if trainer.is_last_batch or 0 < trainer.max_steps <= trainer.global_step + 1:
+        return True
+    return bool(trainer._logger_connector.should_update_logs)
+
+
+def value_read_next(trainer: L.Trainer) -> bool:
+    """Called before an optimizer step: whether the next batch is one of Lightning's logging steps (see
+    :func:`samples_value`), whose value a proximal optimizer can then read in this step's own pass."""
+    every = trainer.log_every_n_steps
+    return every > 0 and (trainer.fit_loop.epoch_loop._batches_that_stepped + 2) % every == 0
 
 
 class RegularizationCallback(StepHookCallback):
@@ -58,8 +75,11 @@ class RegularizationCallback(StepHookCallback):
     Logged: ``train/penalty`` and ``train/objective`` (data loss + all penalties) per step and per epoch
     through :class:`~lightreg.models.LightregModule`; in any other LightningModule the callbacks log
     ``train/penalty/<name>`` and, per epoch (sample-weighted means), ``train/penalty`` and ``train/objective`` (the
-    loss ``training_step`` returned + all penalties) themselves. Also ``sparsity/<name>``, the fraction of exactly-zero
-    penalized entries, per epoch. At the first step the loss's autograd graph is read for a hand-written penalty
+    loss ``training_step`` returned + all penalties) themselves. The penalty's value λ·R (a reduction over every
+    penalized weight) is read only on the batches of :func:`samples_value` (the steps that log, and each epoch's last
+    batch): ``train/penalty`` is the sample-weighted mean of λ·R over those batches, ``train/objective`` the epoch's
+    mean data loss (every batch) plus that; the other steps read nothing and never wait for the device. Also
+    ``sparsity/<name>``, the fraction of exactly-zero penalized entries, per epoch. At the first step the loss's autograd graph is read for a hand-written penalty
     beside the callback's (:mod:`lightreg.callbacks.loss_check`): one subtracted, or one on weights the callback
     penalizes already, is warned about by name. Only weights with ``ndim >= 2`` are penalized unless ``include`` says
     otherwise; the validation loss never contains the penalty.
@@ -160,11 +180,14 @@ class RegularizationCallback(StepHookCallback):
         self.params: dict[str, nn.Parameter] = {}
         self._param_ids: set[int] = set()
         self.collapse = CollapseWatch(self.name)
+        self.objective = EpochObjective()
         self._prox_warmup = 0  # optimizer steps during which an adaptive prox step is bounded by lr (on_fit_start)
         self._finisher: ExactFinish | None = None  # mode=exact: the Trainer's finish (setup)
         self._refit_start: int | None = None  # first refit epoch (on_fit_start)
         self._loss_checked = False  # the first step's loss was read for hand-written penalties (on_before_backward)
         self._fused: dict[int, tuple[ProximalOptimizer, FusedPenalty]] = {}  # id(optimizer) -> the penalty it applies
+        self._reads_in_pass: set[int] = set()  # id(optimizer): eager proximal optimizers, which read R in their pass
+        self._last_value: Tensor | None = None  # λ·R at this batch's start; None on a batch that reads no value
         self.support: SupportMask | None = None
         """During the refit: 1 where the finish kept an entry, 0 where it is held at zero."""
         if self.strength == 0:
@@ -261,15 +284,18 @@ class RegularizationCallback(StepHookCallback):
         if not isinstance(optimizer, ProximalOptimizer) or not optimizer.can_fuse(self.penalty, params):
             return
         mode = "grad" if self.mode == "grad" else "prox"
-        fused = FusedPenalty(self.penalty, self.strength, mode, params, self.adaptive)
+        fused = FusedPenalty(self.penalty, self.strength, mode, params, self.adaptive, read_value=False)
         optimizer.attach(fused)
         optimizer.plan(trainer.estimated_stepping_batches)
         self._fused[id(optimizer)] = (optimizer, fused)
+        if not optimizer.compiles():  # a compiled step would compile a second graph (the one that reads) mid-fit
+            self._reads_in_pass.add(id(optimizer))
 
     def _unfuse(self) -> None:
         for optimizer, fused in self._fused.values():
             optimizer.detach(fused)
         self._fused.clear()
+        self._reads_in_pass.clear()
 
     @override
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -297,8 +323,10 @@ class RegularizationCallback(StepHookCallback):
     def on_train_batch_start(
         self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
     ) -> None:
-        # a device-side reduction per step (no host sync, no weight-sized temporary): the epoch's train/penalty is exact
-        value = self._penalty_value() * self.current_strength(trainer.current_epoch)
+        if not samples_value(trainer):  # nothing to reduce, nothing to report: no device work, no host sync
+            self._last_value = None
+            return
+        value = self._penalty_value() * self.current_strength(trainer.current_epoch)  # a device tensor, no host sync
         if hasattr(pl_module, "report_penalty"):
             pl_module.report_penalty(self.name, value)
         else:
@@ -307,7 +335,8 @@ class RegularizationCallback(StepHookCallback):
 
     def _penalty_value(self) -> Tensor:
         """R over the selected parameters: a proximal optimizer's figure read in its last step's own pass where it has
-        one (:attr:`lightreg.optim.FusedPenalty.value`), a multi-tensor norm over the rest."""
+        one (:attr:`lightreg.optim.FusedPenalty.value`, asked for by :meth:`on_before_optimizer_step`), a
+        multi-tensor norm over the rest."""
         known = [fused for _, fused in self._fused.values() if fused.value is not None]
         covered = {id(p) for fused in known for p in fused.params}
         rest = [p for p in self.params.values() if id(p) not in covered]
@@ -321,7 +350,10 @@ class RegularizationCallback(StepHookCallback):
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
         if self.support is not None:
             self.support.mask_grads_(self.params)
-        if self.mode != "grad" or id(optimizer) in self._fused:
+        if id(optimizer) in self._fused:  # an eager step reads R in its pass when the next batch reads the value
+            self._fused[id(optimizer)][1].read_value = id(optimizer) in self._reads_in_pass and value_read_next(trainer)
+            return
+        if self.mode != "grad":
             return
         lam = self.current_strength(trainer.current_epoch)
         if lam == 0:
@@ -362,7 +394,9 @@ class RegularizationCallback(StepHookCallback):
         self._step_strength = self.current_strength(trainer.current_epoch)
         for _, fused in self._fused.values():
             fused.strength = self._step_strength
+            fused.value = None  # read before what ran between the epochs (a full-batch finish) moved the weights
         self.collapse.start_epoch(pl_module.device)
+        self.objective.start_epoch(pl_module.device)
 
     @override
     def on_train_batch_end(
@@ -371,9 +405,14 @@ class RegularizationCallback(StepHookCallback):
         if isinstance(outputs, dict) and "data_loss" in outputs:
             n = len(batch[0]) if isinstance(batch, (tuple, list)) else 1
             self.collapse.add_batch(self._last_value, outputs["data_loss"], n)
-        regs = RegularizationCallback.all_in(trainer)
-        if not hasattr(pl_module, "report_penalty") and regs[0] is self:  # a LightningModule of the user's own
-            log_objective(pl_module, outputs, batch, [cb._last_value for cb in regs])
+        if self._logs_objective(trainer, pl_module):
+            values = [cb._last_value for cb in RegularizationCallback.all_in(trainer)]
+            self.objective.add_batch(outputs, batch, None if any(v is None for v in values) else values)
+
+    def _logs_objective(self, trainer: L.Trainer, pl_module: L.LightningModule) -> bool:
+        """Whether this callback logs ``train/penalty`` and ``train/objective``: the first penalty callback in a
+        LightningModule of the user's own (a :class:`~lightreg.models.LightregModule` logs them itself)."""
+        return not hasattr(pl_module, "report_penalty") and RegularizationCallback.all_in(trainer)[0] is self
 
     @override
     def on_before_backward(self, trainer: L.Trainer, pl_module: L.LightningModule, loss: Tensor) -> None:
@@ -402,6 +441,8 @@ class RegularizationCallback(StepHookCallback):
 
     @override
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._logs_objective(trainer, pl_module):
+            self.objective.log(pl_module)
         zero_fraction = self.zero_fraction()
         pl_module.log(f"sparsity/{self.name}", zero_fraction, sync_dist=True)  # the same on every rank: quiets DDP
         lam = self.current_strength(trainer.current_epoch)

@@ -11,6 +11,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torchmetrics.utilities.distributed import gather_all_tensors
 from typing_extensions import override
 
 from lightreg.errors import UserError, warn
@@ -37,7 +38,7 @@ class LightregModule(L.LightningModule):
     apply outside the loss and announce through :meth:`report_penalty`. Logged per epoch (sample-
     weighted means, so a short last batch counts for what it holds): ``train/loss`` (data loss only),
     ``train/acc`` and ``train/balanced_acc`` (binary also ``auroc`` and ``average_precision``; regression
-    ``train/mae``, ``train/r2``: :func:`lightreg.models.tasks.task_metrics`), ``train/penalty`` and
+    ``train/mae``, ``train/r2``: :class:`lightreg.models.tasks.EpochFigures`), ``train/penalty`` and
     ``train/objective`` when a penalty exists, ``val/loss`` and the same ``val/*`` figures. The validation loss is the data loss only: penalties are
     a training device, not part of the model's fit.
 
@@ -91,17 +92,17 @@ class LightregModule(L.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.print_epochs = print_epochs
-        self.train_metrics = tasks.task_metrics(task, num_classes).clone(prefix="train/")
-        self.val_metrics = tasks.task_metrics(task, num_classes).clone(prefix="val/")
+        self.train_figures = tasks.EpochFigures(task, num_classes, "train/")
+        self.val_figures = tasks.EpochFigures(task, num_classes, "val/")
         self._reported_penalties: dict[str, Tensor] = {}
         self._added_terms: dict[str, Tensor] = {}
         self._has_penalty = False
-        self._epoch_sums = torch.zeros(2)  # Σ n·data_loss, Σ n·penalty over the training epoch so far
+        self._reports = False  # a callback reports its penalty in this fit (report_penalty)
+        # over the training epoch so far: Σ n·data_loss, Σ n·extra terms (every batch); Σ n·reported penalties, Σ n
+        # over the batches that reported them
+        self._epoch_sums = torch.zeros(4)
         self._epoch_count = 0
-        # the epoch's (outputs, targets) per batch, and (val loss, n, outputs, targets): device tensors, no sync; the
-        # metrics take from the outputs what each needs (labels, probabilities: tasks.task_metrics)
-        self._train_seen: list[tuple[Tensor, Tensor]] = []
-        self._val_seen: list[tuple[Tensor, int, Tensor, Tensor]] = []
+        self._val_seen: list[tuple[Tensor, int]] = []  # (val loss, n) per batch: device tensors, no sync
         self._last_val: dict[str, float] = {}
         self.classes = list(classes) if classes is not None else None
         mean, std = target_scale if target_scale is not None else (0.0, 1.0)
@@ -217,16 +218,28 @@ class LightregModule(L.LightningModule):
     def report_penalty(self, name: str, value: Tensor) -> None:
         """Announce a penalty λ·R that a callback applies outside the loss (as gradients or proximal steps).
 
-        Called once per batch before ``training_step``; the value is only logged (``train/penalty``,
-        ``train/objective``), never back-propagated.
+        Called before ``training_step`` of the batches that read the value (the regularization callbacks: the steps
+        that log and each epoch's last batch, :func:`lightreg.callbacks.regularization.samples_value`), consumed by
+        that step; the value is only logged, never back-propagated. ``train/penalty`` is the extra loss terms' epoch
+        mean over every batch plus the reported penalties' mean over the batches that reported them (sample-weighted),
+        ``train/objective`` = ``train/loss`` + ``train/penalty``.
         """
         self._reported_penalties[name] = value.detach()
+        self._reports = True
+
+    def _epoch_penalty(self, terms: Tensor, reported: Tensor, reporting: Tensor) -> Tensor | None:
+        """The epoch's ``train/penalty`` from the means over all batches of ``Σ n·terms``, ``Σ n·reported`` and the
+        reporting batches' ``Σ n``: ``None`` without a penalty, or when a callback reports one but no batch of this
+        epoch did (a fit stopped first)."""
+        if not self._has_penalty or (self._reports and not reporting > 0):
+            return None
+        return terms + reported / reporting if reporting > 0 else terms
 
     @override
     def on_fit_start(self) -> None:
         """Forget penalties reported in an earlier fit (the callbacks of this fit report their own)."""
         self._reported_penalties.clear()
-        self._has_penalty = False
+        self._has_penalty = self._reports = False
         self._added_terms.clear()
 
     @override
@@ -266,24 +279,27 @@ class LightregModule(L.LightningModule):
         self._added_terms.clear()
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
-        if terms or self._reported_penalties:
-            penalty = sum((t.detach() for t in terms.values()), torch.zeros((), device=loss.device))
-            penalty = penalty + sum(self._reported_penalties.values(), torch.zeros((), device=loss.device))
-        else:
-            penalty = loss.new_zeros(())
+        zero = loss.new_zeros(())
+        hand_written = sum((t.detach() for t in terms.values()), zero) if terms else zero
+        reported = sum(self._reported_penalties.values(), zero) if self._reported_penalties else None
+        penalty = hand_written if reported is None else hand_written + reported
         total = loss + sum(terms.values()) if terms else loss
         n = y.shape[0]
-        # epoch figures: Σ n·loss and Σ n·penalty in one device buffer, no host sync (summed across DDP ranks once
-        # per epoch, _synced_means); the objective's epoch mean is their sum
-        self._epoch_sums.add_(torch.stack((loss.detach(), penalty)).to(self._epoch_sums.dtype), alpha=n)
+        # epoch figures: Σ n·loss, Σ n·terms (and, on the batches that report penalties, Σ n·reported and Σ n) in one
+        # device buffer, no host sync (summed across DDP ranks once per epoch, _synced_means)
+        figures = (
+            (loss.detach(), hand_written) if reported is None else (loss.detach(), hand_written, reported, zero + 1)
+        )
+        self._epoch_sums[: len(figures)] += torch.stack(figures).to(self._epoch_sums.dtype) * n
         self._epoch_count += n
-        self._train_seen.append((output.detach(), tasks.target_for_metrics(self.task, y)))
-        if terms or self._reported_penalties:
+        self.train_figures.update(output, y)
+        reports, self._reported_penalties = self._reported_penalties, {}  # consumed: a batch may report none
+        if terms or reports:
             self._has_penalty = True
         if logs_this_step(self._trainer):  # self.log costs even when not flushed: only on logged steps
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=n)
             if self._has_penalty:
-                for name, value in {**{k: v.detach() for k, v in terms.items()}, **self._reported_penalties}.items():
+                for name, value in {**{k: v.detach() for k, v in terms.items()}, **reports}.items():
                     self.log(f"train/penalty/{name}", value, on_step=True, on_epoch=False, batch_size=n)
                 self.log("train/penalty_step", penalty, on_step=True, on_epoch=False, batch_size=n)
                 self.log("train/objective_step", loss.detach() + penalty, on_step=True, on_epoch=False, batch_size=n)
@@ -292,31 +308,30 @@ class LightregModule(L.LightningModule):
     @override
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> dict[str, Tensor]:
         output, loss, y = self.batch_loss(batch)
-        self._val_seen.append((loss.reshape(1), y.shape[0], output.detach(), tasks.target_for_metrics(self.task, y)))
+        self._val_seen.append((loss.reshape(1), y.shape[0]))
+        self.val_figures.update(output, y)
         return {"loss": loss, "output": output}
 
     # -- epoch-end aggregation ----------------------------------------------------------------------------
     @override
     def on_validation_epoch_end(self) -> None:
         sums = torch.zeros(2, device=self.device)  # Σ n·loss, Σ n over the validation batches of this rank
-        if self._val_seen:  # one metric update per epoch (a torchmetrics update costs ~0.1-0.2 ms: more than a step)
-            losses, counts, outputs, targets = zip(*self._val_seen)
+        if self._val_seen:
+            losses, counts = zip(*self._val_seen)
             weights = torch.tensor(counts, dtype=sums.dtype, device=sums.device)
             sums = torch.stack(((torch.cat(losses).to(sums.dtype) * weights).sum(), weights.sum()))
-            self.val_metrics.update(torch.cat(outputs), torch.cat(targets))
             self._val_seen.clear()
         (val_loss,) = self._synced_means(sums)
-        figures = {"val/loss": val_loss, **self.val_metrics.compute()}
-        self.val_metrics.reset()
-        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums, torchmetrics); silences DDP's advice
+        figures = {"val/loss": val_loss, **self._epoch_figures(self.val_figures)}
+        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums); silences DDP's advice
         if not self.trainer.sanity_checking:
             self._last_val = {k: float(v) for k, v in figures.items()}
 
     @override
     def on_train_epoch_start(self) -> None:
-        self._epoch_sums = torch.zeros(2, device=self.device)
+        self._epoch_sums = torch.zeros(4, device=self.device)
         self._epoch_count = 0
-        self._train_seen.clear()
+        self.train_figures.reset()
 
     @property
     def epoch_samples(self) -> int:
@@ -331,24 +346,38 @@ class LightregModule(L.LightningModule):
     def _synced_means(self, sums: Tensor) -> Tensor:
         """``sums[:-1] / sums[-1]`` over all DDP ranks: each rank's ``(Σ n·figure..., Σ n)`` summed by the strategy
         (one all-reduce; the sums themselves on one process). NaN when no rank saw a sample."""
+        sums = self._summed_over_ranks(sums)
+        return sums[:-1] / sums[-1]
+
+    def _summed_over_ranks(self, states: Tensor) -> Tensor:
+        """``states`` summed over the DDP ranks (one all-reduce; ``states`` itself on one process)."""
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1:
-            sums = trainer.strategy.reduce(sums, reduce_op="sum")
-        return sums[:-1] / sums[-1]
+            return trainer.strategy.reduce(states, reduce_op="sum")
+        return states
+
+    def _gathered_over_ranks(self, rows: Tensor) -> Tensor:
+        """Every DDP rank's ``rows`` (any length per rank) concatenated in rank order; ``rows`` on one process."""
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1:
+            return torch.cat(gather_all_tensors(rows))
+        return rows
+
+    def _epoch_figures(self, split: tasks.EpochFigures) -> dict[str, Tensor]:
+        """The split's task figures of this epoch over every rank (its states all-reduced once), then reset."""
+        figures = split.compute(self.device, self._summed_over_ranks, self._gathered_over_ranks)
+        split.reset()
+        return figures
 
     @override
     def on_train_epoch_end(self) -> None:
-        if self._train_seen:  # one metric update per epoch, from the epoch's outputs (synced at compute)
-            self.train_metrics.update(*(torch.cat(part) for part in zip(*self._train_seen)))
-            self._train_seen.clear()
         count = self._epoch_sums.new_tensor([self._epoch_count])
-        loss, penalty = self._synced_means(torch.cat((self._epoch_sums, count)))
-        figures = {"train/loss": loss, **self.train_metrics.compute()}
-        if self._has_penalty:
+        loss, *penalty_means = self._synced_means(torch.cat((self._epoch_sums, count)))
+        figures = {"train/loss": loss, **self._epoch_figures(self.train_figures)}
+        if (penalty := self._epoch_penalty(*penalty_means)) is not None:
             figures["train/penalty"] = penalty
             figures["train/objective"] = loss + penalty
-        self.train_metrics.reset()
-        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums, torchmetrics); silences DDP's advice
+        self.log_dict(figures, sync_dist=True)  # already synced (all ranks' sums); silences DDP's advice
         if self.print_epochs:
             shown = {
                 k: v
