@@ -81,16 +81,9 @@ class CoupledRegularizationCallback(RegularizationCallback):
         return None
 
     @override
-    def on_train_batch_start(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
-    ) -> None:
-        with torch.no_grad():
-            value = self.coupled.value(self.params) * self.current_strength(trainer.current_epoch)
-        if hasattr(pl_module, "report_penalty"):
-            pl_module.report_penalty(self.name, value)
-        else:
-            pl_module.log(f"train/penalty/{self.name}", value, on_step=True, on_epoch=True, sync_dist=True)
-        self._last_value = value
+    @torch.no_grad()
+    def _penalty_value(self) -> Tensor:
+        return self.coupled.value(self.params)
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
