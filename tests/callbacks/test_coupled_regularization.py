@@ -42,6 +42,43 @@ def test_cli_coupled_with_mode_exact_is_one_line(tmp_path: Path) -> None:
     assert "mode=exact" in proc.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
+def test_cli_macs_group_weight_removes_more_macs_than_parameters(tmp_path: Path) -> None:
+    """penalty.group_weight=macs weighs conv1's groups (8×8 map) most: at λ = 0.006 (measured: 2 epochs, seed 0)
+    compaction takes 28 % of the MACs and 11 % of the parameters; the default √size empties fc1 units first."""
+    run = tmp_path / "run"
+    proc = run_train(
+        "model=cnn", "data=digits_images", "+penalty=group_lasso", "penalty.groups=coupled",
+        "penalty.group_weight=macs", "lambda=0.006", "trainer.max_epochs=2", "compact=true", *QUIET,
+        f"hydra.run.dir={run}", cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, describe(proc)
+    m = read_metrics(run)
+    macs_kept = m["compact/macs_after"] / m["compact/macs_before"]
+    params_kept = m["compact/params_after"] / m["compact/params_before"]
+    assert macs_kept < 0.9 and macs_kept < params_kept
+    (checkpoint,) = (run / "checkpoints").glob("*.ckpt")
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["callbacks"]
+    assert any("group_weight='macs'" in str(v.get("penalty")) for v in state.values() if isinstance(v, dict))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["penalty.groups=coupled", "penalty.group_weight=flops"], "'flops'"),
+        (["penalty.group_weight=macs"], "groups=coupled"),
+    ],
+    ids=["unknown", "not-coupled"],
+)
+def test_cli_bad_group_weight_is_one_line(tmp_path: Path, overrides: list[str], words: str) -> None:
+    proc = run_train(
+        "model=cnn", "data=digits_images", "+penalty=group_lasso", *overrides, "lambda=1e-3", *QUIET, cwd=tmp_path
+    )
+    assert proc.returncode == 2, describe(proc)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("lightreg: error:") and words in last and "group_weight" in last
+
+
 class _SkipPath(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -99,3 +99,72 @@ def test_metric_prox_matches_the_single_tensor_metric_prox() -> None:
     expected = GroupLasso(groups="rows").prox_(w.clone(), step)
     assert torch.allclose(params["w"], expected, atol=1e-5)
     assert 0 < int((expected == 0).all(dim=1).sum()) < 6
+
+
+class _TinyConvNet(torch.nn.Module):
+    """conv (1→4, 8×8 map) → BN → conv (4→6, stride 2: 4×4 map) → mean → Linear: groups on two map sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(1, 4, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.c2 = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1)
+        self.fc = torch.nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.c2(torch.relu(self.bn(self.c1(x))))).mean(dim=(2, 3)))
+
+
+def _macs_groups() -> tuple[torch.nn.Module, object]:
+    from lightreg.compact.coupling import coupled_layout, macs_per_entry
+
+    torch.manual_seed(6)
+    net, x = _TinyConvNet(), torch.randn(2, 1, 8, 8)
+    layout, _ = coupled_layout(net, x)
+    return net, layout.weighted(layout.macs_weights(macs_per_entry(net, x, layout.names)))
+
+
+def test_macs_weights_are_each_groups_macs_over_root_size() -> None:
+    """c_g = MACs_g / (m̄ √size_g), MACs counted by hand: c1's channels (filter 9 + bias 1 + BN 2 entries on the
+    8×8 map, c2's input slice 6·9 on the 4×4 map), c2's channels (filter 4·9 + bias 1 on 4×4, fc column 3 once)."""
+    _, groups = _macs_groups()
+    sizes = sorted({float(s) for s in groups.sizes})
+    assert sizes == [40.0, 66.0]
+    macs = {66.0: 12 * 64 + 54 * 16, 40.0: 37 * 16 + 3 * 1}
+    expected_macs = torch.tensor([macs[float(s)] for s in groups.sizes], dtype=torch.float64)
+    mean = expected_macs.sum() / groups.sizes.sum()
+    assert torch.allclose(groups.weights, expected_macs / (mean * groups.sizes.sqrt()))
+    # proportional to MACs_g / √size_g, and √size_g on the parameter-weighted average (λ keeps its units)
+    ratio = groups.weights * groups.root / expected_macs
+    assert torch.allclose(ratio, ratio[0].expand_as(ratio))
+    assert float((groups.sizes * groups.weights / groups.root).sum() / groups.sizes.sum()) == pytest.approx(1.0)
+    assert float(groups.weights[groups.sizes == 66].mean()) > float(groups.root[groups.sizes == 66].mean())
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.4])
+def test_lambda_max_with_macs_weights_zeroes_every_group_in_one_prox_step(l1_ratio: float) -> None:
+    """From the point 0 with gradient g, one proximal-gradient step (step 1) lands on 0 at λ >= λ_max, not below."""
+    net, groups = _macs_groups()
+    penalty = CoupledGroupLasso(l1_ratio, group_weight="macs").bind(groups)
+    torch.manual_seed(7)
+    g = {n: torch.randn_like(p) for n, p in net.named_parameters() if n in groups.names}
+    lam = penalty.lambda_max(g)
+
+    def step(strength: float) -> dict[str, torch.Tensor]:
+        at = {n: -t.clone() for n, t in g.items()}
+        penalty.prox_(at, dict.fromkeys(at, strength))
+        return at
+
+    assert all(bool((t == 0).all()) for t in step(lam * 1.0001).values())
+    if l1_ratio == 0:  # every group owns a bias entry no other group shares: the top group stays non-zero below λ_max
+        assert not all(bool((t == 0).all()) for t in step(lam * 0.99).values())
+    assert bool(penalty.zero_is_optimal(g, lam * 1.0001).all())
+    assert not bool(penalty.zero_is_optimal(g, lam * 0.99).all())
+    assert torch.allclose(penalty.zero_threshold(1.0), (1 - l1_ratio) * groups.weights.float().double())
+
+
+def test_group_weight_is_checked_at_construction() -> None:
+    with pytest.raises(UserError, match="'flops'"):
+        CoupledGroupLasso(group_weight="flops")
+    assert "macs" in repr(CoupledGroupLasso(group_weight="macs"))
+    assert repr(CoupledGroupLasso()) == "CoupledGroupLasso(groups='coupled')"  # checkpoints name it as before

@@ -5,6 +5,10 @@ and the consumers' input slices) lies in a parameter chosen by ``include``/``exc
 slices then come with it (selected or not), so that the whole group can reach zero together. A partly selected
 group (``exclude=net.fc.*`` leaves the last conv's groups half chosen) is not penalized at all: excluding a layer
 shields every channel coupled to it.
+
+Group weights: ``penalty.group_weight=sqrt_size`` (``√size_g``) or ``macs`` (each group's multiply-accumulates per
+sample, normalized as in :mod:`lightreg.penalties.coupled`), counted once here with Torch-Pruning's per-layer counter
+on the same example input, over the penalized groups.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from torch.optim import Optimizer
 from typing_extensions import override
 
 from lightreg.callbacks.regularization import SHARDING_STRATEGIES, RegularizationCallback
-from lightreg.compact.coupling import coupled_layout
+from lightreg.compact.coupling import coupled_layout, macs_per_entry
 from lightreg.errors import UserError
 from lightreg.penalties import PenaltyTerm, select_parameters
 from lightreg.penalties.coupled import CoupledGroupLasso
@@ -32,8 +36,8 @@ class CoupledRegularizationCallback(RegularizationCallback):
     """:class:`RegularizationCallback` whose penalty is a :class:`~lightreg.penalties.coupled.CoupledGroupLasso`.
 
     The groups come from one forward pass of the model on an input of its ``input_shape`` (eval mode, the batch
-    norms' statistics untouched). Modes ``prox`` and ``grad``; ``exact`` is refused (the full-batch finish works
-    tensor by tensor).
+    norms' statistics untouched), and so do their MACs for ``group_weight="macs"``. Modes ``prox`` and ``grad``;
+    ``exact`` is refused (the full-batch finish works tensor by tensor).
     """
 
     def __init__(self, penalty: CoupledGroupLasso, strength: float, **options: Any) -> None:
@@ -64,6 +68,8 @@ class CoupledRegularizationCallback(RegularizationCallback):
         layout, _ = coupled_layout(pl_module, example)
         named = dict(pl_module.named_parameters())
         groups = layout.restrict(selected, {n: p.shape for n, p in named.items()})
+        if self.coupled.group_weight == "macs":
+            groups = groups.weighted(groups.macs_weights(macs_per_entry(pl_module, example, groups.names)))
         self.penalty = self.coupled = self.coupled.bind(groups)
         self.num_groups = groups.num_groups
         self.params = {n: named[n] for n in groups.names}

@@ -4,7 +4,8 @@ A *channel group* is one prunable channel (a conv filter, a Linear unit) with ev
 bias entry, the BatchNorm/LayerNorm scale and shift of that channel, the input slices of every consumer, and the
 channels tied to it by residual adds and concatenations (Torch-Pruning merges them). The layers whose output is the
 model's output are never roots (their channels are the model's outputs). :func:`coupled_layout` turns the graph into
-the :class:`~lightreg.penalties.coupled.CoupledGroups` the coupled group lasso acts on.
+the :class:`~lightreg.penalties.coupled.CoupledGroups` the coupled group lasso acts on; :func:`macs_per_entry` gives the
+MACs that the ``macs`` group weight of :mod:`lightreg.penalties.coupled` counts.
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ def output_layers(module: nn.Module, example_input: Tensor) -> list[nn.Module]:
 
     nodes = graph_nodes(result.grad_fn, walks_through)
     return list(dict.fromkeys(produced[node] for node in nodes if node in produced))
+
+
+def macs_per_entry(module: nn.Module, example_input: Tensor, names: list[str]) -> dict[str, float]:
+    """For each parameter name: its layer's multiply-accumulates per sample divided by the layer's own parameter
+    count (Torch-Pruning's per-layer counter, ``count_ops_and_params(layer_wise=True)``, on the first row of
+    ``example_input`` in eval mode); a conv's weight and bias entries get the output map's size, a Linear's 1.
+    A layer the counter does not count gets 0."""
+    with eval_mode(module), torch.no_grad():
+        _, _, layer_macs, _ = tp.utils.count_ops_and_params(module, example_input[:1], layer_wise=True)
+    out = {}
+    for name in names:
+        owner = module.get_submodule(name.rpartition(".")[0])
+        own = sum(p.numel() for p in owner.parameters(recurse=False))
+        out[name] = float(layer_macs.get(owner) or 0.0) / own
+    return out
 
 
 def dependency_graph(module: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
@@ -178,4 +194,12 @@ def coupled_layout(
     return CoupledGroups(slices, offset, {n: p.shape for n, p in params.items()}), roots
 
 
-__all__ = ["ChannelGroup", "channel_groups", "coupled_layout", "dependency_graph", "eval_mode", "output_layers"]
+__all__ = [
+    "ChannelGroup",
+    "channel_groups",
+    "coupled_layout",
+    "dependency_graph",
+    "eval_mode",
+    "macs_per_entry",
+    "output_layers",
+]

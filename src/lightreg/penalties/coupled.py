@@ -6,9 +6,23 @@ add or a concatenation). Torch-Pruning's dependency graph finds them (:mod:`ligh
 only does the maths over them, given for each tensor and dimension the group of every position along it
 (:class:`Slices`, ``-1`` = in no group).
 
-``R(w) = ρ Σ |w| + (1 − ρ) Σ_g √size_g ‖w_g‖₂`` with ``‖w_g‖₂`` taken over all of the group's slices and ``size_g``
-their total number of entries; ρ = 0 is group lasso, 0 < ρ < 1 the sparse group lasso (the ℓ1 part acts on every
-entry of the tensors that hold a penalized slice).
+``R(w) = ρ Σ |w| + (1 − ρ) Σ_g c_g ‖w_g‖₂`` with ``‖w_g‖₂`` taken over all of the group's slices, ``size_g`` their
+total number of entries and the group weight ``c_g`` (:data:`GROUP_WEIGHTS`) one of
+
+- ``sqrt_size`` (default): ``c_g = √size_g``, the usual group lasso weight;
+- ``macs``: ``c_g = MACs_g / (m̄ √size_g)``, with ``MACs_g`` the multiply-accumulates per sample of the group's
+  slices (each slice's entries times its layer's MACs per parameter, from Torch-Pruning's per-layer counter) and
+  ``m̄ = Σ_h MACs_h / Σ_h size_h`` the groups' mean MACs per parameter.
+
+Why ``macs`` has this form: ``c_g ‖w_g‖`` stands for ``cost_g · [w_g ≠ 0]`` with the typical norm of a live group,
+``∝ √size_g``, divided out: ``c_g = cost_g / √size_g``. The cost ``size_g`` (parameters) gives ``√size_g``; the cost
+``MACs_g / m̄`` (MACs counted in the model's parameter-equivalents) gives the ``macs`` weight. So λ keeps its units:
+``c_g = √size_g · m_g / m̄`` with ``m_g = MACs_g / size_g``, the parameter-weighted mean of ``c_g / √size_g`` is 1, and
+where every parameter is used once per sample (a Linear network) ``macs`` equals ``sqrt_size``. A group on a large
+feature map (a ResNet's early stages on small images) weighs more than ``√size_g``, one on a 1×1 map less.
+
+ρ = 0 is group lasso, 0 < ρ < 1 the sparse group lasso (the ℓ1 part acts on every entry of the tensors that hold a
+penalized slice).
 
 Overlap. A consumer weight ``W[i, j]`` lies in the group of its own output channel ``i`` *and* in the group of
 its input channel ``j``; the groups are disjoint only in a network with a single prunable layer. The prox applies,
@@ -19,10 +33,11 @@ is shared this is the exact prox of ``τ Σ_g ‖w_g‖``; with overlap it is th
 (the prox of an overlapping group norm has no closed form). Either way a group whose norm falls below its
 threshold ends with *all* of its slices exactly zero together, which is what makes it removable.
 
-KKT pieces per group (shaped ``(num_groups,)``): ``unit_norms`` ``‖w_g‖``, ``zero_threshold`` ``λ(1 − ρ)√size_g``,
+KKT pieces per group (shaped ``(num_groups,)``), all with the same weights ``c_g``: ``unit_norms`` ``‖w_g‖``,
+``zero_threshold`` ``λ(1 − ρ)c_g``,
 ``gradient_norm`` ``‖S(g_g, λρ)‖``; ``subdiff_distance`` is ``max(‖S(g_g, λρ)‖ − τ_g, 0)`` for a zero group and, for a
 non-zero one, the norm over its non-zero entries of ``g + λρ sign w + Σ_h τ_h w/‖w_h‖`` (the groups ``h`` holding
-the entry), exact for disjoint groups. ``lambda_max`` is ``max_g`` of the per-group closed form (``‖g_g‖/√size_g``
+the entry), exact for disjoint groups. ``lambda_max`` is ``max_g`` of the per-group closed form (``‖g_g‖/c_g``
 for ρ = 0): 0 is optimal at that λ when no entry is shared, and it is an upper bound with overlap.
 """
 
@@ -44,6 +59,8 @@ NEWTON_TOLERANCE = 1e-6
 """Relative move of a group's root ``r_g`` below which Newton stops for that group (the entries are float32)."""
 BISECTION_STEPS = 100
 """Halvings of the per-group λ_max bracket of the sparse group lasso (float64)."""
+GROUP_WEIGHTS = ("sqrt_size", "macs")
+"""The group weights ``c_g`` of the module docstring (``penalty.group_weight``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,10 +92,17 @@ class CoupledGroups:
     """``num_groups`` coupled groups laid over named tensors by a list of :class:`Slices`.
 
     ``sizes[g]`` counts the entries of group ``g`` over all of its slices (an entry shared by two slices of one group,
-    which does not happen for distinct dimensions of distinct channels, would count twice).
+    which does not happen for distinct dimensions of distinct channels, would count twice); ``root`` is ``√sizes``
+    and ``weights`` the group weights ``c_g`` (``root`` unless given, see :meth:`weighted`).
     """
 
-    def __init__(self, slices: Sequence[Slices], num_groups: int, shapes: Mapping[str, torch.Size]) -> None:
+    def __init__(
+        self,
+        slices: Sequence[Slices],
+        num_groups: int,
+        shapes: Mapping[str, torch.Size],
+        weights: Tensor | None = None,
+    ) -> None:
         if num_groups <= 0:
             raise UserError(
                 "no coupled group to penalize: the model has no prunable channel among the selected weights"
@@ -94,13 +118,31 @@ class CoupledGroups:
         self.slices = list(slices)
         self.num_groups = num_groups
         self.names = sorted({s.name for s in slices})
-        sizes = torch.zeros(num_groups, dtype=torch.float64)
+        self.shapes = {n: torch.Size(shapes[n]) for n in self.names}
+        self.sizes = self.totals(dict.fromkeys(self.names, 1.0))
+        self.root = self.sizes.sqrt()
+        if weights is not None:
+            weights = torch.as_tensor(weights, dtype=torch.float64)
+            if weights.shape != (num_groups,) or not bool(torch.isfinite(weights).all() and (weights > 0).all()):
+                raise UserError(
+                    f"group weights must be {num_groups} finite numbers > 0, got shape {tuple(weights.shape)} "
+                    f"with min {float(weights.min()) if weights.numel() else 'n/a'}"
+                )
+        self.weights = self.root if weights is None else weights
+
+    def totals(self, per_entry: Mapping[str, float]) -> Tensor:
+        """Per group (float64): ``Σ`` over its slices of the slice's entries times ``per_entry[tensor name]``."""
+        out = torch.zeros(self.num_groups, dtype=torch.float64)
         for s in self.slices:
-            per_position = torch.full((shapes[s.name][s.dim],), float(_numel(shapes[s.name]) // shapes[s.name][s.dim]))
+            shape = self.shapes[s.name]
+            entries = float(_numel(shape) // shape[s.dim]) * float(per_entry[s.name])
             member = s.index >= 0
-            sizes.index_add_(0, s.index[member], per_position[member].double())
-        self.sizes = sizes
-        self.root = sizes.sqrt()
+            out.index_add_(0, s.index[member], torch.full((int(member.sum()),), entries, dtype=torch.float64))
+        return out
+
+    def weighted(self, weights: Tensor) -> CoupledGroups:
+        """The same groups with the group weights ``c_g = weights[g]`` (positive, one per group)."""
+        return CoupledGroups(self.slices, self.num_groups, self.shapes, weights)
 
     def restrict(self, selected: set[str], shapes: Mapping[str, torch.Size]) -> CoupledGroups:
         """The groups whose weight slices (tensors with ``ndim >= 2``) all lie in ``selected``, renumbered; their bias
@@ -114,6 +156,18 @@ class CoupledGroups:
         remap[:-1][keep] = torch.arange(int(keep.sum()))
         slices = [Slices(s.name, s.dim, remap[s.index]) for s in self.slices]
         return CoupledGroups([s for s in slices if bool((s.index >= 0).any())], int(keep.sum()), shapes)
+
+    def macs_weights(self, macs_per_entry: Mapping[str, float]) -> Tensor:
+        """The ``macs`` group weights ``c_g = MACs_g / (m̄ √size_g)`` of the module docstring, from each tensor's MACs
+        per sample per entry (its layer's MACs divided by its layer's parameter count)."""
+        macs = self.totals(macs_per_entry)
+        if not bool((macs > 0).all()):
+            raise UserError(
+                f"{int((macs <= 0).sum())} of {self.num_groups} coupled groups have no counted MACs: "
+                "use penalty.group_weight=sqrt_size"
+            )
+        mean = macs.sum() / self.sizes.sum()
+        return macs / (mean * self.root)
 
     def reduce(self, tensors: Mapping[str, Tensor]) -> Tensor:
         """Per group: the sum over its slices of the entries of ``tensors`` (by name)."""
@@ -144,9 +198,10 @@ def _numel(shape: torch.Size) -> int:
 
 
 class CoupledGroupLasso:
-    """``ρ Σ |w| + (1 − ρ) Σ_g √size_g ‖w_g‖₂`` over coupled groups; see the module docstring.
+    """``ρ Σ |w| + (1 − ρ) Σ_g c_g ‖w_g‖₂`` over coupled groups; see the module docstring.
 
-    ``l1_ratio=0`` is the group lasso (``name = "group_lasso"``), ``0 < l1_ratio < 1`` the sparse group lasso. The
+    ``l1_ratio=0`` is the group lasso (``name = "group_lasso"``), ``0 < l1_ratio < 1`` the sparse group lasso;
+    ``group_weight`` chooses ``c_g`` (:data:`GROUP_WEIGHTS`; the groups given to :meth:`bind` carry the values). The
     groups are set by :meth:`bind` once the model is known; the ``repr`` does not depend on them (it names the penalty
     in checkpoints). All methods take the penalized tensors by name.
     """
@@ -155,20 +210,26 @@ class CoupledGroupLasso:
     elementwise = False
     groups_kind = "coupled"
 
-    def __init__(self, l1_ratio: float = 0.0, groups: CoupledGroups | None = None) -> None:
+    def __init__(
+        self, l1_ratio: float = 0.0, groups: CoupledGroups | None = None, group_weight: str = "sqrt_size"
+    ) -> None:
         self.l1_ratio = check_ratio(l1_ratio)
         if self.l1_ratio == 1:
             raise UserError("l1_ratio=1 with groups=coupled is plain L1: use +penalty=l1")
+        if group_weight not in GROUP_WEIGHTS:
+            raise UserError(f"group_weight must be one of {', '.join(GROUP_WEIGHTS)}, got {group_weight!r}")
+        self.group_weight = group_weight
         self.name = "group_lasso" if self.l1_ratio == 0 else "sparse_group_lasso"
         self._groups = groups
 
     def __repr__(self) -> str:
         extra = f"l1_ratio={self.l1_ratio}, " if self.l1_ratio else ""
-        return f"CoupledGroupLasso({extra}groups='coupled')"
+        weight = f", group_weight={self.group_weight!r}" if self.group_weight != "sqrt_size" else ""
+        return f"CoupledGroupLasso({extra}groups='coupled'{weight})"
 
     def bind(self, groups: CoupledGroups) -> CoupledGroupLasso:
-        """The same penalty over ``groups``."""
-        return CoupledGroupLasso(self.l1_ratio, groups)
+        """The same penalty over ``groups`` (whose ``weights`` are the ``c_g`` of this penalty's ``group_weight``)."""
+        return CoupledGroupLasso(self.l1_ratio, groups, self.group_weight)
 
     @property
     def groups(self) -> CoupledGroups:
@@ -177,7 +238,7 @@ class CoupledGroupLasso:
         return self._groups
 
     def _tau(self, device: torch.device) -> Tensor:
-        return (1 - self.l1_ratio) * self.groups.root.to(device)
+        return (1 - self.l1_ratio) * self.groups.weights.to(device)
 
     # -- value, gradient, prox -----------------------------------------------------------------------------------
     def value(self, params: Mapping[str, Tensor]) -> Tensor:
@@ -191,7 +252,7 @@ class CoupledGroupLasso:
 
     @torch.no_grad()
     def grad(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """A subgradient per tensor: ``ρ sign w + (1 − ρ) Σ_g √size_g w/‖w_g‖`` (0 on zero groups)."""
+        """A subgradient per tensor: ``ρ sign w + (1 − ρ) Σ_g c_g w/‖w_g‖`` (0 on zero groups)."""
         w = {n: params[n] for n in self.groups.names}
         device = next(iter(w.values())).device
         norms = self.groups.norms(w)
@@ -288,7 +349,7 @@ class CoupledGroupLasso:
         return self.groups.norms({n: params[n] for n in self.groups.names})
 
     def zero_threshold(self, strength: float) -> Tensor:
-        """``λ(1 − ρ)√size_g`` per group."""
+        """``λ(1 − ρ)c_g`` per group."""
         return strength * self._tau(torch.device("cpu"))
 
     def gradient_norm(self, grads: Mapping[str, Tensor], strength: float) -> Tensor:
@@ -313,10 +374,10 @@ class CoupledGroupLasso:
         return torch.where(norms > 0, moving, at_zero)
 
     def lambda_max(self, grads: Mapping[str, Tensor]) -> float:
-        """``max_g`` of the λ solving ``‖S(g_g, λρ)‖ = λ(1 − ρ)√size_g`` (``‖g_g‖/√size_g`` for ρ = 0)."""
+        """``max_g`` of the λ solving ``‖S(g_g, λρ)‖ = λ(1 − ρ)c_g`` (``‖g_g‖/c_g`` for ρ = 0)."""
         g = {n: grads[n].detach().double() for n in self.groups.names}
         rho = self.l1_ratio
-        root = self.groups.root.to(next(iter(g.values())).device)
+        root = self.groups.weights.to(next(iter(g.values())).device)
         if rho == 0:
             return float((self.groups.norms(g) / root).max())
         high = torch.zeros_like(root)
@@ -361,4 +422,4 @@ def slices_from_groups(
     return CoupledGroups(slices, len(groups), shapes)
 
 
-__all__ = ["CoupledGroupLasso", "CoupledGroups", "Slices", "slices_from_groups"]
+__all__ = ["GROUP_WEIGHTS", "CoupledGroupLasso", "CoupledGroups", "Slices", "slices_from_groups"]
