@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, balanced_accuracy_score, ro
 
 from lightreg.data import SklearnDataModule
 from lightreg.models import LogisticRegression
-from lightreg.models.tasks import task_metrics
+from lightreg.models.tasks import EpochFigures
 from lightreg.run_folder import read_metrics
 from lightreg.sklearn import LightregClassifier, LightregRegressor
 
@@ -24,9 +24,9 @@ QUIET = ["logger=none", "~callbacks.progress_bar", "model.print_epochs=false"]
 
 
 def _figures(task: str, num_classes: int | None, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    metrics = task_metrics(task, num_classes)
-    metrics.update(output, target)
-    return {k: float(v) for k, v in metrics.compute().items()}
+    figures = EpochFigures(task, num_classes, "val/")
+    figures.update(output, target)
+    return {k.removeprefix("val/"): float(v) for k, v in figures.compute().items()}
 
 
 def test_a_majority_model_has_chance_balanced_accuracy_and_auroc() -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics import AUROC, Accuracy, AveragePrecision, MeanAbsoluteError, Metric, MetricCollection, R2Score
-from torchmetrics.wrappers import LambdaInputTransformer
+from torchmetrics.functional.classification import binary_auroc, binary_average_precision
 
 from lightreg.errors import UserError
 from lightreg.task_kinds import check_task
@@ -71,44 +69,150 @@ def positive_probability(output: Tensor) -> Tensor:
     return torch.sigmoid(output.reshape(-1).to(torch.float32 if output.device.type == "mps" else torch.float64))
 
 
-def _fed(metric: Metric, transform: Callable[[Tensor], Tensor]) -> LambdaInputTransformer:
-    return LambdaInputTransformer(metric, transform_pred=transform)
+def _same(tensor: Tensor) -> Tensor:
+    return tensor
 
 
-def task_metrics(task: str, num_classes: int | None) -> MetricCollection:
-    """The epoch figures of a task, all updated with the model's raw output (logits, or values for regression) and
-    the targets of :func:`target_for_metrics`; each metric is fed what it needs:
+class EpochFigures:
+    """The epoch figures of one split (``prefix`` ``"train/"`` or ``"val/"``) from states summed over its batches, and
+    over DDP ranks once per epoch: a confusion count for classification, four sums and a count for regression. Each figure equals
+    torchmetrics' on the epoch's rows (the metric named beside it); every batch only hands over its raw output (logits,
+    or values for regression) and targets, folded into the states every :attr:`FOLD_ROWS` rows and at the epoch end.
 
-    - ``acc``: the fraction of correct hard labels (:func:`predictions`);
-    - ``balanced_acc``: the mean over classes of each class's recall (torchmetrics' macro-averaged accuracy on the
-      hard labels; sklearn's ``balanced_accuracy_score``): a model that always predicts one class scores ``1/C``
-      (0.5 for binary) however imbalanced the classes are, while its ``acc`` is that class's frequency;
-    - binary only, from the probability ``σ(logit)`` (:func:`positive_probability`), threshold-free: ``auroc``
-      (area under the ROC curve, 0.5 = no ranking skill) and ``average_precision`` (area under the precision-recall
-      curve of the positive class, label 1; its chance level is the positive frequency);
-    - regression: ``mae`` and ``r2`` of the values.
+    - ``acc``: the fraction of correct hard labels (:func:`predictions`): ``trace(M) / ΣM`` of the confusion count
+      ``M[target, predicted]`` (``Accuracy``, micro);
+    - ``balanced_acc``: the mean over classes of each class's recall ``M_kk / Σ_j M_kj``, over the classes that occur
+      as a target or a prediction (``Accuracy(average="macro")``; sklearn's ``balanced_accuracy_score``): a model that
+      always predicts one class scores ``1/C`` (0.5 for binary) however imbalanced the classes are, while its ``acc``
+      is that class's frequency;
+    - binary only, from the probability ``σ(logit)`` (:func:`positive_probability`) of every row, threshold-free:
+      ``auroc`` (area under the ROC curve, 0.5 = no ranking skill) and ``average_precision`` (area under the
+      precision-recall curve of the positive class, label 1; its chance level is the positive frequency);
+    - regression, from ``Σ|e|``, ``Σy``, ``Σy²``, ``Σe²`` and ``n`` with ``e = y - ŷ``: ``mae = Σ|e| / n`` and
+      ``r2 = 1 - Σe² / (Σy² - (Σy)²/n)`` (1 when ``Σe² ≈ 0``, 0 when only the total is ≈ 0: ``R2Score``).
+    """
 
-    One collection per split; no compute groups (the wrapped metrics see different inputs)."""
-    predicted = partial(predictions, task)  # hard labels, or the values of a regression
-    if task == "multiclass":
-        metrics: dict[str, Metric] = {
-            "acc": _fed(Accuracy(task="multiclass", num_classes=num_classes, validate_args=False), predicted),
-            "balanced_acc": _fed(
-                Accuracy(task="multiclass", num_classes=num_classes, average="macro", validate_args=False), predicted
-            ),
-        }
-    elif task == "binary":
-        metrics = {
-            "acc": _fed(Accuracy(task="binary", validate_args=False), predicted),
-            "balanced_acc": _fed(
-                Accuracy(task="multiclass", num_classes=2, average="macro", validate_args=False), predicted
-            ),
-            "auroc": _fed(AUROC(task="binary", validate_args=False), positive_probability),
-            "average_precision": _fed(AveragePrecision(task="binary", validate_args=False), positive_probability),
-        }
-    else:
-        metrics = {"mae": _fed(MeanAbsoluteError(), predicted), "r2": _fed(R2Score(), predicted)}
-    return MetricCollection(metrics, compute_groups=False)
+    FOLD_ROWS = 1 << 16
+    """Rows handed over before they are folded into the states (bounds the memory of an epoch's outputs)."""
+
+    def __init__(self, task: str, num_classes: int | None, prefix: str) -> None:
+        self.task = check_task(task)
+        self.prefix = prefix
+        if self.task == "regression":
+            self.classes = 0
+        else:
+            self.classes = 2 if self.task == "binary" else num_outputs(self.task, num_classes)
+        self._pending: list[tuple[Tensor, Tensor]] = []
+        self._pending_rows = 0
+        self._counts: Tensor | None = None  # int64: the flattened confusion count (classification), or [n]
+        self._sums: Tensor | None = None  # regression: Σ|e|, Σy, Σy², Σe²
+        self._scores: list[tuple[Tensor, Tensor]] = []  # binary: (σ(logit), y) of every row, for auroc and AP
+
+    def update(self, output: Tensor, target: Tensor) -> None:
+        """Hand over one batch's raw output and targets (no device work until the next fold)."""
+        self._pending.append((output.detach(), target))
+        self._pending_rows += target.shape[0]
+        if self._pending_rows >= self.FOLD_ROWS:
+            self._fold()
+
+    def _fold(self) -> None:
+        if not self._pending:
+            return
+        output, target = (torch.cat(part) for part in zip(*self._pending))
+        self._pending.clear()
+        self._pending_rows = 0
+        target = target_for_metrics(self.task, target)
+        predicted = predictions(self.task, output)
+        if self.task == "regression":
+            error = target - predicted
+            sums = torch.stack((error.abs().sum(0), target.sum(0), (target * target).sum(0), (error * error).sum(0)))
+            counts = torch.tensor([target.shape[0]], device=target.device)
+        else:
+            counts = _bincount(target * self.classes + predicted, self.classes**2)
+            sums = None
+            if self.task == "binary":
+                self._scores.append((positive_probability(output), target))
+        self._counts = counts if self._counts is None else self._counts + counts
+        if sums is not None:
+            self._sums = sums if self._sums is None else self._sums + sums
+
+    def compute(
+        self,
+        device: torch.device | str | None = None,
+        sum_ranks: Callable[[Tensor], Tensor] = _same,
+        gather_ranks: Callable[[Tensor], Tensor] = _same,
+    ) -> dict[str, Tensor]:
+        """The figures (0-dim tensors, keys with the prefix) of the rows handed over since :meth:`reset`, over every
+        rank: ``sum_ranks`` sums a state over the ranks (one all-reduce per state tensor), ``gather_ranks`` concatenates
+        a binary split's per-row scores (both the identity on one process); ``device`` holds the zero states of a
+        rank that saw no row."""
+        self._fold()
+        # a rank that saw no row sums zero states: the same collectives as the other ranks
+        size = 1 if self.task == "regression" else self.classes**2
+        counts = sum_ranks(
+            self._counts if self._counts is not None else torch.zeros(size, dtype=torch.long, device=device)
+        )
+        if self.task == "regression":
+            sums = sum_ranks(self._sums if self._sums is not None else torch.zeros(4, device=device))
+            return {self.prefix + k: v for k, v in _regression_figures(sums, counts[0], self.prefix).items()}
+        figures = _label_figures(counts.reshape(self.classes, self.classes))
+        if self.task == "binary":
+            empty = (
+                torch.zeros(0, dtype=torch.float64, device=device),
+                torch.zeros(0, dtype=torch.long, device=device),
+            )
+            p, y = (gather_ranks(torch.cat(part)) for part in zip(*(self._scores or [empty])))
+            figures["auroc"] = binary_auroc(p, y, validate_args=False)
+            figures["average_precision"] = binary_average_precision(p, y, validate_args=False)
+        return {self.prefix + k: v for k, v in figures.items()}
+
+    def reset(self) -> None:
+        """Forget the rows handed over (the start of an epoch)."""
+        self._pending.clear()
+        self._pending_rows = 0
+        self._counts = self._sums = None
+        self._scores.clear()
+
+
+def _bincount(index: Tensor, size: int) -> Tensor:
+    """``torch.bincount`` with ``size`` bins (computed on the CPU for Apple's MPS)."""
+    if index.device.type == "mps":
+        return torch.bincount(index.cpu(), minlength=size).to(index.device)
+    return torch.bincount(index, minlength=size)
+
+
+def _safe_divide(num: Tensor, den: Tensor) -> Tensor:
+    """``num / den`` in floating point, 0 where ``den`` is 0 (torchmetrics' rule)."""
+    num = num if num.is_floating_point() else num.float()
+    den = den if den.is_floating_point() else den.float()
+    return torch.where(den != 0, num / den, num.new_zeros(()))
+
+
+def _label_figures(confusion: Tensor) -> dict[str, Tensor]:
+    """``acc`` and ``balanced_acc`` of a confusion count ``M[target, predicted]`` (int64, C × C)."""
+    hits = confusion.diagonal()
+    support, predicted = confusion.sum(1), confusion.sum(0)
+    recall = _safe_divide(hits, support)
+    weights = torch.ones_like(recall)
+    weights[support + predicted == 0] = 0.0  # a class that is neither a target nor a prediction does not count
+    return {
+        "acc": _safe_divide(hits.sum(), support.sum()),
+        "balanced_acc": _safe_divide(weights * recall, weights.sum(-1, keepdim=True)).sum(-1),
+    }
+
+
+def _regression_figures(sums: Tensor, n: Tensor, prefix: str) -> dict[str, Tensor]:
+    """``mae`` and ``r2`` of the summed ``Σ|e|, Σy, Σy², Σe²`` over ``n`` rows."""
+    if int(n) < 2:
+        raise UserError(
+            f"the {prefix.rstrip('/')} split has {int(n)} row(s) and R² needs at least 2: give it more rows"
+        )
+    abs_error, total, total_sq, rss = sums
+    tss = total_sq - total * (total / n)
+    rss_zero = torch.isclose(rss, torch.zeros_like(rss), atol=1e-4)
+    tss_zero = torch.isclose(tss, torch.zeros_like(tss), atol=1e-4)
+    r2 = torch.where(rss_zero, torch.ones_like(rss), torch.where(tss_zero, torch.zeros_like(rss), 1 - rss / tss))
+    return {"mae": abs_error / n, "r2": r2}
 
 
 def target_for_metrics(task: str, target: Tensor) -> Tensor:
@@ -118,11 +222,11 @@ def target_for_metrics(task: str, target: Tensor) -> Tensor:
 
 __all__ = [
     "LINE_FIGURES",
+    "EpochFigures",
     "data_loss",
     "intercept_only_output",
     "num_outputs",
     "positive_probability",
     "predictions",
     "target_for_metrics",
-    "task_metrics",
 ]
