@@ -4,6 +4,7 @@ checks, and the same figures as the CLI on the same data, start and λ."""
 
 from __future__ import annotations
 
+import csv
 import json
 import warnings
 from collections import OrderedDict
@@ -60,8 +61,9 @@ def _data() -> SklearnDataModule:
     return dm
 
 
-def _trainer(root: Path, callbacks: list, max_epochs: int = 3) -> L.Trainer:
+def _trainer(root: Path, callbacks: list, max_epochs: int = 3, **options) -> L.Trainer:
     return L.Trainer(
+        **options,
         max_epochs=max_epochs,
         callbacks=callbacks,
         logger=CSVLogger(root, name="logs"),
@@ -101,6 +103,38 @@ def test_plain_module_logs_penalty_objective_and_writes_beside_the_logger(tmp_pa
     assert history[-1]["metrics"]["train/penalty"] == pytest.approx(logged["train/penalty"])
     assert lightreg_main(["report", trainer.log_dir]) == 0
     assert (Path(trainer.log_dir) / run_folder.PLOTS).is_dir()
+
+
+class _L1ByHand(L.Callback):
+    """``(global step, batch size, λ·‖w‖₁)`` at every training batch's start, and the batch count of an epoch."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, int, int, float]] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        value = LAMBDA * float(pl_module.net.linear.weight.detach().abs().sum())
+        self.rows.append((trainer.global_step, batch_idx, len(batch[0]), value))
+
+
+def test_plain_module_logs_the_penalty_of_the_logging_steps(tmp_path: Path) -> None:
+    """log_every_n_steps=3 over 8 batches (7 × 64 rows + 7): ``train/penalty/l1`` is logged on the logging steps
+    (global steps 2, 5, 8, ...) and, like ``train/penalty``, its epoch figure is the batch-size-weighted mean of λ·R
+    over those batches and the epoch's last; ``train/objective`` adds it to the mean returned loss of every batch."""
+    dm = _data()
+    torch.manual_seed(0)
+    module, by_hand = PlainLogistic(dm.input_shape[0]), _L1ByHand()
+    trainer = _trainer(tmp_path, [by_hand, RegularizationCallback(L1(), LAMBDA)], max_epochs=1, log_every_n_steps=3)
+    trainer.fit(module, datamodule=dm)
+    sampled = [(n, v) for step, batch, n, v in by_hand.rows if (step + 1) % 3 == 0 or batch == 7]
+    assert len(by_hand.rows) == 8 and [n for n, _ in sampled] == [64, 64, 7]
+    expected = sum(n * v for n, v in sampled) / sum(n for n, _ in sampled)
+    logged = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    assert logged["train/penalty"] == pytest.approx(expected, rel=1e-6)
+    assert logged["train/penalty/l1_epoch"] == pytest.approx(expected, rel=1e-6)
+    assert logged["train/objective"] == pytest.approx(logged["train/loss"] + expected, rel=1e-6)
+    with (Path(trainer.log_dir) / "metrics.csv").open() as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("train/penalty/l1_step")]
+    assert steps == [2, 5]
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,7 @@ import functools
 import warnings
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy, ModelParallelStrategy
@@ -297,3 +298,96 @@ def test_penalties_reported_in_an_earlier_fit_are_forgotten() -> None:
     again = quiet_trainer()
     again.fit(model, datamodule=dm)
     assert "train/penalty" not in again.callback_metrics and "train/objective" not in again.callback_metrics
+
+
+class _PenaltyByHand(L.Callback):
+    """λ·‖W‖₁ of the weights at every training batch's start, computed by hand, and each epoch's logged figures."""
+
+    def __init__(self, strength: float, warmup_epochs: int) -> None:
+        self.strength, self.warmup_epochs = strength, warmup_epochs
+        self.rows: list[dict] = []  # per batch: epoch, batch index, global step, batch size, λ·R, fused value read
+        self.logged: list[dict[str, float]] = []  # per epoch: train/penalty, train/loss, train/objective
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        lam = self.strength * min(1.0, trainer.current_epoch / self.warmup_epochs)
+        weights = [p for p in pl_module.parameters() if p.ndim >= 2]
+        reg = RegularizationCallback.all_in(trainer)[0]
+        fused = [f.value is not None for _, f in reg._fused.values()]
+        self.rows.append(
+            dict(
+                epoch=trainer.current_epoch,
+                batch=batch_idx,
+                step=trainer.global_step,
+                n=len(batch[0]),
+                value=lam * sum(float(w.detach().abs().sum()) for w in weights),
+                fused_read=fused[0] if fused else None,
+            )
+        )
+
+    def _record(self, trainer) -> None:
+        m = trainer.callback_metrics
+        self.logged.append({k: float(m[k]) for k in ("train/penalty", "train/loss", "train/objective")})
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if trainer.current_epoch > 0:  # the module logs its epoch figures after the callbacks' epoch-end hooks
+            self._record(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._record(trainer)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "prox_sgd"])
+def test_penalty_value_is_read_only_on_logging_steps_and_each_epochs_last_batch(optimizer: str) -> None:
+    """log_every_n_steps=2, 5 batches (4 × 36 rows + 16): the value is computed on global steps 1, 3, 5, 7, ... and on
+    each epoch's last batch, nowhere else (no reduction, no host sync on the others); ``train/penalty`` is the
+    sample-weighted mean of λ·R (warm-up included) over exactly those batches, and the objective adds it to the data
+    loss's mean over every batch. A proximal optimizer reads R inside the step before a logging step."""
+    from lightreg.optim import ProxSGD
+
+    strength, warmup, every = 0.01, 2, 2
+    dm = _data(batch_size=36)  # 160 training rows
+    batches = len(dm.train_dataloader())
+    assert batches == 5
+    factory = {"sgd": torch.optim.SGD, "prox_sgd": ProxSGD}[optimizer]
+    model = _mlp(dm, functools.partial(factory, lr=0.1, momentum=0.9))
+    reg = RegularizationCallback(L1(), strength, warmup_epochs=warmup)
+    by_hand = _PenaltyByHand(strength, warmup)
+    trainer = quiet_trainer([by_hand, reg], max_epochs=3, log_every_n_steps=every, limit_val_batches=0)
+    reads, original = [], reg._penalty_value
+    reg._penalty_value = lambda: (reads.append(trainer.global_step), original())[1]  # the only reduction of R
+    trainer.fit(model, datamodule=dm)
+
+    sampled = [r for r in by_hand.rows if (r["step"] + 1) % every == 0 or r["batch"] == batches - 1]
+    assert [r["step"] for r in sampled] == [1, 3, 4, 5, 7, 9, 11, 13, 14]
+    assert reads == [r["step"] for r in sampled]  # _penalty_value ran on these steps only
+    for epoch, logged in enumerate(by_hand.logged):
+        rows = [r for r in sampled if r["epoch"] == epoch]
+        expected = sum(r["n"] * r["value"] for r in rows) / sum(r["n"] for r in rows)
+        assert logged["train/penalty"] == pytest.approx(expected, rel=1e-5, abs=1e-9), epoch
+        assert logged["train/objective"] == pytest.approx(logged["train/loss"] + expected, rel=1e-5)
+        if epoch > 0:  # a mean over every batch would differ: the test can tell them apart
+            every_batch = [r for r in by_hand.rows if r["epoch"] == epoch]
+            mean = sum(r["n"] * r["value"] for r in every_batch) / sum(r["n"] for r in every_batch)
+            assert abs(mean - expected) > 1e-5 * expected
+    assert by_hand.logged[0]["train/penalty"] == 0  # λ = 0 in the warm-up's first epoch
+    if optimizer == "prox_sgd":  # read in the pass of the step before a logging step, not across an epoch's end
+        read = [r["step"] for r in by_hand.rows if r["fused_read"]]
+        assert read == [1, 3, 7, 9, 11, 13]  # 5 starts epoch 1; 4 and 14 are last batches only: computed apart
+
+
+def test_collapse_watch_averages_the_penalty_over_the_batches_that_read_it() -> None:
+    """A batch without a value (``None``) counts for the data loss only: 3 batches of loss 0.1, one penalty 2.5 on
+    4 rows: 2.5 > 10 × 0.1 warns (averaged over all 12 rows it would be 0.83, no warning)."""
+    watch = CollapseWatch("l1")
+    watch.start_fit()
+    watch.start_epoch(torch.device("cpu"))
+    for penalty in (None, None, torch.tensor(2.5)):
+        watch.add_batch(penalty, torch.tensor(0.1), 4)
+    with pytest.warns(LightregWarning, match=r"the penalty \(2.5\) is more than 10x the data loss \(0.1;"):
+        watch.check_dwarf(epoch=0, strength=1e-3)
+    watch.start_epoch(torch.device("cpu"))
+    for _ in range(3):
+        watch.add_batch(None, torch.tensor(0.1), 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LightregWarning)
+        watch.check_dwarf(epoch=1, strength=1e-3)  # no batch read a value: nothing to compare, nothing divided by 0
