@@ -58,7 +58,8 @@ def test_lambda_means_the_same_for_any_devices_batch_and_accumulation(tmp_path: 
         figures[name] = read_metrics(run)
     reference = weights["1x64"]
     for name, got in figures.items():  # epoch means over every rank's samples (summed across ranks), not rank 0's
-        for key in ("train/loss", "train/penalty", "train/objective", "val/loss"):
+        figures_of_all_rows = ("train/acc", "train/balanced_acc", "val/acc", "val/balanced_acc")  # counts, all-reduced
+        for key in ("train/loss", "train/penalty", "train/objective", "val/loss", *figures_of_all_rows):
             assert got[key] == pytest.approx(figures["1x64"][key], rel=1e-4), f"{name}: {key}"
     assert (reference["net.fc1.weight"] == 0).any(), "the L1 prox made exact zeros"
     for name, state in weights.items():
