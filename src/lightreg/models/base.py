@@ -279,18 +279,22 @@ class LightregModule(L.LightningModule):
         self._added_terms.clear()
         if terms:
             check_terms(self, terms)  # pitfalls of hand-written penalties: lightreg.models.doctor
-        zero = loss.new_zeros(())
-        hand_written = sum((t.detach() for t in terms.values()), zero) if terms else zero
-        reported = sum(self._reported_penalties.values(), zero) if self._reported_penalties else None
-        penalty = hand_written if reported is None else hand_written + reported
         total = loss + sum(terms.values()) if terms else loss
         n = y.shape[0]
         # epoch figures: Σ n·loss, Σ n·terms (and, on the batches that report penalties, Σ n·reported and Σ n) in one
         # device buffer, no host sync (summed across DDP ranks once per epoch, _synced_means)
-        figures = (
-            (loss.detach(), hand_written) if reported is None else (loss.detach(), hand_written, reported, zero + 1)
-        )
-        self._epoch_sums[: len(figures)] += torch.stack(figures).to(self._epoch_sums.dtype) * n
+        penalty = None
+        if terms or self._reported_penalties:
+            zero = loss.new_zeros(())
+            hand_written = sum((t.detach() for t in terms.values()), zero) if terms else zero
+            reported = sum(self._reported_penalties.values(), zero) if self._reported_penalties else None
+            penalty = hand_written if reported is None else hand_written + reported
+            figures = (
+                (loss.detach(), hand_written) if reported is None else (loss.detach(), hand_written, reported, zero + 1)
+            )
+            self._epoch_sums[: len(figures)] += torch.stack(figures).to(self._epoch_sums.dtype) * n
+        else:  # the data loss alone: one in-place add (a step of a small model costs ~0.1 ms: each op counts)
+            self._epoch_sums[:1].add_(loss.detach(), alpha=n)
         self._epoch_count += n
         self.train_figures.update(output, y)
         reports, self._reported_penalties = self._reported_penalties, {}  # consumed: a batch may report none
@@ -299,6 +303,7 @@ class LightregModule(L.LightningModule):
         if logs_this_step(self._trainer):  # self.log costs even when not flushed: only on logged steps
             self.log("train/loss_step", loss.detach(), on_step=True, on_epoch=False, batch_size=n)
             if self._has_penalty:
+                penalty = loss.new_zeros(()) if penalty is None else penalty
                 for name, value in {**{k: v.detach() for k, v in terms.items()}, **reports}.items():
                     self.log(f"train/penalty/{name}", value, on_step=True, on_epoch=False, batch_size=n)
                 self.log("train/penalty_step", penalty, on_step=True, on_epoch=False, batch_size=n)
