@@ -19,7 +19,8 @@ and compiled with the penalty's value read only on logging steps (``read_value``
 
 ``memory``: peak resident memory of one step above the memory before it (``VmHWM`` reset through
 ``/proc/self/clear_refs``, glibc told to map every block ≥ 64 KiB so that a freed temporary leaves the count), in a
-fresh process, as % of the parameters' bytes: the penalty's extra memory is a row's figure minus the torch row's.
+fresh process, as % of the parameters' bytes: the penalty's extra memory is a row's figure minus the torch row's;
+beside it, the scratch buffers an eager ``prox_*`` optimizer holds between steps (allocated at its first step).
 
 ``compile``: the first two compiled Adam + L1-prox steps in a fresh process, cold (an empty Inductor cache) then warm
 (the same cache, the FX graph cache on by default).
@@ -197,14 +198,24 @@ def peak_extra_bytes(step: Callable[[], None], tries: int = 3) -> int:
     return min(peaks)
 
 
-def memory_probe(hidden: list[int], quick: bool) -> dict[str, float]:
-    """``{optimizer/variant: peak extra % of the parameters' bytes}`` of the eager variants and Adam's compiled ones
-    (in this process); the eager fused rows hold two scratch buffers as large as the largest tensor besides."""
+def memory_probe(hidden: list[int], quick: bool) -> dict[str, list[float | None]]:
+    """``{optimizer/variant: [peak extra %, scratch held %]}`` of the eager variants and Adam's compiled ones (in this
+    process), as % of the parameters' bytes; the second figure is what an eager ``prox_*`` optimizer keeps between
+    steps besides (its scratch buffers, already there before the measured step; ``None`` for the others)."""
     param_bytes = sum(p.numel() * p.element_size() for p in mlp_params(hidden))
     names = ["torch", "separate-prox", "fused-none", "fused-prox", "fused-grad"]
     rows = [(opt, name) for opt in OPTIMIZERS for name in names]
     rows += [] if quick else [("adam", "compiled-none"), ("adam", "compiled-prox"), ("adam", "compiled-prox-logging")]
-    return {f"{opt}/{name}": 100 * peak_extra_bytes(make_step(opt, name, hidden)) / param_bytes for opt, name in rows}
+    figures = {}
+    for opt, name in rows:
+        step = make_step(opt, name, hidden)
+        peak = 100 * peak_extra_bytes(step) / param_bytes
+        scratch = getattr(getattr(step, "__self__", None), "_scratch", None) if name.startswith("fused") else None
+        held = (
+            None if scratch is None else 100 * sum(b.numel() * b.element_size() for b in scratch.values()) / param_bytes
+        )
+        figures[f"{opt}/{name}"] = [peak, held]
+    return figures
 
 
 def run_probe(probe: str, quick: bool, env: dict[str, str] | None = None) -> dict[str, float]:
@@ -215,14 +226,14 @@ def run_probe(probe: str, quick: bool, env: dict[str, str] | None = None) -> dic
 
 def memory_part(quick: bool) -> None:
     figures = run_probe("memory", quick, {"MALLOC_MMAP_THRESHOLD_": "65536"})
-    print("\nmemory: peak resident bytes of one step above those before it, % of the parameters' bytes")
-    rows = [[*key.split("/"), f"{value:.2f}"] for key, value in figures.items()]
-    print(table(["optimizer", "variant", "peak extra %"], rows))
-    params = mlp_params([16] * 3 if quick else DEEP)
-    scratch = 2 * max(p.numel() for p in params) / sum(p.numel() for p in params)
     print(
-        f"held besides by an eager prox_* optimizer: two scratch buffers of the largest tensor, {100 * scratch:.2f} %"
+        "\nmemory: peak resident bytes of one step above those before it, and the scratch an eager prox_* optimizer "
+        "holds between steps, % of the parameters' bytes"
     )
+    rows = [
+        [*key.split("/"), f"{peak:.2f}", "" if held is None else f"{held:.2f}"] for key, (peak, held) in figures.items()
+    ]
+    print(table(["optimizer", "variant", "peak extra %", "scratch held %"], rows))
 
 
 # -- compile -----------------------------------------------------------------------------------------------------------

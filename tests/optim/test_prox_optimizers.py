@@ -14,7 +14,16 @@ from lightreg.callbacks import RegularizationCallback
 from lightreg.data import SyntheticDataModule
 from lightreg.errors import UserError
 from lightreg.models import MLP
-from lightreg.optim import FusedPenalty, ProxAdagrad, ProxAdam, ProxAdamW, ProxRMSprop, ProxSGD, should_compile
+from lightreg.optim import (
+    FusedPenalty,
+    ProxAdagrad,
+    ProxAdam,
+    ProxAdamW,
+    ProxRMSprop,
+    ProxSGD,
+    proximal,
+    should_compile,
+)
 from lightreg.penalties import make_penalty
 from lightreg.solvers import kernels, prox_step
 
@@ -103,6 +112,28 @@ def test_fused_step_equals_torch_step_plus_callback_pass(name: str, penalty: str
     if mode == "prox" and penalty in ("l1", "elastic_net", "group_lasso"):
         for want, got in zip(reference.parameters(), fused.parameters()):
             assert torch.equal(got == 0, want == 0)  # the same exact zeros
+
+
+@pytest.mark.parametrize("mode", ["grad", "prox"])
+@pytest.mark.parametrize("penalty", ["l1", "elastic_net", "group_lasso"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_chunked_eager_step_equals_the_whole_tensor_step(name: str, penalty: str, mode: str, monkeypatch) -> None:
+    """Scratch buffers of 7 entries: the 5×6 and 3×5 weights are updated in chunks of 7 (the last one shorter), with
+    the same weights, state and read value as the whole-tensor step (the adaptive metric included); a group penalty's
+    prox needs its whole per-entry step, so its tensors are updated whole."""
+    whole, whole_opt = _run(name, penalty, mode, True, fused=True)
+    monkeypatch.setattr(proximal, "SCRATCH_MIN", 7)
+    monkeypatch.setattr(proximal, "SCRATCH_FRACTION", 0.0)
+    chunked, chunked_opt = _run(name, penalty, mode, True, fused=True)
+    for want, got in zip(whole.parameters(), chunked.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-6)
+    for want, got in zip(whole_opt.state.values(), chunked_opt.state.values()):
+        for key, value in want.items():
+            torch.testing.assert_close(got[key], value, atol=1e-6, rtol=1e-6, msg=key)
+    torch.testing.assert_close(chunked_opt.penalties[0].value, whole_opt.penalties[0].value, atol=1e-6, rtol=1e-6)
+    (scratch,) = chunked_opt._scratch.values()
+    whole_tensor = penalty == "group_lasso" and mode == "prox"
+    assert scratch.numel() == (2 * 30 if whole_tensor else 2 * 7)
 
 
 @pytest.mark.parametrize("compile", ["off", pytest.param("on", marks=pytest.mark.slow)])

@@ -8,7 +8,8 @@ warm-up bound included). Without a penalty the step equals the torch optimizer's
 the torch optimizer's (an instance is also an instance of the torch class), so checkpoints load either way.
 
 ``compile``: ``"off"`` runs the eager update through two scratch buffers shared by all parameters (no weight-sized
-temporary); ``"on"`` runs it through :func:`torch.compile` (one graph over the whole parameter group; Inductor fuses
+temporary), a tensor larger than them in chunks (flat views; every update is elementwise, so the result is the same),
+which bounds that scratch by :data:`SCRATCH_FRACTION` of the parameters (or :data:`SCRATCH_MIN` entries); ``"on"`` runs it through :func:`torch.compile` (one graph over the whole parameter group; Inductor fuses
 each tensor's chain into one loop, and every scalar that changes between steps is a tensor input, so a learning-rate
 schedule never recompiles); ``"auto"`` compiles when the run is long and large enough to pay back the first compile
 (:func:`should_compile`).
@@ -39,6 +40,13 @@ AUTO_MIN_WORK = 1.2e10
 compile: a cold compile costs up to ~90 s on one busy CPU core and saves ~7.5 ns per entry and step against the eager
 fused step (Adam + L1 prox, ``benchmarks/speed/fused_penalty.py``): 2.7 M weights break even after ~4 500 steps."""
 UNSUPPORTED_FLAGS = ("maximize", "capturable", "differentiable", "fused")
+SCRATCH_FRACTION = 0.01
+"""Eager steps: the two scratch buffers together hold at most this fraction of the optimizer's entries of their dtype
+and device (the penalty's extra memory, ``benchmarks/speed/fused_penalty.py --parts memory``) ..."""
+SCRATCH_MIN = 4096
+"""... or this many entries per buffer, whichever is more (a small model's floor: fewer, smaller chunks cost a
+dispatch per op each). A group penalty's adaptive prox needs its per-entry step over the whole tensor: its tensors
+are updated whole, through buffers of their size."""
 
 
 def should_compile(mode: str, parameters: int, steps: float) -> bool:
@@ -144,6 +152,7 @@ class ProximalOptimizer(Optimizer, ABC):
         self.penalties: list[FusedPenalty] = []
         self._by_param: dict[int, FusedPenalty] = {}
         self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._chunks: dict[tuple[torch.dtype, torch.device], int] = {}  # entries per scratch buffer (_chunk)
         self._compiled: bool | None = None  # None: not decided yet (the first step after plan())
         self._expected_steps = 0.0  # unknown until plan(): compile="auto" stays eager
 
@@ -177,15 +186,29 @@ class ProximalOptimizer(Optimizer, ABC):
         return should_compile(self.compile, numel, self._expected_steps)
 
     # -- the step -----------------------------------------------------------------------------------------------------
-    def _buffers(self, p: Tensor) -> tuple[Tensor, Tensor]:
-        """Two scratch views shaped like ``p`` out of one buffer per dtype/device (grown to the largest tensor)."""
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        self._chunks = {}  # the chunk size follows the optimizer's entries (torch's __init__ comes here first)
+
+    def _chunk(self, p: Tensor) -> int:
+        """Entries per scratch buffer for ``p``'s dtype and device: :data:`SCRATCH_FRACTION` / 2 of the optimizer's
+        entries of that dtype and device, at least :data:`SCRATCH_MIN`."""
         key = (p.dtype, p.device)
+        if key not in self._chunks:
+            entries = sum(q.numel() for g in self.param_groups for q in g["params"] if (q.dtype, q.device) == key)
+            self._chunks[key] = max(SCRATCH_MIN, int(entries * SCRATCH_FRACTION / 2))
+        return self._chunks[key]
+
+    def _buffers(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """Two scratch views shaped like ``like`` out of one buffer per dtype/device (grown when a tensor needs more;
+        at first as large as one chunk, or as the largest tensor when that is smaller)."""
+        key, n = (like.dtype, like.device), like.numel()
         buf = self._scratch.get(key)
-        if buf is None or buf.numel() < 2 * p.numel():
-            largest = max(q.numel() for g in self.param_groups for q in g["params"] if q.dtype == p.dtype)
-            buf = self._scratch[key] = torch.empty(2 * largest, dtype=p.dtype, device=p.device)
-        n = p.numel()
-        return buf[:n].view_as(p), buf[n : 2 * n].view_as(p)
+        if buf is None or buf.numel() < 2 * n:
+            largest = max(q.numel() for g in self.param_groups for q in g["params"] if (q.dtype, q.device) == key)
+            size = max(n, min(largest, self._chunk(like)))
+            buf = self._scratch[key] = torch.empty(2 * size, dtype=like.dtype, device=like.device)
+        return buf[:n].view_as(like), buf[n : 2 * n].view_as(like)
 
     def _penalty_of(self, p: Tensor, state: dict[str, Any], factor: float) -> tuple[FusedPenalty, Elementwise] | None:
         """The fused penalty of ``p`` and the part the update applies (``None`` without one or at λ = 0)."""
@@ -243,7 +266,20 @@ class ProximalOptimizer(Optimizer, ABC):
 
     def _step_param(self, p: Tensor, group: dict[str, Any], values: dict[int, Tensor]) -> None:
         args, pen, group_penalty = self._prepare(p, group)
-        step = type(self).update_fn(*args, pen, *self._buffers(p))
+        update = type(self).update_fn
+        chunk = self._chunk(p)
+        shaped = [isinstance(a, Tensor) and a.shape == p.shape for a in args]  # p, its gradient and state
+        if (
+            group_penalty is not None
+            or p.numel() <= chunk
+            or not all(a.is_contiguous() for a, s in zip(args, shaped) if s)
+        ):
+            step = update(*args, pen, *self._buffers(p))
+        else:  # in chunks: flat views of every tensor shaped like p, the scalars as they are
+            flat = [a.view(-1) if s else a for a, s in zip(args, shaped)]
+            for start in range(0, p.numel(), chunk):
+                part = [a[start : start + chunk] if s else a for a, s in zip(flat, shaped)]
+                update(*part, pen, *self._buffers(part[0]))
         if group_penalty is not None:
             group_penalty.penalty.prox_(p, step)
         elif pen is not None and self._by_param[id(p)].read_value and (value := elementwise_value(p, pen)) is not None:
