@@ -16,13 +16,17 @@ momentum 0.9, batch 64, a validation pass per epoch, ``--epochs`` epochs (20 as 
 Every lightreg variant runs in this process through Hydra's compose API (same code path as the CLI, no start-up
 cost); the time is the ``fit_seconds`` of ``metrics.json`` (``trainer.fit`` only). Variants are interleaved over
 ``--repeats`` rounds; medians. Ratios are to the hand-written loop and to ``lightning`` of the same round-robin.
+``--hooks`` then fits every Lightning variant ``--repeats`` times more under :class:`HookTimes` and prints the median
+ms per epoch of each hook Lightning times (``[Callback]...``, ``[LightningModule]...``, ``[Strategy]...``, the loops'
+own actions; nested: ``run_training_epoch`` holds the steps): where a variant's extra time goes.
 
-    python -m benchmarks.speed.loop_overhead [--repeats 5] [--epochs 20] [--split] [--quick]
+    python -m benchmarks.speed.loop_overhead [--repeats 5] [--epochs 20] [--split] [--hooks] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import itertools
 import os
 import statistics
@@ -31,6 +35,7 @@ import time
 from pathlib import Path
 
 import torch
+from lightning.pytorch.profilers import Profiler
 from torch import nn
 
 from benchmarks._common import table, time_calls
@@ -65,6 +70,33 @@ SPLIT: dict[str, list[str]] = {
 }
 
 
+class HookTimes(Profiler):
+    """A Lightning profiler that only sums the seconds of each action it is told of; the latest one built is
+    :attr:`latest` (a lightreg fit builds it from its trainer config: ``+trainer.profiler._target_=...``)."""
+
+    latest: HookTimes | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+        type(self).latest = self
+
+    def start(self, action_name: str) -> None:
+        self._started[action_name] = time.perf_counter()
+
+    def stop(self, action_name: str) -> None:
+        started = self._started.pop(action_name, None)
+        if started is not None:
+            self.seconds[action_name] = self.seconds.get(action_name, 0.0) + time.perf_counter() - started
+
+
+def _hook_times() -> type[HookTimes]:
+    """The :class:`HookTimes` a Hydra ``_target_`` names (run as ``python -m``, this file is ``__main__``, and Hydra
+    imports it again as ``benchmarks.speed.loop_overhead``)."""
+    return importlib.import_module("benchmarks.speed.loop_overhead").HookTimes
+
+
 def hand_loop(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...]) -> float:
     """Seconds of the hand-written loop (the floor every framework pays on top of)."""
     x_tr, y_tr, x_va, y_va = data
@@ -94,7 +126,7 @@ class _Minimal:
     """Built lazily (Lightning imports slowly): the least a LightningModule can do for this problem."""
 
     @staticmethod
-    def fit(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...]) -> float:
+    def fit(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...], profiler: Profiler | None = None) -> float:
         import lightning as L
 
         from lightreg.data.loader import TensorBatches
@@ -122,6 +154,7 @@ class _Minimal:
             enable_model_summary=False,
             num_sanity_val_steps=0,
             accelerator="cpu",
+            profiler=profiler,
         )
         train = TensorBatches(data[0], data[1], batch_size=batch_size, shuffle=True)
         val = TensorBatches(data[2], data[3], batch_size=batch_size)
@@ -145,6 +178,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--split", action="store_true", help="also time the default run minus one piece at a time")
+    parser.add_argument("--hooks", action="store_true", help="then the ms per epoch of each hook Lightning times")
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 repeat, no split (a smoke test)")
     args = parser.parse_args()
     if args.quick:
@@ -169,6 +203,7 @@ def main() -> None:
         lightreg_fit(VARIANTS["bare"], 1, Path(tmp) / "warm")  # first-call costs (imports, compose) out of the figures
         # interleaved: load changes hit every variant alike; each fit returns its own seconds (the fit alone)
         times = time_calls(fits, args.repeats, returns_seconds=True)
+        hooks = hook_times(variants, args.repeats, args.epochs, data, Path(tmp)) if args.hooks else None
         threads = torch.get_num_threads()
     median = {v: statistics.median(t) for v, t in times.items()}
     load = os.getloadavg()[0]
@@ -187,6 +222,41 @@ def main() -> None:
         for v in times
     ]
     print(table(["variant", "fit s", "ms/epoch", "vs hand", "vs lightning"], rows))
+    if hooks is not None:
+        print(f"\nms per epoch of each hook (median of {args.repeats} more fits under HookTimes; >= 0.05 in a variant)")
+        names = sorted(
+            {a for per in hooks.values() for a in per}, key=lambda a: -max(p.get(a, 0) for p in hooks.values())
+        )
+        shown = [a for a in names if max(p.get(a, 0.0) for p in hooks.values()) >= 0.05]
+        cells = [[a[:90], *(f"{hooks[v].get(a, 0.0):.2f}" for v in hooks)] for a in shown]
+        print(table(["action", *hooks], cells))
+
+
+def hook_times(
+    variants: dict[str, list[str]], repeats: int, epochs: int, data: tuple[torch.Tensor, ...], out: Path
+) -> dict[str, dict[str, float]]:
+    """``{variant: {action: median ms per epoch}}`` of ``lightning`` and every lightreg variant, interleaved."""
+    profiler = _hook_times()
+    runs = itertools.count(1)
+    target = f"+trainer.profiler._target_={profiler.__module__}.{profiler.__qualname__}"
+
+    def one(name: str) -> dict[str, float]:
+        if name == "lightning":
+            _Minimal.fit(epochs, 64, data, profiler())
+        else:
+            lightreg_fit([*variants[name], target], epochs, out / f"hooks{next(runs)}")
+        assert profiler.latest is not None
+        return profiler.latest.seconds
+
+    names = ["lightning", *variants]
+    rounds = [[one(name) for name in names] for _ in range(repeats)]
+    return {
+        name: {
+            action: statistics.median(r[i].get(action, 0.0) for r in rounds) / epochs * 1e3
+            for action in {a for r in rounds for a in r[i]}
+        }
+        for i, name in enumerate(names)
+    }
 
 
 if __name__ == "__main__":
