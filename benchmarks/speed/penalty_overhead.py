@@ -11,7 +11,8 @@ Variants (``RegularizationCallback`` driving the same hooks as in training, outs
   prox-l1-<opt>         L1 prox in the metric of Adam / AdamW / Adagrad after their step
   ...[form]             ``--forms``: grad/prox L1 with each kernel form of :mod:`lightreg.solvers.kernels`
 
-Every callback variant also computes its per-step penalty value (as in training). Timings: interleaved repeats,
+The callback's steps are non-logging steps, as most of training's: no penalty value is read (the callback reads it
+only on the steps that log). Timings: interleaved repeats,
 medians; CUDA synchronized. Extra peak memory of one step over ``none``: CUDA ``max_memory_allocated``; CPU the peak of
 the running sum of torch's allocations and frees inside the step (``torch.profiler`` with ``profile_memory``), which
 is what the penalty adds on top of the parameters, gradients and optimizer state already held.
@@ -92,7 +93,13 @@ def make_step(spec: tuple, widths: list[int], x: torch.Tensor, y: torch.Tensor) 
         callback._step_strength = STRENGTH
         if mode == "prox":
             optimizer.register_step_post_hook(callback._after_optimizer_step)
-    trainer = SimpleNamespace(current_epoch=0)
+    trainer = SimpleNamespace(  # a step that does not log (lightreg.callbacks.regularization.samples_value)
+        current_epoch=0,
+        is_last_batch=False,
+        max_steps=-1,
+        global_step=0,
+        _logger_connector=SimpleNamespace(should_update_logs=False),
+    )
     sink = SimpleNamespace(report_penalty=lambda name, value: None)
 
     def step() -> None:
