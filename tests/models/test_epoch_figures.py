@@ -12,10 +12,11 @@ from lightreg.models.tasks import EpochFigures, positive_probability, prediction
 
 
 def _reference(task: str, num_classes: int | None, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """The torchmetrics figures of the rows (one update with all of them)."""
+    """The torchmetrics figures of the rows (one update with all of them); regression's sums in float64, as the
+    epoch states keep them."""
     labels = predictions(task, output)
     if task == "regression":
-        values = target.float()
+        labels, values = labels.double(), target.double()
         return {"mae": float(MeanAbsoluteError()(labels, values)), "r2": float(R2Score()(labels, values))}
     classes = 2 if task == "binary" else num_classes
     acc = Accuracy(task="binary") if task == "binary" else Accuracy(task="multiclass", num_classes=classes)
@@ -57,7 +58,10 @@ def test_figures_equal_torchmetrics_with_an_uneven_last_batch(task: str) -> None
     got = {k: float(v) for k, v in figures.compute().items()}
     expected = {f"train/{k}": v for k, v in _reference(task, classes, output, target).items()}
     assert list(got) == list(expected)
-    assert got == expected  # the same float operations on the same rows: the same numbers
+    if task == "regression":  # float64 sums against torchmetrics' own formulas (its MAE answers in float32)
+        assert got == pytest.approx(expected, rel=1e-7, abs=1e-12)
+    else:
+        assert got == expected  # the same counts on the same rows: the same numbers
 
 
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
@@ -92,3 +96,21 @@ def test_r2_of_a_single_row_is_one_line() -> None:
     figures.update(torch.tensor([[1.0]]), torch.tensor([2.0]))
     with pytest.raises(UserError, match="val split has 1 row"):
         figures.compute()
+
+
+def test_every_rank_all_reduces_its_sums_in_one_dtype_whatever_the_model_precision() -> None:
+    """A float32 model, a float64 one (``trainer.precision=64``) and a rank that saw no row all hand the same dtype to
+    the all-reduce (a mismatch there fails or hangs the collective)."""
+    reduced: list[torch.dtype] = []
+
+    def record(states: torch.Tensor) -> torch.Tensor:
+        reduced.append(states.dtype)
+        return states
+
+    for dtype in (torch.float32, torch.float64):
+        figures = EpochFigures("regression", None, "val/")
+        figures.update(torch.randn(4, 1, dtype=dtype), torch.randn(4, dtype=dtype))
+        figures.compute(sum_ranks=record)
+    with pytest.raises(UserError, match="0 row"):  # alone, a split without rows is an error, after its collectives
+        EpochFigures("regression", None, "val/").compute(sum_ranks=record)
+    assert len(reduced) == 6 and set(reduced[1::2]) == {torch.float64}, reduced

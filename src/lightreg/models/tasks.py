@@ -66,7 +66,13 @@ def positive_probability(output: Tensor) -> Tensor:
     """``σ(logit)`` of a binary model's output, in float64 (float32 on Apple's MPS, which has no float64): a float32
     sigmoid rounds every logit above ≈ 17 to 1.0, which would tie the best-ranked samples of AUROC and average
     precision (float64 keeps them apart up to ≈ 36)."""
-    return torch.sigmoid(output.reshape(-1).to(torch.float32 if output.device.type == "mps" else torch.float64))
+    return torch.sigmoid(output.reshape(-1).to(wide_float(output.device)))
+
+
+def wide_float(device: torch.device | str | None) -> torch.dtype:
+    """The dtype of summed epoch states: float64 whatever the model's precision, so every DDP rank (one that saw no
+    row included) all-reduces the same dtype and large sums keep their digits; float32 on Apple's MPS (no float64)."""
+    return torch.float32 if torch.device(device or "cpu").type == "mps" else torch.float64
 
 
 def _same(tensor: Tensor) -> Tensor:
@@ -125,6 +131,7 @@ class EpochFigures:
         predicted = predictions(self.task, output)
         if self.task == "regression":
             error = target - predicted
+            error, target = error.to(wide_float(target.device)), target.to(wide_float(target.device))
             sums = torch.stack((error.abs().sum(0), target.sum(0), (target * target).sum(0), (error * error).sum(0)))
             counts = torch.tensor([target.shape[0]], device=target.device)
         else:
@@ -153,12 +160,13 @@ class EpochFigures:
             self._counts if self._counts is not None else torch.zeros(size, dtype=torch.long, device=device)
         )
         if self.task == "regression":
-            sums = sum_ranks(self._sums if self._sums is not None else torch.zeros(4, device=device))
+            zeros = torch.zeros(4, dtype=wide_float(device), device=device)
+            sums = sum_ranks(self._sums if self._sums is not None else zeros)
             return {self.prefix + k: v for k, v in _regression_figures(sums, counts[0], self.prefix).items()}
         figures = _label_figures(counts.reshape(self.classes, self.classes))
         if self.task == "binary":
             empty = (
-                torch.zeros(0, dtype=torch.float64, device=device),
+                torch.zeros(0, dtype=wide_float(device), device=device),
                 torch.zeros(0, dtype=torch.long, device=device),
             )
             p, y = (gather_ranks(torch.cat(part)) for part in zip(*(self._scores or [empty])))
