@@ -7,8 +7,9 @@ real config composition (``python -m train model=<model> data=digits_images opti
 built by :func:`benchmarks._common.build_run`):
 
 - ``dense``: no penalty, no pruning.
-- ``penalty``: ``+penalty=group_lasso penalty.groups=coupled lambda=<λ>`` (Torch-Pruning's coupled channel groups,
-  exact block prox in Adam's metric), then :func:`lightreg.compact.pruning.remove_zero_groups` removes the all-zero
+- ``penalty``: ``+penalty=group_lasso penalty.groups=coupled lambda=<λ>`` and the ``--penalty-overrides``
+  (Torch-Pruning's coupled channel groups, exact block prox in Adam's metric unless ``penalty.adaptive=false``;
+  ``penalty.group_weight=macs`` weighs each group by its MACs), then :func:`lightreg.compact.pruning.remove_zero_groups` removes the all-zero
   groups (outputs unchanged), then the fine-tune. Its MACs are the target of the next arm.
 - ``magnitude``: the dense phase one, then Torch-Pruning's pruner with ``magnitude`` importance (ℓ1 norm of each
   group's root filter, the same layer ratio everywhere, output layers kept; :func:`prune_to_macs`) in steps of
@@ -24,6 +25,7 @@ the CPU latency of a forward pass on a batch of 64, one thread, median of ``--re
 
     python -m benchmarks.references.structured_sparsity --model resnet --lambdas 0.0003 0.001 --seeds 3 --epochs 3
         --finetune 2 --workers 2 --repeats 10 [--arms dense penalty magnitude masks] [--out DIR] [train overrides]
+        [--penalty-overrides penalty.group_weight=macs penalty.adaptive=false]
     python -m benchmarks.references.structured_sparsity --model cnn --lambdas 0.001 0.003 0.01 --epochs 6
         --finetune 4 --repeats 30
 
@@ -162,7 +164,7 @@ def run_seed(job: dict[str, Any]) -> list[dict[str, Any]]:
             row(None, "dense", model, finetune(model, dm, job["finetune"], job["lr"]), accuracy(dense, dm))
     for lam in job["lambdas"]:
         model, dm, callbacks = build_run(cli_config(*base, "+penalty=group_lasso", "penalty.groups=coupled",
-                                                    f"lambda={lam}"))  # fmt: skip
+                                                    f"lambda={lam}", *job["penalty_overrides"]))  # fmt: skip
         fit(model, dm, callbacks, job["epochs"])
         example = next(iter(dm.val_dataloader()))[0]
         model._trainer = None
@@ -267,6 +269,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=20, help="latency rounds (median)")
     parser.add_argument("--workers", type=int, default=1, help="seeds run at a time (processes, one thread each)")
     parser.add_argument("overrides", nargs="*", help="more `python -m train` overrides for every arm (data.limit=200)")
+    parser.add_argument(
+        "--penalty-overrides", nargs="*", default=[], help="`python -m train` overrides for the penalty arm only"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/benchmarks/structured_sparsity"))
     args = parser.parse_args()
     if args.epochs < 1 or args.finetune < 0 or args.seeds < 1:
@@ -274,7 +279,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     jsonl = args.out / f"{args.model}.jsonl"
     settings = {"epochs": args.epochs, "finetune": args.finetune, "lr": args.finetune_lr, "lambdas": args.lambdas,
-                "arms": args.arms, "overrides": args.overrides}  # fmt: skip
+                "arms": args.arms, "overrides": args.overrides, "penalty_overrides": args.penalty_overrides}  # fmt: skip
     old = [r for r in read_rows(jsonl) if all(r.get(k) == v for k, v in settings.items())]
     done = {r["seed"] for r in old}
     jobs = [
