@@ -124,8 +124,9 @@ def test_the_compact_resnet_experiment_composes() -> None:
     from hydra import compose, initialize_config_module
 
     with initialize_config_module(config_module="lightreg.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["experiment=compact_resnet"])
+        cfg = compose("train", overrides=["experiment=compact_resnet", "trainer.max_epochs=3"])
     assert cfg.model._target_ == "lightreg.models.ResNet" and cfg.model.small_input and cfg.model.arch == "resnet18"
     assert cfg.data.name == "digits_images" and cfg.optimizer._target_ == "lightreg.optim.ProxAdam"
     assert cfg.penalty.penalty == "group_lasso" and cfg.penalty.groups == "coupled" and cfg.compact
-    assert cfg["lambda"] > 0
+    assert cfg["lambda"] > 0 and cfg.penalty.group_weight == "macs"
+    assert cfg.model.scheduler.T_max == 3  # the cosine rate follows the run's length
