@@ -146,7 +146,8 @@ class CoupledGroups:
 
     def restrict(self, selected: set[str], shapes: Mapping[str, torch.Size]) -> CoupledGroups:
         """The groups whose weight slices (tensors with ``ndim >= 2``) all lie in ``selected``, renumbered; their bias
-        and normalization slices come with them, selected or not."""
+        and normalization slices come with them, selected or not. Weights are back to ``√size_g`` (``macs`` weights
+        are relative to the groups they are computed over: :meth:`weighted` the result)."""
         partly = torch.zeros(self.num_groups + 1, dtype=torch.bool)
         for s in self.slices:
             if len(shapes[s.name]) >= 2 and s.name not in selected:
