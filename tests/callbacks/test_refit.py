@@ -1,6 +1,6 @@
-"""``refit_epochs`` (mode=exact): the full-batch finish fixes the support ``refit_epochs`` before the end, then the
-kept weights are refit without the penalty while the zeroed ones stay exactly zero, also under Adam's momentum and
-across a resume inside the refit."""
+"""``refit_epochs``: the full-batch finish (mode=exact) or the last proximal step (mode=prox) fixes the support
+``refit_epochs`` before the end, then the kept weights are refit without the penalty while the zeroed ones stay exactly
+zero, also under Adam's momentum, for coupled channel groups, and across a resume inside the refit."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class WeightsAtEpochStart(Callback):
 
 
 def _parts(
-    refit_epochs: int = 2, strength: float = LAMBDA, **callback_options
+    refit_epochs: int = 2, strength: float = LAMBDA, mode: str = "exact", **callback_options
 ) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
     dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
     torch.manual_seed(0)
@@ -51,10 +51,10 @@ def _parts(
     callback = RegularizationCallback(
         GroupLasso(groups="columns"),
         strength,
-        mode="exact",
+        mode=mode,
         include="net.fc1.weight",
         refit_epochs=refit_epochs,
-        finish={"max_iter": 1000},
+        finish={"max_iter": 1000} if mode == "exact" else None,
         **callback_options,
     )
     return model, dm, callback
@@ -123,9 +123,54 @@ def test_refit_epochs_must_be_a_non_negative_integer(bad) -> None:
         RegularizationCallback(L1(), 0.01, mode="exact", refit_epochs=bad)
 
 
-def test_refit_needs_mode_exact() -> None:
-    with pytest.raises(UserError, match=r"refit_epochs=3 needs mode='exact'.*got mode='prox'"):
-        RegularizationCallback(L1(), 0.01, mode="prox", refit_epochs=3)
+def test_refit_needs_a_mode_with_exact_zeros() -> None:
+    with pytest.raises(UserError, match=r"refit_epochs=3 refits .* mode='grad' gives no exact zeros"):
+        RegularizationCallback(L1(), 0.01, mode="grad", refit_epochs=3)
+
+
+def test_prox_refit_holds_the_last_prox_steps_zeros_and_restarts_best(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mode=prox: the zeros after epoch 3 are held through the refit epochs 4-5 (Adam's momentum included), the kept
+    weights move without the penalty, and best.ckpt comes from the refit (the support it will be compacted with)."""
+    model, dm, callback = _parts(refit_epochs=2, strength=0.4, mode="prox")
+    model.print_epochs = True
+    seen = WeightsAtEpochStart()
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor="val/loss", mode="min", save_top_k=1)
+    trainer = quiet_trainer(max_epochs=5, callbacks=[callback, seen, best], enable_checkpointing=True)
+    trainer.fit(model, datamodule=dm)
+    at_refit, final = seen.weights[3], model.net.fc1.weight.detach()
+    dropped = (at_refit == 0).all(dim=0)
+    assert 0 < int(dropped.sum()) < 10
+    assert torch.equal(final == 0, at_refit == 0)
+    assert not torch.allclose(final[:, ~dropped], at_refit[:, ~dropped])
+    assert float(trainer.callback_metrics["train/penalty"]) == 0.0  # λ = 0 in the refit
+    assert torch.load(tmp_path / "best.ckpt", weights_only=False)["epoch"] >= 3
+    assert "group_lasso: the support is fixed after epoch 3 (" in capsys.readouterr().out
+
+
+def test_prox_refit_holds_zero_coupled_groups() -> None:
+    """groups=coupled: a channel group zeroed before the refit stays zero in every tensor it spans."""
+    from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback
+    from lightreg.penalties.coupled import CoupledGroupLasso
+
+    dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
+    torch.manual_seed(0)
+    model = MLP(
+        input_shape=(10,),
+        num_classes=2,
+        task="binary",
+        hidden_sizes=[16],
+        print_epochs=False,
+        optimizer=functools.partial(torch.optim.Adam, lr=0.05),
+    )
+    callback = CoupledRegularizationCallback(CoupledGroupLasso(), 0.4, mode="prox", refit_epochs=2)
+    seen = WeightsAtEpochStart()
+    quiet_trainer(max_epochs=5, callbacks=[callback, seen]).fit(model, datamodule=dm)
+    held = (seen.weights[3] == 0).all(dim=1)  # fc1's rows: the hidden units' groups
+    assert 0 < int(held.sum()) < 16
+    assert torch.equal(model.net.fc1.weight.detach()[held], torch.zeros_like(model.net.fc1.weight[held]))
+    assert (model.net.out.weight.detach()[:, held] == 0).all()
 
 
 def test_refit_must_leave_epochs_to_select_in() -> None:
@@ -171,8 +216,8 @@ def test_cli_seed001_refits_with_rmsprop_and_keeps_x0_x1(cli, tmp_path: Path) ->
     assert metrics["val/acc"] >= 0.9  # the ring needs both inputs: one alone is near 0.77
 
 
-def test_cli_preset_in_prox_mode_says_to_drop_the_refit(cli) -> None:
-    proc = cli("experiment=seed001_exact", "penalty.mode=prox", *QUIET)
+def test_cli_preset_in_grad_mode_says_to_drop_the_refit(cli) -> None:
+    proc = cli("experiment=seed001_exact", "penalty.mode=grad", *QUIET)
     assert proc.returncode == 2, describe(proc)
     assert proc.stderr.strip().splitlines()[-1].startswith("lightreg: error: bad penalty config: refit_epochs=20")
     assert "penalty.refit_epochs=0" in proc.stderr

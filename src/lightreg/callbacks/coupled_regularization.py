@@ -36,8 +36,9 @@ class CoupledRegularizationCallback(RegularizationCallback):
     """:class:`RegularizationCallback` whose penalty is a :class:`~lightreg.penalties.coupled.CoupledGroupLasso`.
 
     The groups come from one forward pass of the model on an input of its ``input_shape`` (eval mode, the batch
-    norms' statistics untouched), and so do their MACs for ``group_weight="macs"``. Modes ``prox`` and ``grad``;
-    ``exact`` is refused (the full-batch finish works tensor by tensor).
+    norms' statistics untouched), and so do their MACs for ``group_weight="macs"``. Modes ``prox`` (with
+    ``refit_epochs``: the groups zero after the penalty phase stay zero in every tensor they span while the others are
+    fine-tuned) and ``grad``; ``exact`` is refused (the full-batch finish works tensor by tensor).
     """
 
     def __init__(self, penalty: CoupledGroupLasso, strength: float, **options: Any) -> None:
@@ -93,6 +94,8 @@ class CoupledRegularizationCallback(RegularizationCallback):
 
     @override
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer: Optimizer) -> None:
+        if self.support is not None:  # the refit: zeroed groups get no gradient
+            self.support.mask_grads_(self.params)
         if self.mode != "grad":
             return
         lam = self.current_strength(trainer.current_epoch)
@@ -105,6 +108,8 @@ class CoupledRegularizationCallback(RegularizationCallback):
 
     @torch.no_grad()
     def _after_optimizer_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.support is not None:  # momentum and weight decay move masked entries too
+            self.support.apply_(self.params)
         lam = self._step_strength
         if lam == 0:
             return

@@ -18,7 +18,7 @@ from lightreg.callbacks.collapse import (
     linear_all_zero_message,
     network_all_zero_message,
 )
-from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch
+from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch, restart_best_checkpoints
 from lightreg.callbacks.loss_check import EpochObjective, check_hand_written_penalties
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
@@ -93,10 +93,12 @@ class RegularizationCallback(StepHookCallback):
         include: glob patterns over ``named_parameters()`` names (default: every weight with ndim >= 2).
         exclude: glob patterns removed from the selection.
         warmup_epochs: ramp λ linearly from 0 at epoch 0 to its full value at epoch ``warmup_epochs``.
-        refit_epochs: ``mode: exact`` only: the full-batch finish runs after epoch ``max_epochs - refit_epochs``
-            instead of the last one, and the last ``refit_epochs`` epochs refit the weights it kept without this
-            penalty (λ = 0; the weights it zeroed stay exactly zero): the relaxed lasso, which keeps the selected
-            support but undoes the shrinkage of the kept weights. Other penalties keep acting.
+        refit_epochs: the last ``refit_epochs`` epochs refit the weights that are non-zero after epoch
+            ``max_epochs - refit_epochs`` without this penalty (λ = 0; the zeroed ones stay exactly zero): the relaxed
+            lasso, which keeps the selected support but undoes the shrinkage of the kept weights (for a network: the
+            fine-tune after a structured penalty, before compaction). ``mode: exact`` fixes that support by its
+            full-batch finish, ``mode: prox`` takes the zeros of the last proximal step; monitored checkpoints start
+            over at the refit, so ``best.ckpt`` has the fixed support. Other penalties keep acting.
         adaptive: use the optimizer's per-entry metric for the prox of adaptive optimizers (else plain lr·λ).
         adaptive_warmup: optimizer steps during which that metric step is bounded by the plain one (η ≤ lr);
             ``None`` = the first half of the run (:func:`lightreg.solvers.warmup_steps`), which depends on
@@ -151,10 +153,10 @@ class RegularizationCallback(StepHookCallback):
             )
         if isinstance(refit_epochs, bool) or not isinstance(refit_epochs, int) or refit_epochs < 0:
             raise UserError(f"refit_epochs must be an integer >= 0, got {refit_epochs!r}")
-        if refit_epochs and mode != "exact":
+        if refit_epochs and mode not in ("prox", "exact"):
             raise UserError(
-                f"refit_epochs={refit_epochs} needs mode='exact' (it refits the support the full-batch finish fixes), "
-                f"got mode={mode!r}: set refit_epochs=0 (penalty.refit_epochs=0) or mode='exact'"
+                f"refit_epochs={refit_epochs} refits the support that proximal steps select, but mode={mode!r} gives no "
+                "exact zeros: set mode='prox' or 'exact', or refit_epochs=0 (penalty.refit_epochs=0)"
             )
         self.refit_epochs = refit_epochs
         self.allow_changes = bool(allow_changes)
@@ -254,7 +256,11 @@ class RegularizationCallback(StepHookCallback):
         self._loss_checked = False
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.support = None
-        # a refit implies mode=exact, whose ExactFinish refuses a run without max_epochs
+        if self.refit_epochs and (trainer.max_epochs is None or trainer.max_epochs <= self.refit_epochs):
+            raise UserError(
+                f"{self.name}: refit_epochs={self.refit_epochs} leaves no epoch to select the support in under "
+                f"trainer.max_epochs={trainer.max_epochs}: raise trainer.max_epochs above it or lower refit_epochs"
+            )
         epoch = finish_epoch(trainer.max_epochs, self.refit_epochs) if self.refit_epochs else None
         self._refit_start = epoch + 1 if epoch is not None else None
         for optimizer in trainer.optimizers:
@@ -389,8 +395,10 @@ class RegularizationCallback(StepHookCallback):
 
     @override
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.refitting(trainer.current_epoch) and self.support is None:  # resumed inside the refit
+        if self.refitting(trainer.current_epoch) and self.support is None:  # mode=prox, or resumed inside the refit
             self.freeze_support()
+            if self.mode == "prox" and trainer.current_epoch == self._refit_start:
+                self._announce_refit(trainer, pl_module)
         self._step_strength = self.current_strength(trainer.current_epoch)
         for _, fused in self._fused.values():
             fused.strength = self._step_strength
@@ -431,6 +439,17 @@ class RegularizationCallback(StepHookCallback):
     def freeze_support(self) -> None:
         """Hold the entries that are zero now at exactly zero from here on (the refit)."""
         self.support = SupportMask(self.params)
+
+    def _announce_refit(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """mode=prox at the first refit epoch: monitored checkpoints start over (the models before lack the fixed
+        support), and the epoch lines say so."""
+        restart_best_checkpoints(trainer)
+        if getattr(pl_module, "print_epochs", False):
+            first = trainer.current_epoch + 1
+            pl_module.print(
+                f"{self.name}: the support is fixed after epoch {first - 1} ({100 * self.zero_fraction():.1f}% of its "
+                f"weights exactly zero); epochs {first}-{trainer.max_epochs} refit the others without {self.name}"
+            )
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()
