@@ -62,7 +62,8 @@ def _train_args(command: str, root: Path, name: str, previous: Path) -> list[str
     if "experiment=seed001_exact" in args or "experiment=seed001_mcp" in args:  # λ ramp and refit: 1 + 1 epochs
         args, epochs = [*args, "penalty.warmup_epochs=0", "penalty.refit_epochs=1"], "trainer.max_epochs=2"
     if "experiment=compact_resnet" in args:  # ResNet-18: a small training split keeps the docs check in seconds
-        args = [*args, "data.limit=128"]
+        args = [*args, "data.limit=128", "penalty.warmup_epochs=0", "penalty.refit_epochs=1"]
+        epochs = "trainer.max_epochs=2"  # one penalized epoch, one refit epoch
     args = [_shorter(a) for a in args]
     if any(a.startswith("+path=") for a in args) and not any(a.startswith("path.epochs_per_lambda=") for a in args):
         args.append("path.epochs_per_lambda=2")

@@ -128,5 +128,5 @@ def test_the_compact_resnet_experiment_composes() -> None:
     assert cfg.model._target_ == "lightreg.models.ResNet" and cfg.model.small_input and cfg.model.arch == "resnet18"
     assert cfg.data.name == "digits_images" and cfg.optimizer._target_ == "lightreg.optim.ProxAdam"
     assert cfg.penalty.penalty == "group_lasso" and cfg.penalty.groups == "coupled" and cfg.compact
-    assert cfg["lambda"] > 0 and cfg.penalty.group_weight == "macs"
+    assert cfg["lambda"] > 0 and cfg.penalty.group_weight == "macs" and cfg.penalty.refit_epochs > 0
     assert cfg.model.scheduler.T_max == 3  # the cosine rate follows the run's length
