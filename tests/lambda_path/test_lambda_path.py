@@ -87,6 +87,10 @@ def test_bad_path_configs(change: dict, match: str) -> None:
         (["+penalty=l1", "+path=geometric", "path.num=1"], "path.num must be an integer >= 2"),
         (["+path=geometric"], "none is configured"),
         (["+penalty=l1", "lambda=0.01", "+path=geometric"], "lambda=0.01 and +path: the path sets λ itself"),
+        (
+            ["model=cnn", "data=digits_images", "+penalty=group_lasso", "penalty.groups=coupled", "+path=geometric"],
+            "+path=geometric does not take penalty.groups=coupled: choose lambda by a sweep",
+        ),
     ],
 )
 def test_bad_path_input_is_one_line_exit_2(cli, args: list[str], match: str) -> None:

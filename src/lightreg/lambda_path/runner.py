@@ -37,6 +37,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from lightreg import run_folder
 from lightreg.callbacks.collapse import ALL_ZERO
+from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback
 from lightreg.callbacks.exact_finish import LATE_FINISH, UNSETTLED_FINISH
 from lightreg.callbacks.regularization import RegularizationCallback
 from lightreg.callbacks.support import HoldSupport
@@ -77,6 +78,12 @@ class PathRun:
         self.model = build_model(cfg, self.data)  # in the data's units: the null model and λ_max use them
         self.model.print_epochs = False  # the progress bar reports each λ instead
         probe = self.regularizer(1.0)
+        if isinstance(probe, CoupledRegularizationCallback):  # λ_max and the search work tensor by tensor
+            raise UserError(
+                "+path=geometric does not take penalty.groups=coupled: choose lambda by a sweep "
+                "(python -m train -m ... lambda=0.01,0.02,0.03) and read compact/macs_after of each run, or use "
+                "penalty.groups=rows|columns|filters|channels on the path"
+            )
         self.penalty = probe.penalty
         self.params = dict(select_parameters(self.model, probe.include, probe.exclude))
         if not self.params:
