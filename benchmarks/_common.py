@@ -102,6 +102,18 @@ def input_support(model: Any, n_informative: int = 2) -> tuple[int, int]:
     return int(dropped[n_informative:].sum()), int((~dropped[:n_informative]).sum())
 
 
+def support_figures(model: Any, figures: Mapping[str, float]) -> dict[str, Any]:
+    """Seed-001 result fields of a fitted ``model``: val acc and loss of ``figures``, ``exact`` (exactly the two
+    informative input columns kept) and ``n_kept`` (input columns of ``net.fc1.weight`` with a non-zero entry)."""
+    noise_zero, kept = input_support(model)
+    return {
+        "acc": figures["val/acc"],
+        "val_loss": figures["val/loss"],
+        "exact": noise_zero == 8 and kept == 2,
+        "n_kept": int((model.net.fc1.weight.detach() != 0).any(dim=0).sum()),
+    }
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import build_run, cli_config, fit, input_support, run_jobs, table
+from benchmarks._common import build_run, cli_config, fit, run_jobs, support_figures, table
 from benchmarks.studies.seed001_selection import RULES, summary
 
 
@@ -39,19 +39,8 @@ def run(job: tuple[str, str, int, str, float, float]) -> dict:
     cfg = cli_config(*overrides, dense=penalty == "dense")
     model, dm, penalties = build_run(cfg)
     figures = fit(model, dm, penalties, int(cfg.trainer.max_epochs))
-    noise_zero, kept = input_support(model)
-    kept_columns = (model.net.fc1.weight.detach() != 0).any(dim=0)
     return dict(
-        rule=rule,
-        opt=optimizer,
-        seed=seed,
-        penalty=penalty,
-        lam=lam,
-        gamma=gamma,
-        acc=figures["val/acc"],
-        val_loss=figures["val/loss"],
-        exact=noise_zero == 8 and kept == 2,
-        n_kept=int(kept_columns.sum()),
+        rule=rule, opt=optimizer, seed=seed, penalty=penalty, lam=lam, gamma=gamma, **support_figures(model, figures)
     )
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import build_run, cli_config, fit, input_support, run_jobs, table
+from benchmarks._common import build_run, cli_config, fit, run_jobs, support_figures, table
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "adagrad", "rmsprop")
 RULES = ("ring", "linear", "clusters")
@@ -47,19 +47,7 @@ def run(job: tuple[str, str, int, str, float]) -> dict:
     cfg = cli_config(*overrides, dense=mode == "dense")
     model, dm, penalties = build_run(cfg)
     figures = fit(model, dm, penalties, int(cfg.trainer.max_epochs))
-    kept_columns = (model.net.fc1.weight.detach() != 0).any(dim=0)
-    noise_zero, kept = input_support(model)
-    return dict(
-        rule=rule,
-        opt=optimizer,
-        seed=seed,
-        mode=mode,
-        lam=lam,
-        acc=figures["val/acc"],
-        val_loss=figures["val/loss"],
-        exact=noise_zero == 8 and kept == 2,
-        n_kept=int(kept_columns.sum()),
-    )
+    return dict(rule=rule, opt=optimizer, seed=seed, mode=mode, lam=lam, **support_figures(model, figures))
 
 
 def lassonet(job: tuple[int, str]) -> dict:

@@ -35,19 +35,24 @@ class WeightsAtEpochStart(Callback):
         self.weights[trainer.current_epoch] = pl_module.net.fc1.weight.detach().clone()
 
 
-def _parts(
-    refit_epochs: int = 2, strength: float = LAMBDA, mode: str = "exact", **callback_options
-) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
+def _model_and_data(hidden: int = 6) -> tuple[MLP, SyntheticDataModule]:
     dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
     torch.manual_seed(0)
     model = MLP(
         input_shape=(10,),
         num_classes=2,
         task="binary",
-        hidden_sizes=[6],
+        hidden_sizes=[hidden],
         print_epochs=False,
         optimizer=functools.partial(torch.optim.Adam, lr=0.05),
     )
+    return model, dm
+
+
+def _parts(
+    refit_epochs: int = 2, strength: float = LAMBDA, mode: str = "exact", **callback_options
+) -> tuple[MLP, SyntheticDataModule, RegularizationCallback]:
+    model, dm = _model_and_data()
     callback = RegularizationCallback(
         GroupLasso(groups="columns"),
         strength,
@@ -154,16 +159,7 @@ def test_prox_refit_holds_zero_coupled_groups() -> None:
     from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback
     from lightreg.penalties.coupled import CoupledGroupLasso
 
-    dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
-    torch.manual_seed(0)
-    model = MLP(
-        input_shape=(10,),
-        num_classes=2,
-        task="binary",
-        hidden_sizes=[16],
-        print_epochs=False,
-        optimizer=functools.partial(torch.optim.Adam, lr=0.05),
-    )
+    model, dm = _model_and_data(hidden=16)
     callback = CoupledRegularizationCallback(CoupledGroupLasso(), 0.4, mode="prox", refit_epochs=2)
     seen = WeightsAtEpochStart()
     quiet_trainer(max_epochs=5, callbacks=[callback, seen]).fit(model, datamodule=dm)
