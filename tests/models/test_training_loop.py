@@ -7,12 +7,13 @@ import csv
 from pathlib import Path
 from types import SimpleNamespace
 
+import lightning as L
 import pytest
 import torch
 from torch import nn
 
 from lightreg.errors import UserError
-from lightreg.models.logging_steps import logs_this_step
+from lightreg.models.logging_steps import logging_step, logs_this_step
 from lightreg.solvers.threads import SMALL_MODEL, training_threads
 
 from helpers import read_metrics, run_cli
@@ -21,10 +22,49 @@ from helpers import read_metrics, run_cli
 def test_no_logger_means_no_step_logs() -> None:
     assert not logs_this_step(None)
     assert not logs_this_step(SimpleNamespace(loggers=[]))
-    connector = SimpleNamespace(should_update_logs=False)
-    assert not logs_this_step(SimpleNamespace(loggers=[object()], _logger_connector=connector))
-    connector.should_update_logs = True
-    assert logs_this_step(SimpleNamespace(loggers=[object()], _logger_connector=connector))
+
+
+class _LogRule(L.Callback):
+    """Records lightreg's logging-step answers beside Lightning's own ``should_update_logs``."""
+
+    def __init__(self) -> None:
+        self.now: list[tuple[bool, bool]] = []
+        self.ahead: list[bool] = []
+
+    def on_train_batch_start(self, trainer: L.Trainer, *args: object) -> None:
+        self.now.append((logging_step(trainer), trainer._logger_connector.should_update_logs))
+
+    def on_before_optimizer_step(self, trainer: L.Trainer, *args: object) -> None:
+        self.ahead.append(logging_step(trainer, ahead=1))
+
+
+@pytest.mark.parametrize("every", [1, 3, 4])
+def test_logging_step_is_lightnings_rule_now_and_one_batch_ahead(every: int) -> None:
+    class Tiny(L.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer = nn.Linear(2, 1)
+
+        def training_step(self, batch: list[torch.Tensor], batch_idx: int) -> torch.Tensor:
+            return self.layer(batch[0]).square().mean()
+
+        def configure_optimizers(self) -> torch.optim.Optimizer:
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    rule = _LogRule()
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(10, 2)), batch_size=2)
+    L.Trainer(
+        max_epochs=2,
+        log_every_n_steps=every,
+        callbacks=[rule],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(Tiny(), data)
+    ours, lightnings = zip(*rule.now)
+    assert list(ours) == list(lightnings) and any(ours) and (every == 1 or not all(ours))
+    assert rule.ahead[:-1] == list(lightnings[1:])  # asked before a step: the next batch's answer
 
 
 def test_training_threads_auto_and_restore() -> None:

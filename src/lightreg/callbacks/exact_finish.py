@@ -210,12 +210,7 @@ class ExactFinish(Callback):
             for cb in self.penalties:
                 if cb.refit_epochs:
                     cb.freeze_support()
-            if getattr(pl_module, "print_epochs", False):  # beside the epoch lines, whose penalty drops from here
-                pl_module.print(
-                    f"{self.owner.name}: the finish fixed the support after epoch {epoch + 1} "
-                    f"({100 * self.owner.zero_fraction():.1f}% of its weights exactly zero); epochs {epoch + 2}-"
-                    f"{trainer.max_epochs} refit the others without {self.owner.name}"
-                )
+            print_refit_line(pl_module, self.owner, epoch + 1, trainer.max_epochs, who="the finish fixed the support")
         if not self.report["converged"]:
             finish = self.owner.finish
             penalized = {id(p) for term in terms for p in term.params.values()}
@@ -231,6 +226,19 @@ class ExactFinish(Callback):
                 f"{self.report['kkt']:.3g} above finish.tol={finish.tol:g} x the largest zero threshold. "
                 f"Raise it (+penalty.finish.max_iter=...){why}"
             )
+
+
+def print_refit_line(
+    pl_module: L.LightningModule, owner: Any, last_epoch: int, max_epochs: int | None, who: str
+) -> None:
+    """Beside the epoch lines (when the model prints them), whose penalty drops from here: ``"<name>: <who> after
+    epoch <last_epoch> (z% of its weights exactly zero); epochs <last_epoch + 1>-<max_epochs> refit the others without
+    <name>"``; epochs counted from 1, ``owner`` the penalty callback (its ``name`` and ``zero_fraction()``)."""
+    if getattr(pl_module, "print_epochs", False):
+        pl_module.print(
+            f"{owner.name}: {who} after epoch {last_epoch} ({100 * owner.zero_fraction():.1f}% of its weights exactly "
+            f"zero); epochs {last_epoch + 1}-{max_epochs} refit the others without {owner.name}"
+        )
 
 
 def restart_best_checkpoints(trainer: L.Trainer) -> None:

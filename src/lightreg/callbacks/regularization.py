@@ -18,11 +18,12 @@ from lightreg.callbacks.collapse import (
     linear_all_zero_message,
     network_all_zero_message,
 )
-from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch, restart_best_checkpoints
+from lightreg.callbacks.exact_finish import ExactFinish, finish_epoch, print_refit_line, restart_best_checkpoints
 from lightreg.callbacks.loss_check import EpochObjective, check_hand_written_penalties
 from lightreg.callbacks.step_hooks import StepHookCallback
 from lightreg.callbacks.support import SupportMask
 from lightreg.errors import UserError, warn
+from lightreg.models.logging_steps import logging_step
 from lightreg.optim import FusedPenalty, ProximalOptimizer
 from lightreg.penalties import Penalty, PenaltyTerm, select_parameters
 from lightreg.penalties.coupled import CoupledGroupLasso
@@ -39,19 +40,9 @@ SHARDING_STRATEGIES = (FSDPStrategy, DeepSpeedStrategy, ModelParallelStrategy)
 
 def samples_value(trainer: L.Trainer) -> bool:
     """Whether the coming training batch reads the penalty's value λ·R: the batches whose ``on_step`` figures Lightning
-    logs (its own rule, read as its ``LearningRateMonitor`` reads it: every ``log_every_n_steps`` optimizer steps and
-    when stopping; with or without a logger, so the epoch figures do not depend on one), the epoch's last batch (no
-    epoch goes without a value) and the fit's last step (``max_steps``)."""
-    if trainer.is_last_batch or 0 < trainer.max_steps <= trainer.global_step + 1:
-        return True
-    return bool(trainer._logger_connector.should_update_logs)
-
-
-def value_read_next(trainer: L.Trainer) -> bool:
-    """Called before an optimizer step: whether the next batch is one of Lightning's logging steps (see
-    :func:`samples_value`), whose value a proximal optimizer can then read in this step's own pass."""
-    every = trainer.log_every_n_steps
-    return every > 0 and (trainer.fit_loop.epoch_loop._batches_that_stepped + 2) % every == 0
+    logs (:func:`~lightreg.models.logging_steps.logging_step`, with or without a logger, so the epoch figures do not
+    depend on one), the epoch's last batch (no epoch goes without a value) and the fit's last step (``max_steps``)."""
+    return trainer.is_last_batch or 0 < trainer.max_steps <= trainer.global_step + 1 or logging_step(trainer)
 
 
 class RegularizationCallback(StepHookCallback):
@@ -357,7 +348,9 @@ class RegularizationCallback(StepHookCallback):
         if self.support is not None:
             self.support.mask_grads_(self.params)
         if id(optimizer) in self._fused:  # an eager step reads R in its pass when the next batch reads the value
-            self._fused[id(optimizer)][1].read_value = id(optimizer) in self._reads_in_pass and value_read_next(trainer)
+            self._fused[id(optimizer)][1].read_value = id(optimizer) in self._reads_in_pass and logging_step(
+                trainer, ahead=1
+            )
             return
         if self.mode != "grad":
             return
@@ -444,12 +437,7 @@ class RegularizationCallback(StepHookCallback):
         """mode=prox at the first refit epoch: monitored checkpoints start over (the models before lack the fixed
         support), and the epoch lines say so."""
         restart_best_checkpoints(trainer)
-        if getattr(pl_module, "print_epochs", False):
-            first = trainer.current_epoch + 1
-            pl_module.print(
-                f"{self.name}: the support is fixed after epoch {first - 1} ({100 * self.zero_fraction():.1f}% of its "
-                f"weights exactly zero); epochs {first}-{trainer.max_epochs} refit the others without {self.name}"
-            )
+        print_refit_line(pl_module, self, trainer.current_epoch, trainer.max_epochs, who="the support is fixed")
 
     # -- epoch-end figures and warnings -------------------------------------------------------------------------
     @torch.no_grad()

@@ -293,7 +293,10 @@ class ProximalOptimizer(Optimizer, ABC):
         dtype = params[0].dtype if params else torch.float32  # a float64 scalar would turn Inductor's loops to float64
 
         def scalar(role: Any, x: float) -> Tensor:
-            return scalars.setdefault((role, x), torch.tensor(x, dtype=dtype))
+            key = (role, x)
+            if key not in scalars:  # one tensor per distinct value, not one per parameter
+                scalars[key] = torch.tensor(x, dtype=dtype)
+            return scalars[key]
 
         calls, pens, owners = [], [], []
         for p in params:
