@@ -3,9 +3,11 @@
 Three parts, each one torch thread, on a deep MLP 64 → 41×256 → 10 (2.7 M weights; ``--quick``: 3×16), L1 λ = 1e-5,
 SGD (lr 0.1, momentum 0.9), Adam (lr 1e-3) and Adagrad (lr 0.01):
 
-``fit``: ``python -m train``'s pipeline (Hydra compose, in this process) on sklearn digits, batch 128, no loggers,
-checkpoints or progress bar; the time is ``metrics.json``'s ``fit_seconds``, as a ratio to the same fit with the torch
-optimizer and no penalty. Variants per optimizer and penalty mode (grad | prox):
+``fit``: ``python -m train``'s pipeline (Hydra compose and its own builders, in this process) on sklearn digits, batch
+128, no loggers, checkpoints or progress bar, as ratios to the same fit with the torch optimizer and no penalty: the
+median step (seconds between consecutive batch starts within an epoch, so one whole step with every per-batch hook)
+and the whole ``trainer.fit`` (each epoch's validation and sparsity record and the run's end included: on digits an
+epoch is only 12 steps). Variants per optimizer and penalty mode (grad | prox):
 
   separate    ``+penalty=l1 penalty.mode=…``: the callback's own pass (λ∇R added to ``.grad`` before the step, or the prox
               in a step post-hook after it)
@@ -34,8 +36,6 @@ Interleaved repeats (every round runs each variant once), medians of the per-rou
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import itertools
 import json
 import os
@@ -47,7 +47,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import lightning as L
 import torch
 
 from benchmarks._common import table, time_calls
@@ -78,10 +80,29 @@ def fit_variants(optimizer: str, compiled: bool) -> dict[str, list[str]]:
     return {name: [*overrides, *hyper] for name, overrides in rows.items()}
 
 
-def fit_seconds(overrides: list[str], epochs: int, hidden: list[int], out: Path) -> float:
-    from hydra import compose, initialize_config_module
+class StepClock(L.Callback):
+    """Seconds between consecutive training batch starts within an epoch: one whole step (batch, forward, backward,
+    penalty, optimizer step and every per-batch hook), without the epoch's own boundaries (validation, epoch-end
+    figures, the sparsity monitor's epoch record)."""
 
-    from lightreg.cli.pipeline import train
+    def __init__(self) -> None:
+        self.steps: list[float] = []
+        self._last: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, idx: int) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.steps.append(now - self._last)
+        self._last = now
+
+
+def fit_times(overrides: list[str], epochs: int, hidden: list[int]) -> tuple[float, float]:
+    """(median step seconds (:class:`StepClock`), whole fit seconds) of ``python -m train``'s pipeline on ``overrides``:
+    its own builders and callbacks (the sparsity monitor a penalty adds, the guard), no loggers or checkpoints."""
+    from hydra import compose, initialize_config_module
 
     base = [
         "callbacks=none",
@@ -94,29 +115,47 @@ def fit_seconds(overrides: list[str], epochs: int, hidden: list[int], out: Path)
         "model.print_epochs=false",
         "num_threads=1",
         f"trainer.max_epochs={epochs}",
-        f"paths.output_dir={out}",
     ]
-    with initialize_config_module("lightreg.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[*base, *overrides])
-    with contextlib.redirect_stdout(io.StringIO()):  # the run's final block, once per fit
-        return float(train(cfg)["fit_seconds"])
+    with tempfile.TemporaryDirectory() as out:
+        with initialize_config_module("lightreg.conf", version_base="1.3"):
+            cfg = compose("train", overrides=[*base, f"paths.output_dir={out}", *overrides])
+        return _timed_fit(cfg)
+
+
+def _timed_fit(cfg: Any) -> tuple[float, float]:
+    from lightreg.cli.checks import check_config
+    from lightreg.cli.pipeline import build_data, build_model, build_run_callbacks, build_trainer, fit
+
+    check_config(cfg)
+    L.seed_everything(cfg.seed, verbose=False)
+    datamodule = build_data(cfg)
+    model = build_model(cfg, datamodule)
+    clock = StepClock()
+    trainer = build_trainer(cfg, [*build_run_callbacks(cfg), clock], enable_checkpointing=False)
+    started = time.perf_counter()
+    fit(cfg, trainer, model, datamodule)
+    return statistics.median(clock.steps), time.perf_counter() - started
 
 
 def fit_part(optimizers: list[str], repeats: int, epochs: int, hidden: list[int], compiled: bool) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = itertools.count(1)
-
-        def fit(overrides: list[str]) -> float:
-            return fit_seconds(overrides, epochs, hidden, Path(tmp) / str(next(runs)))
-
-        fit(fit_variants("sgd", False)["none"])  # imports, data and first-call costs out of the figures
-        rows = {(opt, name): o for opt in optimizers for name, o in fit_variants(opt, compiled).items()}
-        for key, overrides in rows.items():  # each compiled graph's first fit pays the compile: untimed
-            if key[1].startswith("compiled"):
-                fit(overrides)
-        times = time_calls({key: (lambda o=o: fit(o)) for key, o in rows.items()}, repeats, returns_seconds=True)
-    print(f"\nfit: digits, batch 128, {epochs} epoch(s), {repeats} interleaved repeats; fit seconds and ratio to none")
-    print(ratio_table(times, lambda key: (key[0], "none")))
+    fit_times(fit_variants("sgd", False)["none"], epochs, hidden)  # imports, data and first-call costs out
+    rows = {(opt, name): o for opt in optimizers for name, o in fit_variants(opt, compiled).items()}
+    for key, overrides in rows.items():  # each compiled graph's first fit pays the compile: untimed
+        if key[1].startswith("compiled"):
+            fit_times(overrides, epochs, hidden)
+    steps: dict[tuple[str, str], list[float]] = {key: [] for key in rows}
+    fits: dict[tuple[str, str], list[float]] = {key: [] for key in rows}
+    for _ in range(repeats):  # interleaved rounds, as time_calls does
+        for key, overrides in rows.items():
+            step, whole = fit_times(overrides, epochs, hidden)
+            steps[key].append(step)
+            fits[key].append(whole)
+    print(
+        f"\nfit: digits, batch 128, {epochs} epoch(s), {repeats} interleaved repeats, ratios to none. step: median "
+        "ms between batch starts (one whole step with every per-batch hook); fit: seconds of trainer.fit (also each "
+        "epoch's validation and sparsity record, and the run's end)"
+    )
+    print(ratio_table(steps, lambda key: (key[0], "none"), scale=1000, fits=fits))
 
 
 # -- step --------------------------------------------------------------------------------------------------------------
@@ -253,19 +292,23 @@ def compile_part(quick: bool) -> None:
     print(f"\nfirst compile (Adam + L1 prox, first two steps, fresh process): cold {cold:.1f} s, warm {warm:.1f} s")
 
 
-def ratio_table(times: dict, base: Callable, scale: float = 1.0) -> str:
+def ratio_table(times: dict, base: Callable, scale: float = 1.0, fits: dict | None = None) -> str:
+    """Median, median ratio to ``base(key)``'s series of the same rounds and its spread per key; ``fits``: the same
+    three columns of a second series per key (a whole fit's seconds)."""
+    series_columns = [times] if fits is None else [times, fits]
     rows = []
-    for key, series in times.items():
-        ratios = [t / b for t, b in zip(series, times[base(key)])]
-        rows.append(
-            [
-                *key,
-                f"{statistics.median(series) * scale:.3f}",
-                f"{statistics.median(ratios):.2f}x",
-                f"{min(ratios):.2f}–{max(ratios):.2f}",
-            ]
-        )
-    return table(["optimizer", "variant", "median", "ratio", "spread"], rows)
+    for key in times:
+        row = [*key]
+        for series_of, unit in zip(series_columns, (scale, 1.0)):
+            series = series_of[key]
+            ratios = [t / b for t, b in zip(series, series_of[base(key)])]
+            row += [f"{statistics.median(series) * unit:.3f}", f"{statistics.median(ratios):.2f}x"]
+            row.append(f"{min(ratios):.2f}–{max(ratios):.2f}")
+        rows.append(row)
+    header = ["optimizer", "variant", "median", "ratio", "spread"]
+    if fits is not None:
+        header = ["optimizer", "variant", "step ms", "ratio", "spread", "fit s", "ratio", "spread"]
+    return table(header, rows)
 
 
 def main() -> None:
