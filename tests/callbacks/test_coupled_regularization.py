@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from lightreg.callbacks import regularizer
 from lightreg.compact.pruning import remove_zero_groups
 from lightreg.data import ImageDataModule
+from lightreg.errors import UserError
 from lightreg.models import LightregModule
 
 from conftest import describe, run_train
@@ -139,3 +140,28 @@ def test_user_module_groups_reach_zero_together_and_are_removed(net: type[nn.Mod
     with torch.no_grad():
         assert torch.allclose(model(x), small(x), atol=1e-5)
     assert report.params_after < report.params_before
+
+
+def test_a_bound_penalty_is_shared_without_a_second_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A λ path binds the groups once: a callback given the bound penalty keeps it through ``setup`` (no trace), a
+    model pruned in place since is traced again, and a penalty bound to another model is refused in one line."""
+    from lightreg.callbacks import coupled_regularization
+
+    traces = []
+    trace = coupled_regularization.coupled_layout
+    monkeypatch.setattr(coupled_regularization, "coupled_layout", lambda *a, **k: traces.append(1) or trace(*a, **k))
+    model = _UserModel(_Concat(), input_shape=(1, 8, 8), num_classes=10, print_epochs=False)
+    first = regularizer("group_lasso", 0.1, groups="coupled")
+    first.bind(model)
+    second = regularizer("group_lasso", 0.2, groups="coupled")
+    second.bind(model, first.coupled)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, accelerator="cpu")
+    second.setup(trainer, model, "fit")
+    assert len(traces) == 1 and second.coupled is first.coupled and second.num_groups == 10
+    assert second.params["net.a.weight"] is model.net.a.weight
+    model.net.a.weight = nn.Parameter(model.net.a.weight.detach().clone())  # e.g. pruned in place
+    second.setup(trainer, model, "fit")
+    assert len(traces) == 2 and second.params["net.a.weight"] is model.net.a.weight
+    other = _UserModel(_SkipPath(), input_shape=(1, 8, 8), num_classes=10, print_epochs=False)
+    with pytest.raises(UserError, match="is not bound to the groups of _UserModel"):
+        regularizer("group_lasso", 0.1, groups="coupled").bind(other, first.coupled)

@@ -88,8 +88,15 @@ def test_bad_path_configs(change: dict, match: str) -> None:
         (["+path=geometric"], "none is configured"),
         (["+penalty=l1", "lambda=0.01", "+path=geometric"], "lambda=0.01 and +path: the path sets λ itself"),
         (
-            ["model=cnn", "data=digits_images", "+penalty=group_lasso", "penalty.groups=coupled", "+path=geometric"],
-            "+path=geometric does not take penalty.groups=coupled: choose lambda by a sweep",
+            [
+                "model=cnn",
+                "data=digits_images",
+                "+penalty=group_lasso",
+                "penalty.groups=coupled",
+                "+path=geometric",
+                "path.finish=exact",
+            ],
+            "path.finish=exact ends each point with the full-batch finish, which works tensor by tensor",
         ),
     ],
 )

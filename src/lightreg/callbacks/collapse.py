@@ -20,6 +20,8 @@ DWARF_RATIO = 10.0
 """A penalty more than this many times the data loss is said to dwarf it."""
 ALL_ZERO = r".*every penalized weight is exactly zero"
 """The all-zero guard's warning (linear models and networks): a regex for filters."""
+DWARFS = r".*: the penalty \(.*\) is more than .*x the data loss"
+"""The dwarf guard's warning (:meth:`CollapseWatch.check_dwarf`): a regex for filters."""
 
 
 class CollapseWatch:

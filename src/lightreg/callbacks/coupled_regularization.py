@@ -17,7 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 from typing_extensions import override
 
@@ -49,6 +49,7 @@ class CoupledRegularizationCallback(RegularizationCallback):
         super().__init__(penalty, strength, **options)
         self.coupled = penalty
         self.num_groups = 0
+        self._bound_to: int | None = None  # id() of the module whose groups `coupled` holds
 
     @override
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -57,25 +58,31 @@ class CoupledRegularizationCallback(RegularizationCallback):
                 f"groups=coupled needs whole tensors but {type(trainer.strategy).__name__} shards parameters; "
                 "use trainer.strategy=ddp"
             )
-        shape = getattr(pl_module, "input_shape", None)
-        if shape is None:
-            raise UserError(
-                f"groups=coupled traces the model once on an example input, but {type(pl_module).__name__} has no "
-                "input_shape attribute: set self.input_shape = (features,) or (C, H, W) in its __init__"
-            )
-        selected = {n for n, _ in select_parameters(pl_module, self.include, self.exclude)}
-        reference = next(pl_module.parameters())
-        example = torch.randn(EXAMPLE_BATCH, *shape, device=reference.device, dtype=reference.dtype)
-        layout, _ = coupled_layout(pl_module, example)
-        named = dict(pl_module.named_parameters())
-        groups = layout.restrict(selected, {n: p.shape for n, p in named.items()})
-        if self.coupled.group_weight == "macs":
-            groups = groups.weighted(groups.macs_weights(macs_per_entry(pl_module, example, groups.names)))
-        self.penalty = self.coupled = self.coupled.bind(groups)
-        self.num_groups = groups.num_groups
-        self.params = {n: named[n] for n in groups.names}
-        self._param_ids = {id(p) for p in self.params.values()}
+        if not self.bound_to(pl_module):
+            self.bind(pl_module)
         self._finisher = None
+
+    def bound_to(self, module: nn.Module) -> bool:
+        """Whether the penalty holds the groups of ``module`` as it is now (the same parameter objects: a module pruned
+        in place since gets new ones)."""
+        named = dict(module.named_parameters())
+        return self._bound_to == id(module) and all(named.get(n) is p for n, p in self.params.items())
+
+    def bind(self, module: nn.Module, penalty: CoupledGroupLasso | None = None) -> None:
+        """Penalize the coupled groups of ``module``: traced now (:func:`bind_coupled`), or those of ``penalty``, this
+        callback's penalty already bound to this module's groups (a λ path traces once for all of its points)."""
+        named = dict(module.named_parameters())
+        if penalty is None:
+            penalty = bind_coupled(self.coupled, module, self.include, self.exclude)
+        elif repr(penalty) != repr(self.coupled) or any(
+            n not in named or named[n].shape != shape for n, shape in penalty.groups.shapes.items()
+        ):
+            raise UserError(f"{penalty!r} is not bound to the groups of {type(module).__name__}: bind it to this model")
+        self.penalty = self.coupled = penalty
+        self.num_groups = penalty.groups.num_groups
+        self.params = {n: named[n] for n in penalty.groups.names}
+        self._param_ids = {id(p) for p in self.params.values()}
+        self._bound_to = id(module)
 
     @override
     def as_term(self, epoch: int | None = None) -> PenaltyTerm:
@@ -126,4 +133,26 @@ class CoupledRegularizationCallback(RegularizationCallback):
         self.coupled.prox_(self.params, steps)
 
 
-__all__ = ["CoupledRegularizationCallback"]
+def bind_coupled(
+    penalty: CoupledGroupLasso, module: nn.Module, include: list[str] | None, exclude: list[str] | None
+) -> CoupledGroupLasso:
+    """``penalty`` bound to the coupled groups of ``module`` that ``include``/``exclude`` select (see the module
+    docstring), with the ``macs`` group weights when ``penalty.group_weight`` asks for them: one trace of ``module`` on
+    an example input of its ``input_shape`` (eval mode, the batch norms' statistics untouched)."""
+    shape = getattr(module, "input_shape", None)
+    if shape is None:
+        raise UserError(
+            f"groups=coupled traces the model once on an example input, but {type(module).__name__} has no "
+            "input_shape attribute: set self.input_shape = (features,) or (C, H, W) in its __init__"
+        )
+    selected = {n for n, _ in select_parameters(module, include, exclude)}
+    reference = next(module.parameters())
+    example = torch.randn(EXAMPLE_BATCH, *shape, device=reference.device, dtype=reference.dtype)
+    layout, _ = coupled_layout(module, example)
+    groups = layout.restrict(selected, {n: p.shape for n, p in module.named_parameters()})
+    if penalty.group_weight == "macs":
+        groups = groups.weighted(groups.macs_weights(macs_per_entry(module, example, groups.names)))
+    return penalty.bind(groups)
+
+
+__all__ = ["CoupledRegularizationCallback", "bind_coupled"]

@@ -38,8 +38,8 @@ def _metric(rows: Sequence[dict[str, Any]], monitor: str) -> str:
 def path_figure(
     rows: Sequence[dict[str, Any]], monitor: str, chosen: dict[str, int], features: Sequence[str] | None
 ) -> Figure:
-    """Validation figures and nnz against λ (log x, the best and one-SE λ marked); coefficient paths for linear
-    models (``features`` given)."""
+    """Validation figures and nnz against λ (log x, the best and one-SE λ marked), with the coupled groups kept
+    where the rows have them; coefficient paths for linear models (``features`` given)."""
     lambdas = [r["lambda"] for r in rows]
     panels = 3 if features else 2
     fig = Figure(figsize=(4.2 * panels, 3.6), layout="constrained")
@@ -62,6 +62,8 @@ def path_figure(
         twin.set_ylabel(metric, color="tab:green")
     axes[1].plot(lambdas, [r["nnz"] for r in rows], marker="o", ms=3, label="nnz")
     axes[1].plot(lambdas, [r["features_kept"] for r in rows], marker="s", ms=3, label="inputs kept")
+    if "groups_kept" in rows[0]:  # groups=coupled
+        axes[1].plot(lambdas, [r["groups_kept"] for r in rows], marker="^", ms=3, label="coupled groups kept")
     axes[1].set_ylabel("count")
     axes[1].legend(fontsize="small")
     if features:
@@ -96,9 +98,10 @@ def print_summary(
         r = rows[k]
         value = r[monitor]
         shown = r["kept"] if r["features_kept"] <= 12 else f"{r['features_kept']} inputs"
+        groups = f"  groups {r['groups_kept']}  MACs {r['macs_after']:,}" if "groups_kept" in r else ""
         console.print(
             f"{rule:>6}: λ = {r['lambda']:.4g}  {monitor} {value:.4f} ± {r[f'{monitor}_se']:.4f}  nnz {r['nnz']}  "
-            f"kept: {shown or '(none)'}" + (f"  → {r['checkpoint']}" if r["checkpoint"] else ""),
+            f"kept: {shown or '(none)'}{groups}" + (f"  → {r['checkpoint']}" if r["checkpoint"] else ""),
             soft_wrap=True,
         )
     if any(not math.isfinite(r[monitor]) for r in rows):

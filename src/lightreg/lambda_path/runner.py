@@ -9,13 +9,18 @@
    halving from the gradient bound at the null model, then bisection (``path.bisect_steps``) in log space. A
    network whose penalized weights are all zero sits at a saddle point, so a point after an all-zero point
    restarts them from their initialization (``restarted`` in ``path.csv``) instead of warm starting from zero.
+   With ``penalty.groups=coupled`` the penalized weights are the coupled groups (traced once, for every point),
+   "zero" means every group zero over all of its slices, and the search starts from the bound at the
+   initialization: a coupled group holds its producer's and its consumers' slices, so at the null model no gradient
+   reaches any group and that bound is 0.
 3. For each ``λ_k = λ_max · min_ratio^(k/(num−1))``: up to ``path.epochs_per_lambda`` epochs with early
    stopping on ``val/loss`` (``penalty.mode=exact`` finishes each point, also when it stopped early). With
    ``path.refit_epochs = R > 0`` (a relaxed path, Meinshausen 2007), a copy of the point then trains R epochs
    without the path's penalty, its zeros held (:class:`~lightreg.callbacks.support.HoldSupport`), and that refit
    is what is validated and checkpointed: the validation figures then compare supports, not shrinkage; the next
    point warm starts from the penalized weights. Then the validation figures with their per-sample standard
-   errors, the support, and a checkpoint.
+   errors, the support (with coupled groups: the groups kept, and the parameters and MACs per sample once the
+   zero groups are removed), and a checkpoint.
 4. λ is chosen by the best ``path.monitor`` and by the one-standard-error rule (:mod:`.selection`).
 """
 
@@ -34,9 +39,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping
 from omegaconf import DictConfig
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import Tensor
 
 from lightreg import run_folder
-from lightreg.callbacks.collapse import ALL_ZERO
+from lightreg.callbacks.collapse import ALL_ZERO, DWARFS
 from lightreg.callbacks.coupled_regularization import CoupledRegularizationCallback
 from lightreg.callbacks.exact_finish import LATE_FINISH, UNSETTLED_FINISH
 from lightreg.callbacks.regularization import RegularizationCallback
@@ -45,16 +51,21 @@ from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.cli.guard import WORSE_THAN_NULL, guard_callbacks
 from lightreg.cli.pipeline import build_data, build_model, build_trainer, mark_status
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
+from lightreg.compact.pruning import remove_zero_groups
+from lightreg.compact.run import TRACE_ROWS
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import path_report
 from lightreg.lambda_path.config import MONITORS, geometric_grid
 from lightreg.lambda_path.rules import best_index, one_se_index, standard_error
 from lightreg.models import LogisticRegression, tasks
-from lightreg.penalties import select_parameters
+from lightreg.penalties import Penalty, select_parameters
+from lightreg.penalties.coupled import CoupledGroupLasso
 from lightreg.solvers import full_batch
 from lightreg.weight_stats import feature_selection
 
 MAX_DOUBLINGS = 12
+COUPLED_COLUMNS = ("groups_kept", "params_after", "macs_after")
+"""``path.csv`` columns of a path over coupled groups (:meth:`PathRun.coupled_figures`)."""
 RUN_SCHEDULES = ("warmup_epochs", "refit_epochs")
 """Penalty options that schedule one training run; a path warm starts each λ from the previous point instead."""
 
@@ -77,15 +88,20 @@ class PathRun:
         self.data = build_data(cfg)
         self.model = build_model(cfg, self.data)  # in the data's units: the null model and λ_max use them
         self.model.print_epochs = False  # the progress bar reports each λ instead
+        self.coupled: CoupledGroupLasso | None = None  # groups=coupled: the penalty bound to the model's groups
         probe = self.regularizer(1.0)
-        if isinstance(probe, CoupledRegularizationCallback):  # λ_max and the search work tensor by tensor
-            raise UserError(
-                "+path=geometric does not take penalty.groups=coupled: choose lambda by a sweep "
-                "(python -m train -m ... lambda=0.01,0.02,0.03) and read compact/macs_after of each run, or use "
-                "penalty.groups=rows|columns|filters|channels on the path"
-            )
+        if isinstance(probe, CoupledRegularizationCallback):
+            if self.spec.get("finish", "auto") == "exact":
+                raise UserError(
+                    "path.finish=exact ends each point with the full-batch finish, which works tensor by tensor and "
+                    "has no coupled groups: use path.finish=auto with penalty.groups=coupled"
+                )
+            probe.bind(self.model)  # the one trace of the model: every point's penalty shares these groups
+            self.coupled = probe.coupled
+            self.params = dict(probe.params)
+        else:
+            self.params = dict(select_parameters(self.model, probe.include, probe.exclude))
         self.penalty = probe.penalty
-        self.params = dict(select_parameters(self.model, probe.include, probe.exclude))
         if not self.params:
             raise UserError("the penalty selects no parameter of this model (check penalty.include/exclude)")
         self.linear = isinstance(self.model, LogisticRegression) and len(self.params) == 1
@@ -98,6 +114,15 @@ class PathRun:
         self.initial = {
             n: p.detach().clone() for n, p in self.params.items()
         }  # the penalized weights at initialization
+        # groups=coupled: the entries that lie in a penalized group (a tensor may hold slices of no group)
+        self.masks = (
+            None
+            if self.coupled is None
+            else self.coupled.groups.member_mask(
+                self.params, torch.ones(self.coupled.groups.num_groups, dtype=torch.bool)
+            )
+        )
+        self.dense: dict[str, int] = {}  # groups=coupled: the parameters and MACs per sample before any removal
         names = getattr(self.data, "feature_names", None)
         self.input_name = next(
             (n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None
@@ -109,8 +134,12 @@ class PathRun:
         )
 
     def regularizer(self, lam: float) -> RegularizationCallback:
-        """The path's penalty at strength ``lam``, its single-run schedules off, finished exactly per ``path.finish``."""
-        return build_penalty(self.cfg, "penalty", strength=float(lam), **self.penalty_overrides)
+        """The path's penalty at strength ``lam``, its single-run schedules off, finished exactly per ``path.finish``
+        (groups=coupled: over the groups traced once for the whole path)."""
+        reg = build_penalty(self.cfg, "penalty", strength=float(lam), **self.penalty_overrides)
+        if self.coupled is not None and isinstance(reg, CoupledRegularizationCallback):
+            reg.bind(self.model, self.coupled)
+        return reg
 
     # -- one fit --------------------------------------------------------------------------------------------------
     def trainer(self, callbacks: list[Callback], max_epochs: int) -> L.Trainer:
@@ -142,6 +171,8 @@ class PathRun:
             # all-zero points belong to every path (path.csv lists nnz), and the finishes that did not settle are
             # counted once for the whole path (train_path), not warned point by point
             warnings.filterwarnings("ignore", message=ALL_ZERO, category=LightregWarning)
+            # so do points whose penalty dwarfs the data loss: the λ_max search and the points near it look for them
+            warnings.filterwarnings("ignore", message=DWARFS, category=LightregWarning)
             warnings.filterwarnings("ignore", message=UNSETTLED_FINISH, category=LightregWarning)
             # a point near λ_max is the intercept-only model by design; path.csv shows every point's val/loss
             warnings.filterwarnings("ignore", message=WORSE_THAN_NULL, category=LightregWarning)
@@ -167,8 +198,11 @@ class PathRun:
     @torch.no_grad()
     def null_model(self) -> None:
         """Penalized weights to zero; a linear model's bias to the optimum of the intercept-only model."""
-        for p in self.params.values():
-            p.zero_()
+        for name, p in self.params.items():
+            if self.masks is None:
+                p.zero_()
+            else:
+                p.masked_fill_(self.masks[name], 0.0)
         if not self.linear or self.model.net.linear.bias is None:
             return
         bias = self.model.net.linear.bias
@@ -179,24 +213,37 @@ class PathRun:
         """A network whose penalized weights are all zero sits at a saddle point (no gradient reaches them once the
         other layers adapt), so a warm start from it would stay empty at every smaller λ: restart the penalized
         weights from their initialization (the other weights keep their values). Linear models never need this."""
-        if self.linear or any(bool((p != 0).any()) for p in self.params.values()):
+        if self.linear or not self.all_zero():
             return False
-        for name, p in self.params.items():
-            p.copy_(self.initial[name])
+        self.restart()
         return True
 
+    @torch.no_grad()
+    def restart(self) -> None:
+        """The penalized weights (groups=coupled: the entries in a penalized group) back to their initialization."""
+        for name, p in self.params.items():
+            start = self.initial[name]
+            p.copy_(start if self.masks is None else torch.where(self.masks[name], start, p))
+
+    @torch.no_grad()
+    def all_zero(self) -> bool:
+        """Whether every penalized weight is zero (groups=coupled: every group, over all of its slices)."""
+        if self.coupled is not None:
+            return bool((self.coupled.unit_norms(self.params) == 0).all())
+        return all(bool((p == 0).all()) for p in self.params.values())
+
     def gradient_bound(self) -> float:
-        """``max over penalized tensors of penalty.lambda_max(∇f)`` at the current weights, full training set."""
+        """:func:`gradient_bound` at the current weights on the full training set."""
         batches = full_batch.materialize(self.data.train_dataloader(), next(iter(self.params.values())))
-        with full_batch.eval_mode(self.model):
-            _, grads = full_batch.data_loss_and_grad(self.model, batches, list(self.params.values()))
-        return max(self.penalty.lambda_max(g) for g in grads)
+        return gradient_bound(self.model, batches, self.penalty, self.params)
 
     def lambda_max(self) -> tuple[float, str]:
         given = self.spec.get("lambda_max")
         self.null_model()
         if given is not None:
             return float(given), "given"
+        if self.coupled is not None:  # the null model is a saddle where no gradient reaches a coupled group
+            self.restart()
         bound = self.gradient_bound()
         if self.linear:
             return bound, "closed form"
@@ -212,12 +259,10 @@ class PathRun:
         """Train from ``start`` at ``lam`` exactly as a path point does; are the penalized weights all zero after?"""
         self.model.load_state_dict(start)
         self.fit(lam, self.spec.epochs_per_lambda, early_stopping=True)  # all-zero: what the search looks for
-        return all(bool((p == 0).all()) for p in self.params.values())
+        return self.all_zero()
 
     def _search(self, bound: float) -> float:
-        with torch.no_grad():  # from the initialization: from zero (a saddle) the weights would stay zero at any λ
-            for name, p in self.params.items():
-                p.copy_(self.initial[name])
+        self.restart()  # from the initialization: from zero (a saddle) the weights would stay zero at any λ
         start = copy.deepcopy(self.model.state_dict())
         lo, hi = None, None
         lam = bound
@@ -278,10 +323,40 @@ class PathRun:
         coef = w[0].tolist() if self.linear and w.shape[0] == 1 else selection.importance
         return nnz, selection.selected, [float(c) for c in coef]
 
+    def coupled_figures(self) -> dict[str, int]:
+        """groups=coupled: the coupled groups kept (a non-zero slice), and the parameters and MACs per sample of the
+        model once its all-zero groups are removed (:func:`~lightreg.compact.pruning.remove_zero_groups`, Torch-Pruning's
+        counter: ``compact/params_after`` and ``compact/macs_after`` of a single run); ``{}`` for other penalties."""
+        if self.coupled is None:
+            return {}
+        reference = next(iter(self.params.values()))
+        shape = (TRACE_ROWS, *self.model.input_shape)
+        example = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(
+            reference
+        )  # the run's RNG untouched
+        _, report = remove_zero_groups(self.model, example)
+        self.dense = {"params_before": report.params_before, "macs_before": report.macs_before}
+        kept = int((self.coupled.unit_norms(self.params) > 0).sum())
+        return {"groups_kept": kept, "params_after": report.params_after, "macs_after": report.macs_after}
+
     def intercept(self) -> dict[str, float]:
         """``{"intercept": b}`` for a one-output linear model (with ``coef:*`` it gives the whole model), else ``{}``."""
         bias = self.model.net.linear.bias if self.linear else None
         return {"intercept": float(bias.detach()[0])} if bias is not None and bias.numel() == 1 else {}
+
+
+def gradient_bound(
+    model: Any, batches: list[tuple[Tensor, ...]], penalty: Penalty | CoupledGroupLasso, params: dict[str, Tensor]
+) -> float:
+    """The λ at which the penalty's zero threshold meets the data gradient ``∇f`` at the current weights (``f`` the
+    mean data loss over ``batches``): ``max`` over the penalized tensors of ``penalty.lambda_max(∇f)``; for coupled
+    groups ``penalty.lambda_max`` over every group, its norm taken over all of the group's slices (``max_g ‖∇_g f‖/c_g``
+    for the group lasso)."""
+    with full_batch.eval_mode(model):
+        _, grads = full_batch.data_loss_and_grad(model, batches, list(params.values()))
+    if isinstance(penalty, CoupledGroupLasso):
+        return penalty.lambda_max(dict(zip(params, grads)))
+    return max(penalty.lambda_max(g) for g in grads)
 
 
 def _save(trainer: L.Trainer, path: Path) -> str:
@@ -364,6 +439,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                         **refit,
                         "nnz": nnz,
                         "features_kept": len(kept),
+                        **run.coupled_figures(),
                         "kept": path_report.NAME_SEPARATOR.join(run.feature_names[j] for j in kept),
                         "entered": path_report.NAME_SEPARATOR.join(run.feature_names[j] for j in entered),
                         "epochs": epochs,
@@ -441,6 +517,8 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
         "path/plot": str(plot),
         "path/entry_lambda": entry,
     }
+    if run.coupled is not None:
+        metrics.update({"path/groups": run.coupled.groups.num_groups, **{f"path/{k}": v for k, v in run.dense.items()}})
     for rule, k in chosen.items():
         row = rows[k]
         metrics.update(
@@ -450,6 +528,7 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
                 f"{rule}/checkpoint": row["checkpoint"] or None,
                 f"{rule}/nnz": row["nnz"],
                 f"{rule}/features": supports[k],
+                **{f"{rule}/{name}": row[name] for name in COUPLED_COLUMNS if name in row},
                 **{f"{rule}/{name}": v for name, v in row.items() if name.startswith("val/")},
             }
         )
@@ -459,4 +538,4 @@ def train_path(cfg: DictConfig) -> dict[str, Any]:
     return metrics
 
 
-__all__ = ["PathRun", "train_path"]
+__all__ = ["PathRun", "gradient_bound", "train_path"]
