@@ -145,6 +145,28 @@ def quiet_trainer(callbacks: Iterable[L.Callback] = (), **options: Any) -> L.Tra
     return L.Trainer(callbacks=list(callbacks), **{**defaults, **options})
 
 
+def seeded_mlp(
+    hidden_sizes: list[int],
+    optimizer: Callable[..., Any] | None,
+    *,
+    data: Any = None,
+    cls: type | None = None,
+    seed: int = 0,
+) -> Any:
+    """A small :class:`~lightreg.models.MLP` (or its subclass ``cls``) built right after ``torch.manual_seed(seed)``, so
+    its initial weights are the same in every test that asks for the same one: ``data``'s input shape, classes and
+    task (a datamodule), else 10 inputs and a binary task; no epoch lines."""
+    import torch
+
+    from lightreg.models import MLP
+
+    shape = dict(input_shape=(10,), num_classes=2, task="binary")
+    if data is not None:
+        shape = dict(input_shape=data.input_shape, num_classes=data.num_classes, task=data.task)
+    torch.manual_seed(seed)
+    return (cls or MLP)(hidden_sizes=hidden_sizes, optimizer=optimizer, print_epochs=False, **shape)
+
+
 def composed(run_dir: Path, *overrides: str) -> Any:
     """The config ``python -m train <overrides>`` composes, with its run folder at ``run_dir`` (as Hydra would set
     it): the in-process twin of :func:`run_cli` (lightning-hydra-template's way)."""

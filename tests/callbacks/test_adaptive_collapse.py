@@ -18,21 +18,13 @@ from lightreg.errors import LightregWarning
 from lightreg.models import MLP, LogisticRegression
 from lightreg.penalties import GroupLasso
 
-from helpers import read_metrics, run_cli
+from helpers import read_metrics, run_cli, seeded_mlp
 
 
 def _fit_mlp(optimizer, strength: float, epochs: int = 1) -> list[str]:
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0, rule="ring")
     dm.setup("fit")
-    torch.manual_seed(0)
-    model = MLP(
-        hidden_sizes=[6],
-        input_shape=dm.input_shape,
-        num_classes=dm.num_classes,
-        task=dm.task,
-        optimizer=optimizer,
-        print_epochs=False,
-    )
+    model = seeded_mlp([6], optimizer, data=dm)
     callback = RegularizationCallback(GroupLasso("columns"), strength, include="net.fc1.weight")
     trainer = L.Trainer(
         accelerator="cpu",

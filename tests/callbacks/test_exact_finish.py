@@ -18,7 +18,7 @@ from lightreg.errors import LightregWarning, UserError
 from lightreg.models import LogisticRegression
 from lightreg.penalties import L1
 
-from helpers import quiet_trainer
+from helpers import quiet_trainer, seeded_mlp
 
 
 def _model_and_data() -> tuple[LogisticRegression, SyntheticDataModule]:
@@ -141,18 +141,9 @@ def test_exact_mode_in_a_plain_lightning_module() -> None:
 def test_a_finish_at_its_cap_names_the_residual_and_the_likely_cause(include: list[str] | None, advice: str) -> None:
     """The capped finish says where it stopped (the KKT residual) and gives the advice that fits the model: a fully
     penalized model is told to scale its data; one with unpenalized layers that its objective may have no minimizer."""
-    from lightreg.models import MLP
 
     dm = SyntheticDataModule(n_samples=200, batch_size=32, seed=0)
-    torch.manual_seed(0)
-    model = MLP(
-        hidden_sizes=[8],
-        input_shape=(10,),
-        num_classes=2,
-        task="binary",
-        print_epochs=False,
-        optimizer=functools.partial(torch.optim.SGD, lr=0.1),
-    )
+    model = seeded_mlp([8], functools.partial(torch.optim.SGD, lr=0.1))
     callback = RegularizationCallback(L1(), 0.02, mode="exact", include=include, finish={"max_iter": 2})
     with pytest.warns(LightregWarning, match=rf"finish.max_iter=2 with KKT residual \d.*{advice}"):
         quiet_trainer([callback], max_epochs=1).fit(model, datamodule=dm)

@@ -20,7 +20,7 @@ from lightreg.models import MLP
 from lightreg.penalties import L1, L2, GroupLasso
 
 from conftest import describe
-from helpers import QUIET, quiet_trainer, read_metrics
+from helpers import QUIET, quiet_trainer, read_metrics, seeded_mlp
 
 LAMBDA = 0.05
 
@@ -37,15 +37,7 @@ class WeightsAtEpochStart(Callback):
 
 def _model_and_data(hidden: int = 6) -> tuple[MLP, SyntheticDataModule]:
     dm = SyntheticDataModule(n_samples=300, batch_size=50, rule="linear", seed=0)
-    torch.manual_seed(0)
-    model = MLP(
-        input_shape=(10,),
-        num_classes=2,
-        task="binary",
-        hidden_sizes=[hidden],
-        print_epochs=False,
-        optimizer=functools.partial(torch.optim.Adam, lr=0.05),
-    )
+    model = seeded_mlp([hidden], functools.partial(torch.optim.Adam, lr=0.05))
     return model, dm
 
 

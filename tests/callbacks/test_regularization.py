@@ -18,7 +18,7 @@ from lightreg.errors import LightregWarning, UserError
 from lightreg.models import MLP, LogisticRegression
 from lightreg.penalties import L1, L2, ElasticNet, GroupLasso, Penalty, SparseGroupLasso, soft_threshold_
 
-from helpers import quiet_trainer
+from helpers import quiet_trainer, seeded_mlp
 
 PENALTIES = [L1(), L2(), ElasticNet(0.3), GroupLasso("rows"), GroupLasso("columns"), SparseGroupLasso("columns", 0.4)]
 
@@ -30,15 +30,7 @@ def _data(batch_size: int | None = 32, n_samples: int = 200) -> SyntheticDataMod
 
 
 def _mlp(dm: SyntheticDataModule, optimizer, cls=MLP, seed: int = 0) -> MLP:
-    torch.manual_seed(seed)
-    return cls(
-        hidden_sizes=[8, 6],
-        input_shape=dm.input_shape,
-        num_classes=dm.num_classes,
-        task=dm.task,
-        optimizer=optimizer,
-        print_epochs=False,
-    )
+    return seeded_mlp([8, 6], optimizer, data=dm, cls=cls, seed=seed)
 
 
 def _penalized_in_loss(penalty: Penalty, strength: float) -> type[MLP]:

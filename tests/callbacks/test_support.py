@@ -9,9 +9,8 @@ import torch
 
 from lightreg.callbacks.support import HoldSupport, SupportMask
 from lightreg.data import SyntheticDataModule
-from lightreg.models import MLP
 
-from helpers import quiet_trainer
+from helpers import quiet_trainer, seeded_mlp
 
 
 def test_support_mask_zeroes_gradients_and_weights_outside_the_support() -> None:
@@ -36,10 +35,7 @@ def test_support_mask_zeroes_gradients_and_weights_outside_the_support() -> None
 )
 def test_hold_support_keeps_zeros_through_a_fit_and_trains_the_rest(optimizer) -> None:
     dm = SyntheticDataModule(n_samples=200, batch_size=50, rule="linear", seed=0)
-    torch.manual_seed(0)
-    model = MLP(
-        input_shape=(10,), num_classes=2, task="binary", hidden_sizes=[4], print_epochs=False, optimizer=optimizer
-    )
+    model = seeded_mlp([4], optimizer)
     fc1 = model.net.fc1.weight
     with torch.no_grad():
         fc1[:, 2:] = 0.0  # inputs x2..x9 dropped

@@ -27,7 +27,7 @@ from lightreg.optim import (
 from lightreg.penalties import make_penalty
 from lightreg.solvers import kernels, prox_step
 
-from helpers import quiet_trainer, read_metrics, run_cli
+from helpers import quiet_trainer, read_metrics, run_cli, seeded_mlp
 
 OPTIMIZERS = {
     "sgd": (torch.optim.SGD, ProxSGD, {"lr": 0.1, "momentum": 0.9, "weight_decay": 1e-3}),
@@ -249,15 +249,7 @@ class _StepScheduled(MLP):
 def _lightning_fit(optimizer, mode: str) -> MLP:
     dm = SyntheticDataModule(n_samples=200, batch_size=25, seed=0)
     dm.setup("fit")
-    torch.manual_seed(0)
-    model = _StepScheduled(
-        hidden_sizes=[8, 6],
-        input_shape=dm.input_shape,
-        num_classes=dm.num_classes,
-        task=dm.task,
-        optimizer=optimizer,
-        print_epochs=False,
-    )
+    model = seeded_mlp([8, 6], optimizer, data=dm, cls=_StepScheduled)
     callback = RegularizationCallback(make_penalty("elastic_net", l1_ratio=0.7), 0.5, mode=mode, adaptive_warmup=1)
     trainer = quiet_trainer([callback], max_epochs=2, accumulate_grad_batches=2, limit_val_batches=0)
     trainer.fit(model, datamodule=dm)

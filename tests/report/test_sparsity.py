@@ -18,6 +18,8 @@ from lightreg.models import MLP
 from lightreg.penalties import L1
 from lightreg.weight_stats import feature_selection, input_weight, magnitude_histogram, measure, totals, zero_groups
 
+from helpers import seeded_mlp
+
 # 3 units x 4 inputs: unit 1 dead (row zero), input 2 dropped (column zero), 6 zeros, 2 entries with 0 < |w| <= 1e-3
 W = torch.tensor(
     [
@@ -137,15 +139,7 @@ def test_monitor_rejects_bad_arguments(kwargs: dict, match: str) -> None:
 
 def _frozen_mlp() -> MLP:
     """MLP 10-3-2 (binary: 1 logit) with SGD lr=0, so its hand-set weights stay as set during fit."""
-    torch.manual_seed(0)
-    model = MLP(
-        hidden_sizes=[3],
-        input_shape=(10,),
-        num_classes=2,
-        task="binary",
-        print_epochs=False,
-        optimizer=functools.partial(torch.optim.SGD, lr=0.0),
-    )
+    model = seeded_mlp([3], functools.partial(torch.optim.SGD, lr=0.0))
     with torch.no_grad():
         model.net.fc1.weight.fill_(1.0)
         model.net.fc1.weight[:, 2:] = 0.0  # inputs x2..x9 dropped: 24 zeros of 30
