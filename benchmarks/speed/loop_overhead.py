@@ -11,6 +11,8 @@ momentum 0.9, batch 64, a validation pass per epoch, ``--epochs`` epochs (20 as 
              +trainer.num_sanity_val_steps=0 model.print_epochs=false``: what ``lightning`` leaves out, left out
   lightning  the floor of Lightning's loop: a minimal LightningModule (forward, cross entropy, no metrics, no logs)
              fit by ``L.Trainer`` with loggers, checkpoints, progress bar, summary and sanity check off
+  lightning+logs  the same module reporting what ``bare`` reports on its epoch line (train loss, val loss, val
+             accuracy per epoch) as Lightning's docs show: ``self.log(..., on_epoch=True)`` in its steps
   the rest   one piece of ``default`` removed at a time (``--split``), to say where the time goes
 
 Every lightreg variant runs in this process through Hydra's compose API (same code path as the CLI, no start-up
@@ -126,7 +128,15 @@ class _Minimal:
     """Built lazily (Lightning imports slowly): the least a LightningModule can do for this problem."""
 
     @staticmethod
-    def fit(epochs: int, batch_size: int, data: tuple[torch.Tensor, ...], profiler: Profiler | None = None) -> float:
+    def fit(
+        epochs: int,
+        batch_size: int,
+        data: tuple[torch.Tensor, ...],
+        profiler: Profiler | None = None,
+        logged: bool = False,
+    ) -> float:
+        """``logged``: the module also reports what lightreg's epoch line does (the epoch's train loss, val loss and
+        val accuracy) the way Lightning's docs show it: ``self.log(..., on_epoch=True)`` in the steps."""
         import lightning as L
 
         from lightreg.data.loader import TensorBatches
@@ -137,10 +147,18 @@ class _Minimal:
                 self.net = nn.Sequential(nn.Flatten(), nn.Linear(data[0].shape[1], 10))
 
             def training_step(self, batch, batch_idx):
-                return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+                loss = nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+                if logged:
+                    self.log("train/loss", loss, on_step=False, on_epoch=True)
+                return loss
 
             def validation_step(self, batch, batch_idx):
-                return nn.functional.cross_entropy(self.net(batch[0]), batch[1])
+                out = self.net(batch[0])
+                loss = nn.functional.cross_entropy(out, batch[1])
+                if logged:
+                    self.log("val/loss", loss, on_epoch=True)
+                    self.log("val/acc", (out.argmax(1) == batch[1]).float().mean(), on_epoch=True)
+                return loss
 
             def configure_optimizers(self):
                 return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
@@ -195,6 +213,7 @@ def main() -> None:
         fits = {
             "hand": lambda: hand_loop(args.epochs, 64, data),
             "lightning": lambda: _Minimal.fit(args.epochs, 64, data),
+            "lightning+logs": lambda: _Minimal.fit(args.epochs, 64, data, logged=True),
             **{
                 name: lambda overrides=overrides: lightreg_fit(overrides, args.epochs, Path(tmp) / str(next(runs)))
                 for name, overrides in variants.items()
@@ -218,10 +237,11 @@ def main() -> None:
             f"{median[v] / args.epochs * 1e3:.1f}",
             f"{median[v] / median['hand']:.1f}x",
             f"{median[v] / median['lightning']:.2f}x",
+            f"{median[v] / median['lightning+logs']:.2f}x",
         ]
         for v in times
     ]
-    print(table(["variant", "fit s", "ms/epoch", "vs hand", "vs lightning"], rows))
+    print(table(["variant", "fit s", "ms/epoch", "vs hand", "vs lightning", "vs lightning+logs"], rows))
     if hooks is not None:
         print(f"\nms per epoch of each hook (median of {args.repeats} more fits under HookTimes; >= 0.05 in a variant)")
         names = sorted(
