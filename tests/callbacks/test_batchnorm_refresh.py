@@ -175,3 +175,52 @@ def test_cli_refresh_changes_only_the_running_statistics(tmp_path: Path) -> None
     # same data order, dropout masks and weights: the training figures agree exactly
     assert runs["refresh"]["train/loss"] == runs["plain"]["train/loss"]
     assert runs["refresh"]["val/loss"] != runs["plain"]["val/loss"]
+
+
+def _refresh_on_rank(rank: int, port: int, out: str) -> None:
+    """One of two gloo ranks: refresh from a shard of its own (rank r: r + 1 batches, shifted by 3r), then average."""
+    import torch.distributed as dist
+
+    from lightreg.callbacks.batchnorm_refresh import average_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        net = _net()
+        used = refresh_batch_norm(net, _shard(rank))
+
+        def summed(t: torch.Tensor) -> torch.Tensor:
+            dist.all_reduce(t)
+            return t
+
+        average_over_ranks(net, used, summed)
+        torch.save({"mean": net[1].running_mean, "var": net[1].running_var}, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def _shard(rank: int) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(rank)
+    return [torch.randn(8, 1, 6, 6, generator=generator) + 3 * rank for _ in range(rank + 1)]
+
+
+@pytest.mark.slow
+def test_ddp_ranks_end_with_the_statistics_of_every_ranks_batches(tmp_path: Path) -> None:
+    """Two processes with shards of different sizes and distributions: both end with the batch-weighted average of
+    their refreshes, i.e. the statistics one process would compute from all three batches."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_refresh_on_rank, args=(port, str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    alone = _net()
+    refresh_batch_norm(alone, _shard(0) + _shard(1))  # one process over the same 3 batches
+    for rank in ranks:
+        torch.testing.assert_close(rank["mean"], alone[1].running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(rank["var"], alone[1].running_var, rtol=1e-5, atol=1e-6)
+    one_rank = _net()
+    refresh_batch_norm(one_rank, _shard(1))
+    assert not torch.allclose(one_rank[1].running_mean, alone[1].running_mean, atol=1e-2)  # the shards differ

@@ -8,7 +8,7 @@ pass in train mode, without gradients, over ``batches`` training batches with ``
 
     running_mean = (1/B) Σ_b mean_b,    running_var = (1/B) Σ_b var_b (unbiased, per batch)
 
-over the ``B`` batches. Validation figures, the checkpoints written after validation (``best.ckpt``, ``last.ckpt``)
+over the ``B`` batches (under DDP, over every rank's batches: :func:`average_over_ranks`). Validation figures, the checkpoints written after validation (``best.ckpt``, ``last.ckpt``)
 and what is compacted from them all see these statistics. Weights, the data order and torch's random stream of
 training are untouched (the pass runs under :func:`torch.random.fork_rng`, the loader's ``state_dict`` is restored);
 each layer's momentum and each module's train/eval mode are restored. A model without BatchNorm costs nothing.
@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.trainer.states import TrainerFn
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.swa_utils import update_bn
 from typing_extensions import override
 
@@ -59,6 +59,30 @@ def refresh_batch_norm(module: nn.Module, loader: Iterable[Any], batches: int | 
         if state is not None:
             loader.load_state_dict(state)
     return counted.count
+
+
+def average_over_ranks(module: nn.Module, batches: int, sum_over_ranks: Callable[[Tensor], Tensor]) -> None:
+    """Give every rank the running statistics of all ranks' refresh batches: each BatchNorm layer's ``running_mean``
+    and ``running_var`` replaced by ``Σ_r B_r·stat_r / Σ_r B_r`` over the ranks ``r`` (``B_r`` the batches rank ``r``
+    refreshed from; a rank with none counts for nothing), with one collective (``sum_over_ranks``: an all-reduce sum
+    that returns the summed tensor) for all layers. Without it, each DDP rank validates, and rank 0 checkpoints, with
+    statistics of its own shard only."""
+    layers = batch_norms(module)
+    if not layers:
+        return
+    buffers = [b for m in layers for b in (m.running_mean, m.running_var)]
+    weight = float(batches)
+    flat = torch.cat(
+        [*(b.detach().reshape(-1).double() * weight for b in buffers), buffers[0].new_full((1,), weight).double()]
+    )
+    total = sum_over_ranks(flat)
+    if total[-1] <= 0:
+        return
+    averaged = total[:-1] / total[-1]
+    offset = 0
+    for b in buffers:
+        b.copy_(averaged[offset : offset + b.numel()].view_as(b))
+        offset += b.numel()
 
 
 class _Counted:
@@ -103,9 +127,11 @@ class BatchNormRefresh(L.Callback):
             )
         start = time.perf_counter()
         used = refresh_batch_norm(pl_module, loader, self.batches)
+        if trainer.world_size > 1:
+            average_over_ranks(pl_module, used, lambda t: trainer.strategy.reduce(t, reduce_op="sum"))
         seconds = time.perf_counter() - start
         pl_module.log("bn_refresh/batches", float(used), on_step=False, on_epoch=True, batch_size=1)
         pl_module.log("bn_refresh/seconds", seconds, on_step=False, on_epoch=True, batch_size=1)
 
 
-__all__ = ["BatchNormRefresh", "batch_norms", "refresh_batch_norm"]
+__all__ = ["BatchNormRefresh", "average_over_ranks", "batch_norms", "refresh_batch_norm"]
