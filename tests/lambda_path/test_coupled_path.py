@@ -128,6 +128,7 @@ def test_coupled_path_empties_every_group_at_lambda_max_and_warm_starts(
     assert int(rows[1]["groups_kept"]) > 0 and bool((_group_norms(run / "checkpoints" / "lambda_01.ckpt") > 0).any())
     assert [int(r["restarted"]) for r in rows] == [0, 1, 0]
     assert int(rows[2]["macs_after"]) > int(rows[0]["macs_after"])
+    assert {int(r["features_kept"]) for r in rows} == {64}  # the pixels: out's columns (fc1's units) are no inputs
     for rule in ("best", "one_se"):
         k = metrics[f"{rule}/step"]
         assert metrics[f"{rule}/groups_kept"] == int(rows[k]["groups_kept"])

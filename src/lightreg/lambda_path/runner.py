@@ -124,8 +124,12 @@ class PathRun:
         )
         self.dense: dict[str, int] = {}  # groups=coupled: the parameters and MACs per sample before any removal
         names = getattr(self.data, "feature_names", None)
-        self.input_name = next(
-            (n for n, p in self.params.items() if p.ndim >= 2 and p.shape[1] == self.model.num_inputs), None
+        # the input layer: the model's first weight, when it is a penalized matrix over the inputs (a CNN's first
+        # weight is a conv: its inputs are pixels, and a later layer as wide as the image is no input layer)
+        first = next((n for n, p in self.model.named_parameters() if p.ndim >= 2), None)
+        weight = self.params.get(first) if first is not None else None
+        self.input_name = (
+            first if weight is not None and weight.ndim == 2 and weight.shape[1] == self.model.num_inputs else None
         )
         self.feature_names = (
             list(names)
