@@ -51,7 +51,7 @@ from lightreg.cli.build import build_penalty, penalty_configs
 from lightreg.cli.guard import WORSE_THAN_NULL, guard_callbacks
 from lightreg.cli.pipeline import build_data, build_model, build_trainer, mark_status
 from lightreg.cli.quiet import UNWATCHED_FIT, quiet_lightning
-from lightreg.compact.pruning import remove_zero_groups
+from lightreg.compact.pruning import count, remove_zero_groups
 from lightreg.compact.run import TRACE_ROWS
 from lightreg.errors import LightregWarning, UserError, warn
 from lightreg.lambda_path import path_report
@@ -114,15 +114,17 @@ class PathRun:
         self.initial = {
             n: p.detach().clone() for n, p in self.params.items()
         }  # the penalized weights at initialization
-        # groups=coupled: the entries that lie in a penalized group (a tensor may hold slices of no group)
-        self.masks = (
-            None
-            if self.coupled is None
-            else self.coupled.groups.member_mask(
-                self.params, torch.ones(self.coupled.groups.num_groups, dtype=torch.bool)
-            )
-        )
+        self.masks: dict[str, Tensor] | None = None  # groups=coupled: the entries in a penalized group
         self.dense: dict[str, int] = {}  # groups=coupled: the parameters and MACs per sample before any removal
+        if self.coupled is not None:
+            groups = self.coupled.groups
+            self.masks = groups.member_mask(self.params, torch.ones(groups.num_groups, dtype=torch.bool))
+            # the input the removal of zero groups traces, from its own generator (the run's random stream untouched)
+            shape = (TRACE_ROWS, *self.model.input_shape)
+            self.example = torch.randn(shape, generator=torch.Generator().manual_seed(0))
+            self.example = self.example.to(next(iter(self.params.values())))
+            params, macs = count(self.model, self.example)
+            self.dense = {"params_before": params, "macs_before": macs}
         names = getattr(self.data, "feature_names", None)
         # the input layer: the model's first weight, when it is a penalized matrix over the inputs (a CNN's first
         # weight is a conv: its inputs are pixels, and a later layer as wide as the image is no input layer)
@@ -333,13 +335,7 @@ class PathRun:
         counter: ``compact/params_after`` and ``compact/macs_after`` of a single run); ``{}`` for other penalties."""
         if self.coupled is None:
             return {}
-        reference = next(iter(self.params.values()))
-        shape = (TRACE_ROWS, *self.model.input_shape)
-        example = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(
-            reference
-        )  # the run's RNG untouched
-        _, report = remove_zero_groups(self.model, example)
-        self.dense = {"params_before": report.params_before, "macs_before": report.macs_before}
+        _, report = remove_zero_groups(self.model, self.example)
         kept = int((self.coupled.unit_norms(self.params) > 0).sum())
         return {"groups_kept": kept, "params_after": report.params_after, "macs_after": report.macs_after}
 
