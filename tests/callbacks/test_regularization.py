@@ -253,6 +253,18 @@ def test_penalty_that_dwarfs_the_loss_warns() -> None:
         quiet_trainer([RegularizationCallback(L1(), 5.0, mode="grad")], max_epochs=1).fit(model, datamodule=dm)
 
 
+def test_a_proximal_penalty_larger_than_the_loss_is_no_dwarf_warning() -> None:
+    """The value λ·R says how a gradient penalty drives the weights, not how fast a proximal step moves them (its
+    threshold lr·λ does): the same λ as a prox gives no "likely too large" warning; the all-zero guard speaks."""
+    dm = _data()
+    model = _mlp(dm, functools.partial(torch.optim.SGD, lr=1e-4))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        quiet_trainer([RegularizationCallback(L1(), 5.0, mode="prox")], max_epochs=1).fit(model, datamodule=dm)
+    messages = [str(w.message) for w in record]
+    assert not any("more than 10x the data loss" in m for m in messages), messages
+
+
 def test_regularizer_builds_penalty_options_from_flat_config() -> None:
     callback = regularizer("elastic_net", 1e-3, l1_ratio=0.7, mode="grad")
     assert callback.penalty == ElasticNet(0.7) and callback.mode == "grad"

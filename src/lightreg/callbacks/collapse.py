@@ -57,7 +57,13 @@ class CollapseWatch:
 
     def check_dwarf(self, epoch: int, strength: float) -> None:
         """Warn once when the epoch's mean penalty exceeds :data:`DWARF_RATIO` × the larger of this epoch's and the
-        first epoch's data loss (a well-fit model's small loss, 0.03 on digits, is no sign that λ is too large)."""
+        first epoch's data loss (a well-fit model's small loss, 0.03 on digits, is no sign that λ is too large).
+
+        For a penalty applied as a gradient (``mode="grad"``): its gradient then enters every step beside the data
+        loss's, and one that dwarfs the loss drives the weights. A proximal step is no such sign: its threshold per
+        step, ``lr·λ·c_g``, not the value ``λ·R``, sets how fast weights go, and ``R`` of a group lasso grows with the
+        network (ResNet-18's coupled groups: ``λ·R`` ≈ 2.5e4 at λ = 0.03 in a fit that keeps 97 % accuracy); there
+        the all-zero guard says when layers die."""
         penalty_sum, sampled, loss_sum, n = self._sums.tolist()
         if n == 0 or sampled == 0:
             return

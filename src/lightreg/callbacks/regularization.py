@@ -455,7 +455,8 @@ class RegularizationCallback(StepHookCallback):
         lam = self.current_strength(trainer.current_epoch)
         if self.penalty.sparse and zero_fraction == 1.0 and lam > 0:
             self.collapse.warn_once("all_zero", self._all_zero_message(trainer, pl_module, lam))
-        self.collapse.check_dwarf(trainer.current_epoch, self.strength)
+        if self.mode == "grad":  # only there does λ∇R enter every step beside ∇f (see CollapseWatch.check_dwarf)
+            self.collapse.check_dwarf(trainer.current_epoch, self.strength)
 
     def _all_zero_message(self, trainer: L.Trainer, pl_module: L.LightningModule, lam: float) -> str:
         if is_network(pl_module):
