@@ -130,7 +130,7 @@ def test_matches_sklearn_l1_logistic_on_breast_cancer(breast_cancer, lam: float)
     np.testing.assert_array_equal(ours.coef_ != 0, reference.coef_ != 0)
 
 
-@pytest.mark.parametrize("penalty", ["l1", "mcp"])
+@pytest.mark.parametrize("penalty", ["l1", pytest.param("mcp", marks=pytest.mark.slow)])
 def test_an_unconverged_direct_solve_warns_convergence(monkeypatch: pytest.MonkeyPatch, penalty: str) -> None:
     """The exact linear fit that stops at its iteration cap says so (scikit-learn's ConvergenceWarning, pointing at
     the caller's line), never silently: the convex direct solve and the nonconvex fit's finish inside a Trainer

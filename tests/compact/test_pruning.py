@@ -52,12 +52,12 @@ class ConcatNet(nn.Module):
 
 MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
     "cnn": (lambda: CNN(input_shape=(1, 8, 8), batch_norm=True, **TASK), (1, 8, 8)),
-    "resnet18": (lambda: ResNet(arch="resnet18", small_input=True, input_shape=(1, 8, 8), **TASK), (1, 8, 8)),
     "mlp": (lambda: MLP(input_shape=(6,), hidden_sizes=[7, 5], **TASK), (6,)),
     "skip": (SkipNet, (1, 6, 6)),
     "concat": (ConcatNet, (6,)),
 }
 SLOW_MODELS = {
+    "resnet18": (lambda: ResNet(arch="resnet18", small_input=True, input_shape=(1, 8, 8), **TASK), (1, 8, 8)),
     "resnet34": (lambda: ResNet(arch="resnet34", small_input=True, input_shape=(1, 8, 8), **TASK), (1, 8, 8)),
 }
 

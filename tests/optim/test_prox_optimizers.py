@@ -182,6 +182,7 @@ def test_state_dict_round_trip_continues_the_same_run(name: str) -> None:
     torch_cls(_model().parameters(), **kw).load_state_dict(state)
 
 
+@pytest.mark.slow  # compiles the step (a few seconds)
 def test_compiled_step_equals_eager_step() -> None:
     pytest.importorskip("torch._inductor")
     eager, _ = _run("adam", "l1", "prox", True, fused=True)
