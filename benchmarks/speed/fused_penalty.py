@@ -16,8 +16,8 @@ epoch is only 12 steps). Variants per optimizer and penalty mode (grad | prox):
 
 ``step``: the optimizer step alone on random gradients, as a ratio to torch's own optimizer (its default single-tensor
 CPU step) without a penalty: ``prox_<opt>`` without a penalty (eager, compiled), with the L1 prox (eager, compiled)
-and compiled with the penalty's value read only on logging steps (``read_value`` off: what one step in
-``log_every_n_steps`` costs less); also the torch step followed by the callback's separate prox pass.
+and, eager and compiled, with the penalty's value read only on logging steps (``read_value`` off: what the steps
+between two logging steps cost); also the torch step followed by the callback's separate prox pass.
 
 ``memory``: peak resident memory of one step above the memory before it (``VmHWM`` reset through
 ``/proc/self/clear_refs``, glibc told to map every block ≥ 64 KiB so that a freed temporary leaves the count), in a
@@ -211,7 +211,7 @@ STEP_VARIANTS = ["torch", "separate-prox", "fused-none", "fused-prox", "compiled
 
 def step_part(optimizers: list[str], repeats: int, hidden: list[int], compiled: bool) -> None:
     names = [v for v in STEP_VARIANTS if compiled or not v.startswith("compiled")]
-    names += ["compiled-prox-logging"] if compiled else []
+    names += ["fused-prox-logging", *(["compiled-prox-logging"] if compiled else [])]
     steps = {(opt, name): make_step(opt, name, hidden) for opt in optimizers for name in names}
     for fn in steps.values():  # state, buffers and compiles out of the figures
         fn(), fn()

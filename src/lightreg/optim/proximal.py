@@ -153,6 +153,7 @@ class ProximalOptimizer(Optimizer, ABC):
         self.penalties: list[FusedPenalty] = []
         self._by_param: dict[int, FusedPenalty] = {}
         self._scratch: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+        self._views: dict[tuple[torch.dtype, torch.device, torch.Size], tuple[Tensor, Tensor]] = {}  # of _scratch
         self._chunks: dict[tuple[torch.dtype, torch.device], int] = {}  # entries per scratch buffer (_chunk)
         self._compiled: bool | None = None  # None: not decided yet (the first step after plan())
         self._expected_steps = 0.0  # unknown until plan(): compile="auto" stays eager
@@ -202,14 +203,20 @@ class ProximalOptimizer(Optimizer, ABC):
 
     def _buffers(self, like: Tensor) -> tuple[Tensor, Tensor]:
         """Two scratch views shaped like ``like`` out of one buffer per dtype/device (grown when a tensor needs more;
-        at first as large as one chunk, or as the largest tensor when that is smaller)."""
+        at first as large as one chunk, or as the largest tensor when that is smaller). The views of each shape are
+        made once (slicing and viewing cost more per call than many small tensors' updates)."""
+        views = self._views.get((like.dtype, like.device, like.shape))
+        if views is not None:
+            return views
         key, n = (like.dtype, like.device), like.numel()
         buf = self._scratch.get(key)
         if buf is None or buf.numel() < 2 * n:
             largest = max(q.numel() for g in self.param_groups for q in g["params"] if (q.dtype, q.device) == key)
             size = max(n, min(largest, self._chunk(like)))
             buf = self._scratch[key] = torch.empty(2 * size, dtype=like.dtype, device=like.device)
-        return buf[:n].view_as(like), buf[n : 2 * n].view_as(like)
+            self._views = {k: v for k, v in self._views.items() if k[:2] != key}  # views of the old buffer go with it
+        views = self._views[(*key, like.shape)] = (buf[:n].view_as(like), buf[n : 2 * n].view_as(like))
+        return views
 
     def _penalty_of(self, p: Tensor, state: dict[str, Any], factor: float) -> tuple[FusedPenalty, Elementwise] | None:
         """The fused penalty of ``p`` and the part the update applies (``None`` without one or at λ = 0)."""

@@ -67,10 +67,15 @@ def _decayed_grad(
 
 
 def prox_(p: Tensor, step: float | Tensor, pen: Elementwise, s1: Tensor | None) -> None:
-    """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled)."""
+    """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled). Eager,
+    the soft-threshold is ATen's ``softshrink`` written into ``p`` (one pass, bit for bit ``p − clamp(p, −t, t)``);
+    compiled, that difference (a tensor threshold, which Inductor fuses into the update's loop)."""
     if pen.a > 0:
         t = step * pen.a
-        p.sub_(torch.clamp(p, -t, t, out=s1))
+        if isinstance(t, Tensor):
+            p.sub_(torch.clamp(p, -t, t, out=s1))
+        else:
+            torch.ops.aten.softshrink.out(p, t, out=p)
     if pen.b > 0:
         p.div_(1 + step * pen.b)
 
