@@ -98,7 +98,7 @@ def make_step(spec: tuple, widths: list[int], x: torch.Tensor, y: torch.Tensor) 
         is_last_batch=False,
         max_steps=-1,
         global_step=0,
-        _logger_connector=SimpleNamespace(should_update_logs=False),
+        log_every_n_steps=0,  # Lightning's rule then logs no step (lightreg.models.logging_steps.logging_step)
     )
     sink = SimpleNamespace(report_penalty=lambda name, value: None)
 
