@@ -8,10 +8,11 @@ pass in train mode, without gradients, over ``batches`` training batches with ``
 
     running_mean = (1/B) Σ_b mean_b,    running_var = (1/B) Σ_b var_b (unbiased, per batch)
 
-over the ``B`` batches (under DDP, over every rank's batches: :func:`average_over_ranks`). Validation figures, the checkpoints written after validation (``best.ckpt``, ``last.ckpt``)
-and what is compacted from them all see these statistics. Weights, the data order and torch's random stream of
-training are untouched (the pass runs under :func:`torch.random.fork_rng`, the loader's ``state_dict`` is restored);
-each layer's momentum and each module's train/eval mode are restored. A model without BatchNorm costs nothing.
+over the ``B`` batches (under DDP, over every rank's batches: :func:`average_over_ranks`). Validation figures, the
+checkpoints written after validation (``best.ckpt``, ``last.ckpt``) and what is compacted from them all see these
+statistics. Weights, the data order and torch's random stream of training are untouched (the pass runs under
+:func:`torch.random.fork_rng`, the loader's ``state_dict`` is restored); each layer's momentum and each module's
+train/eval mode are restored. A model without BatchNorm costs nothing.
 
 Logged: ``bn_refresh/batches`` (batches of the last refresh) and ``bn_refresh/seconds`` (its wall time).
 """
@@ -71,18 +72,14 @@ def average_over_ranks(module: nn.Module, batches: int, sum_over_ranks: Callable
     if not layers:
         return
     buffers = [b for m in layers for b in (m.running_mean, m.running_var)]
-    weight = float(batches)
-    flat = torch.cat(
-        [*(b.detach().reshape(-1).double() * weight for b in buffers), buffers[0].new_full((1,), weight).double()]
-    )
-    total = sum_over_ranks(flat)
+    dtype = torch.float64  # summed as the epoch figures are (DDP runs on CUDA or CPU, which have float64)
+    weight = torch.tensor([float(batches)], dtype=dtype, device=buffers[0].device)
+    total = sum_over_ranks(torch.cat([*(b.detach().reshape(-1).to(dtype) * weight for b in buffers), weight]))
     if total[-1] <= 0:
         return
     averaged = total[:-1] / total[-1]
-    offset = 0
-    for b in buffers:
-        b.copy_(averaged[offset : offset + b.numel()].view_as(b))
-        offset += b.numel()
+    for b, part in zip(buffers, averaged.split([b.numel() for b in buffers])):
+        b.copy_(part.view_as(b))
 
 
 class _Counted:

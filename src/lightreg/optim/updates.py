@@ -67,9 +67,10 @@ def _decayed_grad(
 
 
 def prox_(p: Tensor, step: float | Tensor, pen: Elementwise, s1: Tensor | None) -> None:
-    """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled). Eager,
-    the soft-threshold is ATen's ``softshrink`` written into ``p`` (one pass, bit for bit ``p − clamp(p, −t, t)``);
-    compiled, that difference (a tensor threshold, which Inductor fuses into the update's loop)."""
+    """``p ← S_{step·a}(p) / (1 + step·b)`` for one scalar ``step`` (a float, or a 0-dim tensor when compiled or when
+    the learning rate is a tensor). A float threshold goes through ATen's ``softshrink`` written into ``p`` (one pass,
+    bit for bit ``p − clamp(p, −t, t)``); a tensor one, which ``softshrink`` does not take, through that difference
+    (compiled, Inductor fuses it into the update's loop)."""
     if pen.a > 0:
         t = step * pen.a
         if isinstance(t, Tensor):
